@@ -1,0 +1,39 @@
+# Lifeboat: the two commands of the quickstart, and the pieces they are made of.
+#   make run   start Lifeboat on the quickstart examples (embedded defaults)
+#   make test  install what the suite needs, then lint, type-check and run every test
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test lint typecheck unit crds clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+run: $(STAMP)
+	LIFEBOAT=$(BIN)/lifeboat scripts/quickstart.sh
+
+test: $(STAMP)
+	scripts/prepare-test-env.sh
+	$(MAKE) lint typecheck
+	LIFEBOAT_REQUIRE=postgres $(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check controller tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy controller
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+crds: $(STAMP)
+	$(BIN)/lifeboat crds --out crds
+
+clean:
+	rm -rf $(VENV) .lifeboat .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Docker apps: discover, quiesce, dump and restore. Must not know the repository format."""

@@ -1,0 +1,173 @@
+"""The catalog: a SQL database (SQLite by default, PostgreSQL by URL) of observed state.
+
+It is a cache of the repository and the controller's journal: backups with per-item
+results, restore runs and events. Callers pass every time in; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, create_engine, select
+
+from controller.catalog.models import Backup, BackupItem, BackupStatus, Event, RestoreRun
+from controller.catalog.schema import ensure_schema
+from controller.errors import BackupNotFound, CatalogError
+
+
+@dataclass(frozen=True)
+class BackupFilter:
+    app_id: str | None = None
+    policy: str | None = None
+    status: BackupStatus | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Catalog:
+    def __init__(self, url: str) -> None:
+        """Open (creating or upgrading) the catalog at `url`. Raises CatalogError."""
+        self.url = url
+        try:
+            self.engine = _make_engine(url)
+            self.previous_version = ensure_schema(self.engine)
+        except SQLAlchemyError as err:
+            raise CatalogError(
+                f"cannot open the catalog {_redacted(url)}: {err.__class__.__name__}: "
+                f"{str(err.orig) if hasattr(err, 'orig') else err}".strip()
+            ) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    # Backups
+
+    def add_backup(self, backup: Backup, items: list[BackupItem] | None = None) -> Backup:
+        with self.session() as session:
+            session.add(backup)
+            for item in items or []:
+                item.backup_id = backup.backup_id
+                session.add(item)
+            session.commit()
+        return backup
+
+    def save_backup(self, backup: Backup) -> Backup:
+        with self.session() as session:
+            merged = session.merge(backup)
+            session.commit()
+            return merged
+
+    def add_items(self, backup_id: str, items: list[BackupItem]) -> None:
+        with self.session() as session:
+            for item in items:
+                item.backup_id = backup_id
+                session.add(item)
+            session.commit()
+
+    def get_backup(self, backup_id: str) -> Backup:
+        with self.session() as session:
+            backup = session.get(Backup, backup_id)
+        if backup is None:
+            raise BackupNotFound(f"no backup with id {backup_id!r} in the catalog")
+        return backup
+
+    def items_of(self, backup_id: str) -> list[BackupItem]:
+        with self.session() as session:
+            query = select(BackupItem).where(col(BackupItem.backup_id) == backup_id).order_by(col(BackupItem.id))
+            return list(session.exec(query))
+
+    def list_backups(self, where: BackupFilter | None = None) -> list[Backup]:
+        """Newest first."""
+        where = where or BackupFilter()
+        query = select(Backup)
+        if where.app_id is not None:
+            query = query.where(col(Backup.app_id) == where.app_id)
+        if where.policy is not None:
+            query = query.where(col(Backup.policy) == where.policy)
+        if where.status is not None:
+            query = query.where(col(Backup.status) == where.status)
+        if where.created_after is not None:
+            query = query.where(col(Backup.created_at) >= where.created_after)
+        if where.created_before is not None:
+            query = query.where(col(Backup.created_at) <= where.created_before)
+        query = query.order_by(col(Backup.created_at).desc()).offset(where.offset).limit(where.limit)
+        with self.session() as session:
+            return list(session.exec(query))
+
+    # Restore runs
+
+    def save_restore_run(self, run: RestoreRun) -> RestoreRun:
+        with self.session() as session:
+            merged = session.merge(run)
+            session.commit()
+            return merged
+
+    def restore_runs(self, restore_name: str) -> list[RestoreRun]:
+        with self.session() as session:
+            query = select(RestoreRun).where(col(RestoreRun.restore_name) == restore_name)
+            return list(session.exec(query.order_by(col(RestoreRun.started_at))))
+
+    # Events
+
+    def record_event(
+        self, time: datetime, kind: str, name: str, reason: str, message: str, warning: bool = False
+    ) -> Event:
+        entry = Event(
+            time=time, kind=kind, name=name, reason=reason, message=message, type="Warning" if warning else "Normal"
+        )
+        with self.session() as session:
+            session.add(entry)
+            session.commit()
+        return entry
+
+    def events_for(self, kind: str, name: str, limit: int = 20) -> list[Event]:
+        """The most recent events of one resource, oldest first."""
+        query = (
+            select(Event)
+            .where(col(Event.kind) == kind, col(Event.name) == name)
+            .order_by(col(Event.time).desc(), col(Event.id).desc())
+            .limit(limit)
+        )
+        with self.session() as session:
+            return list(reversed(list(session.exec(query))))
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

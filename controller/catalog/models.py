@@ -1,0 +1,137 @@
+"""Catalog tables: the observed state. Ids are plain strings; nothing here knows the
+repository format or Docker.
+
+The backup record keeps the seed's field names (backup_id, app_id, ..., error_message) so
+the REST API can serve them as they are; the rest is what the controller needs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import DateTime, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlmodel import Column, Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, also on SQLite, which drops the offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("catalog times must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class BackupStatus(StrEnum):
+    PENDING = "pending"  # queued
+    IN_PROGRESS = "in_progress"  # reading and uploading
+    COMPLETED = "completed"  # every item succeeded and the snapshot is committed
+    FAILED = "failed"  # some step failed; no snapshot is presented as complete
+
+
+class ItemKind(StrEnum):
+    VOLUME = "volume"  # a named Docker volume
+    BIND_MOUNT = "bind_mount"  # a host directory mounted into a container
+    PATH = "path"  # a host path from BackupPolicy.spec.paths
+    DUMP = "dump"  # a database dump stream
+    HOOK = "hook"  # a pre/post hook command
+
+
+class Backup(SQLModel, table=True):
+    __tablename__ = "backups"
+
+    backup_id: str = Field(primary_key=True)
+    app_id: str = Field(index=True)
+    app_name: str
+    backup_type: str
+    description: str = ""
+    size_bytes: int = 0
+    compressed: bool = True
+    encrypted: bool = True
+    storage_location: str = ""
+    file_path: str | None = None
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    checksum: str | None = None
+    status: BackupStatus = Field(default=BackupStatus.PENDING, index=True)
+    created_at: datetime = _time(index=True)
+    completed_at: datetime | None = _time(nullable=True)
+    error_message: str | None = None
+    # What the design adds to the seed's record:
+    policy: str | None = Field(default=None, index=True)
+    storage: str = ""
+    snapshot_id: str | None = None
+    parent_id: str | None = None
+    bytes_added: int = 0
+    files: int = 0
+    host: str = ""
+    error_code: str | None = None
+
+
+class BackupItem(SQLModel, table=True):
+    """One volume, path, dump or hook of a backup, with its own outcome."""
+
+    __tablename__ = "backup_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    backup_id: str = Field(foreign_key="backups.backup_id", index=True)
+    kind: ItemKind
+    name: str
+    bytes: int = 0
+    files: int = 0
+    exit_code: int | None = None
+    error: str | None = None
+
+
+class RestoreRun(SQLModel, table=True):
+    """One execution of a Restore resource (or an API/CLI restore)."""
+
+    __tablename__ = "restore_runs"
+
+    id: str = Field(primary_key=True)
+    restore_name: str | None = Field(default=None, index=True)
+    backup_id: str = Field(index=True)
+    target_app: str
+    phase: str
+    safety_backup_id: str | None = None
+    started_at: datetime = _time()
+    completed_at: datetime | None = _time(nullable=True)
+    message: str = ""
+
+
+class Event(SQLModel, table=True):
+    """Something that happened to a resource, for `lifeboat describe` and the API."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = _time(index=True)
+    kind: str = Field(index=True)
+    name: str = Field(index=True)
+    type: str = "Normal"  # Normal or Warning, as Kubernetes events
+    reason: str
+    message: str
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int

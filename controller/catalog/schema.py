@@ -1,0 +1,49 @@
+"""Create or upgrade the catalog's tables, recording the schema version in the database.
+
+A fresh database gets the current tables at once; an older one runs each migration after
+its recorded version, in order, in one transaction per step. A database written by a newer
+Lifeboat is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect
+from sqlmodel import SQLModel
+
+from controller.catalog.models import SchemaVersion
+from controller.errors import CatalogError
+
+# MIGRATIONS[n] upgrades a version-n catalog to version n+1. Append; never edit.
+MIGRATIONS: list[Callable[[Connection], None]] = []
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def ensure_schema(engine: Engine) -> int:
+    """Bring the catalog to SCHEMA_VERSION; return the version it had before (0 when new)."""
+    with engine.begin() as connection:
+        existing = _recorded_version(connection)
+        if existing == 0:
+            SQLModel.metadata.create_all(connection)
+            connection.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION))  # type: ignore[attr-defined]
+            return 0
+        if existing > SCHEMA_VERSION:
+            raise CatalogError(
+                f"the catalog has schema version {existing}, newer than this Lifeboat's {SCHEMA_VERSION}; "
+                "upgrade Lifeboat or point it at another catalog"
+            )
+    for version in range(existing, SCHEMA_VERSION):
+        with engine.begin() as connection:
+            MIGRATIONS[version - 1](connection)
+            connection.execute(
+                SchemaVersion.__table__.update().values(version=version + 1)  # type: ignore[attr-defined]
+            )
+    return existing
+
+
+def _recorded_version(connection: Connection) -> int:
+    if not inspect(connection).has_table(SchemaVersion.__tablename__):
+        return 0
+    row = connection.execute(SchemaVersion.__table__.select()).first()  # type: ignore[attr-defined]
+    return int(row.version) if row is not None else 0

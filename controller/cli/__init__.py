@@ -1,0 +1,1 @@
+"""The `lifeboat` command line: parse, call, render. No business logic lives here."""

@@ -1,0 +1,144 @@
+"""Turn resources and catalog rows into tables, YAML or JSON. No decisions are made here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from controller.resources.backup_policy import BackupPolicy
+from controller.resources.backup_storage import BackupStorage
+from controller.resources.kinds import Resource
+from controller.resources.loader import LoadedResource
+from controller.resources.meta import find_condition
+from controller.resources.restore import Restore
+
+if TYPE_CHECKING:
+    from controller.catalog.models import Backup, Event
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """kubectl-style: upper-case headers, columns padded, three spaces apart."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [
+        "   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [list(headers), *rows]
+    ]
+    return "\n".join(lines)
+
+
+def resource_document(loaded: LoadedResource) -> dict[str, Any]:
+    data = loaded.resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["metadata"]["generation"] = loaded.generation
+    return data
+
+
+def dump(data: Any, output: str) -> str:
+    if output == "json":
+        return json.dumps(data, indent=2, sort_keys=False)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
+def _age(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _ready(resource: Resource) -> str:
+    status = resource.status
+    conditions = status.conditions if status is not None else []
+    wanted = "Succeeded" if isinstance(resource, Restore) else "Ready"
+    condition = find_condition(conditions, wanted)
+    if condition is None:
+        return "Unknown"
+    return f"{condition.status.value} ({condition.reason})"
+
+
+def resource_rows(kind: str, resources: Sequence[LoadedResource]) -> tuple[list[str], list[list[str]]]:
+    if kind == "BackupStorage":
+        return ["NAME", "LOCATION", "READY", "SIZE"], [
+            _storage_row(r.resource) for r in resources if isinstance(r.resource, BackupStorage)
+        ]
+    if kind == "BackupPolicy":
+        return (
+            ["NAME", "APP", "STORAGE", "SCHEDULE", "SUSPEND", "READY", "LAST BACKUP", "NEXT RUN"],
+            [_policy_row(r.resource) for r in resources if isinstance(r.resource, BackupPolicy)],
+        )
+    return (
+        ["NAME", "BACKUP", "TARGET", "PHASE", "MESSAGE"],
+        [_restore_row(r.resource) for r in resources if isinstance(r.resource, Restore)],
+    )
+
+
+def _storage_row(storage: BackupStorage) -> list[str]:
+    spec = storage.spec
+    if spec.local is not None:
+        location = spec.local.path
+    else:
+        assert spec.s3 is not None
+        location = f"s3://{spec.s3.bucket}/{spec.s3.prefix}".rstrip("/")
+    size = storage.status.size_bytes if storage.status else None
+    return [storage.metadata.name, location, _ready(storage), human_bytes(size)]
+
+
+def _policy_row(policy: BackupPolicy) -> list[str]:
+    spec, status = policy.spec, policy.status
+    schedule = "-"
+    if spec.schedule is not None:
+        schedule = spec.schedule.cron or f"{spec.schedule.frequency} {spec.schedule.time}"
+    last = status.last_backup.time if status and status.last_backup else None
+    next_run = status.next_run_at if status else None
+    target = spec.app or ",".join(spec.paths)
+    return [
+        policy.metadata.name,
+        target,
+        spec.storage,
+        schedule,
+        str(spec.suspend).lower(),
+        _ready(policy),
+        _age(last),
+        _age(next_run),
+    ]
+
+
+def _restore_row(restore: Restore) -> list[str]:
+    spec, status = restore.spec, restore.status
+    source = spec.backup or f"{spec.policy}@{spec.point_in_time.isoformat() if spec.point_in_time else 'latest'}"
+    phase = status.phase.value if status else "Pending"
+    return [restore.metadata.name, source, spec.target_app or "(source app)", phase, status.message if status else ""]
+
+
+def backup_rows(backups: Sequence[Backup]) -> tuple[list[str], list[list[str]]]:
+    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED"]
+    rows = [
+        [
+            b.backup_id,
+            b.app_id,
+            b.policy or "-",
+            b.backup_type,
+            b.status.value,
+            human_bytes(b.size_bytes),
+            _age(b.created_at),
+        ]
+        for b in backups
+    ]
+    return headers, rows
+
+
+def event_rows(events: Sequence[Event]) -> tuple[list[str], list[list[str]]]:
+    return ["TIME", "TYPE", "REASON", "MESSAGE"], [[_age(e.time), e.type, e.reason, e.message] for e in events]
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,219 @@
+"""Resource verbs: validate, apply, diff, get, describe, delete, crds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from controller.cli.context import CliContext
+from controller.cli.render import (
+    backup_rows,
+    dump,
+    event_rows,
+    resource_document,
+    resource_rows,
+    table,
+)
+from controller.errors import LifeboatError, ResourceNotFound
+from controller.resources.crd import drifted_schema_files, write_schema_files
+from controller.resources.kinds import kind_choices, resolve_kind
+from controller.resources.loader import LoadResult, load_paths
+from controller.resources.store import Action
+
+_OUTPUT = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "yaml", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+_FILES = click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="File or directory of resources (repeatable).",
+)
+
+pass_context = click.make_pass_decorator(CliContext)
+
+
+def _echo_problems(result: LoadResult) -> None:
+    for problem in result.problems:
+        click.echo(str(problem), err=True)
+
+
+def _load_valid(paths: tuple[Path, ...]) -> LoadResult:
+    """Load input files; any problem aborts the command before anything is written."""
+    result = load_paths(paths)
+    if result.problems:
+        _echo_problems(result)
+        click.echo(f"error: {len(result.problems)} problem(s); nothing was changed", err=True)
+        sys.exit(1)
+    return result
+
+
+def _kind_or_exit(text: str) -> str:
+    kind = resolve_kind(text)
+    if kind is None:
+        raise click.UsageError(f"unknown kind {text!r}; expected one of {kind_choices()} or 'backups'")
+    return kind
+
+
+@click.command("apply")
+@_FILES
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@pass_context
+def apply(ctx: CliContext, paths: tuple[Path, ...], dry_run: bool) -> None:
+    """Create or update resources in the resources directory (status is kept)."""
+    incoming = _load_valid(paths)
+    for change in ctx.store.apply(incoming.resources, dry_run=dry_run):
+        suffix = " (dry run)" if dry_run else ""
+        click.echo(f"{change.kind.lower()}/{change.name} {change.action.value}{suffix}")
+
+
+@click.command("diff")
+@_FILES
+@pass_context
+def diff(ctx: CliContext, paths: tuple[Path, ...]) -> None:
+    """Show the spec changes `apply` would make. Exit 0 none, 1 changes, 2 or more on error."""
+    try:
+        result = load_paths(paths)
+        if result.problems:
+            _echo_problems(result)
+            sys.exit(2)
+        changes = ctx.store.diff(result.resources)
+    except LifeboatError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    changed = [c for c in changes if c.action != Action.UNCHANGED]
+    for change in changed:
+        click.echo(change.diff, nl=False)
+    sys.exit(1 if changed else 0)
+
+
+@click.command("get")
+@click.argument("kind")
+@click.argument("name", required=False)
+@_OUTPUT
+@click.option("--app", help="backups: only this app.")
+@click.option("--policy", help="backups: only this policy.")
+@click.option("--limit", default=50, show_default=True, help="backups: at most this many.")
+@pass_context
+def get(
+    ctx: CliContext, kind: str, name: str | None, output: str, app: str | None, policy: str | None, limit: int
+) -> None:
+    """List resources of a KIND (storages, policies, restores) or catalog backups."""
+    if kind.lower() in {"backup", "backups"}:
+        from controller.catalog.catalog import BackupFilter  # see CliContext.catalog
+
+        backups = ctx.catalog.list_backups(BackupFilter(app_id=app, policy=policy, limit=limit))
+        if name is not None:
+            backups = [ctx.catalog.get_backup(name)]
+        if output == "table":
+            click.echo(table(*backup_rows(backups)))
+        else:
+            click.echo(dump([b.model_dump(mode="json") for b in backups], output))
+        return
+    canonical = _kind_or_exit(kind)
+    result = ctx.store.load()
+    _echo_problems(LoadResult(problems=[p for p in result.problems if p.kind in (None, canonical)]))
+    found = [r for r in result.of_kind(canonical) if name is None or r.name == name]
+    if name is not None and not found:
+        raise ResourceNotFound(f'{canonical} "{name}" not found in {ctx.resources_dir}')
+    if output == "table":
+        click.echo(table(*resource_rows(canonical, found)))
+    else:
+        documents = [resource_document(r) for r in found]
+        click.echo(dump(documents[0] if name is not None else documents, output))
+
+
+@click.command("describe")
+@click.argument("kind")
+@click.argument("name")
+@_OUTPUT
+@pass_context
+def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
+    """Show one resource: source, spec, status and its recent events."""
+    canonical = _kind_or_exit(kind)
+    loaded = ctx.store.load().get(canonical, name)
+    if loaded is None:
+        raise ResourceNotFound(f'{canonical} "{name}" not found in {ctx.resources_dir}')
+    events = ctx.catalog.events_for(canonical, name)
+    if output == "json" or output == "yaml":
+        document = resource_document(loaded)
+        document["events"] = [e.model_dump(mode="json", exclude={"id"}) for e in events]
+        click.echo(dump(document, output))
+        return
+    document = resource_document(loaded)
+    click.echo(f"Source:  {loaded.path}:{loaded.line}")
+    click.echo(dump({"metadata": document["metadata"], "spec": document["spec"]}, "yaml"))
+    click.echo(dump({"status": document.get("status", {})}, "yaml"))
+    click.echo("events:" if events else "events: none recorded")
+    if events:
+        click.echo(table(*event_rows(events)))
+
+
+@click.command("delete")
+@click.argument("kind", required=False)
+@click.argument("name", required=False)
+@click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Delete the resources named in these files.",
+)
+@pass_context
+def delete(ctx: CliContext, kind: str | None, name: str | None, paths: tuple[Path, ...]) -> None:
+    """Delete resources by KIND NAME or by -f FILE (their backups are kept)."""
+    if paths and (kind or name):
+        raise click.UsageError("give either KIND NAME or -f FILE, not both")
+    if paths:
+        targets = [(r.kind, r.name) for r in _load_valid(paths).resources]
+    elif kind and name:
+        targets = [(_kind_or_exit(kind), name)]
+    else:
+        raise click.UsageError("give KIND NAME or -f FILE")
+    for target_kind, target_name in targets:
+        change = ctx.store.delete(target_kind, target_name)
+        click.echo(f"{change.kind.lower()}/{change.name} {change.action.value}")
+
+
+@click.command("crds")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("crds"), show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 if the files differ from the models; write nothing.")
+def crds(out: Path, check: bool) -> None:
+    """Generate the kinds' JSON Schemas (one file per kind) from the models."""
+    if check:
+        drifted = drifted_schema_files(out)
+        if drifted:
+            click.echo(f"error: out of date: {', '.join(drifted)}; run `lifeboat crds --out {out}`", err=True)
+            sys.exit(1)
+        click.echo("schemas up to date")
+        return
+    for path in write_schema_files(out):
+        click.echo(f"wrote {path}")
+
+
+@click.command("validate")
+@_FILES
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check resource files; list every problem with file:line and field. Exit 1 if any."""
+    result = load_paths(paths)
+    _echo_problems(result)
+    if result.problems:
+        click.echo(f"{len(result.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo(f"{len(result.resources)} resource(s) valid")
+
+
+def register_resource_commands(group: click.Group) -> None:
+    for command in (validate, apply, diff, get, describe, delete, crds):
+        group.add_command(command)

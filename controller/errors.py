@@ -1,0 +1,120 @@
+"""The one exception tree of Lifeboat. Imports nothing from the project.
+
+```
+LifeboatError              .code; str(e) is one sentence a person can act on
+├── InvalidResource        → Ready=False, reason=Invalid
+├── WriteConflict          a file's spec changed since it was read: re-read and retry
+├── CatalogError           the catalog database cannot be opened or migrated
+├── TransientError         retried (storage/retrying.py, the reconciler's action runner)
+│   ├── StorageUnavailable
+│   └── DockerUnavailable
+├── BackupNotFound         BACKUP_NOT_FOUND
+├── BackupCreateFailed     BACKUP_CREATE_FAILED
+├── BackupCorrupted        BACKUP_CORRUPTED
+├── RestoreFailed          RESTORE_FAILED
+└── QuotaExceeded          BACKUP_QUOTA_EXCEEDED
+```
+
+Messages say what, where, and what next, and never hold a secret. The mapping from
+codes to HTTP statuses lives once, in `controller.api`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LifeboatError(Exception):
+    """Base of every error Lifeboat raises on purpose."""
+
+    code: str = "LIFEBOAT_ERROR"
+
+
+@dataclass(frozen=True)
+class ResourceProblem:
+    """One problem in one resource file: where it is and what was expected."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    kind: str | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        what = f'{self.kind} "{self.name}" ' if self.kind and self.name else (f"{self.kind} " if self.kind else "")
+        field = f"{self.field}: " if self.field else ""
+        return f"{where} {what}{field}{self.message}"
+
+
+class InvalidResource(LifeboatError):
+    """A resource document failed validation; carries every problem found."""
+
+    code = "INVALID_RESOURCE"
+
+    def __init__(self, problems: list[ResourceProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class InvalidConfig(LifeboatError):
+    """The global configuration file is unreadable or has a bad field."""
+
+    code = "INVALID_CONFIG"
+
+
+class WriteConflict(LifeboatError):
+    """The document's spec changed on disk since the caller read it; re-read and retry."""
+
+    code = "WRITE_CONFLICT"
+
+
+class ResourceNotFound(LifeboatError):
+    """No resource of that kind and name exists in the resources directory."""
+
+    code = "RESOURCE_NOT_FOUND"
+
+
+class CatalogError(LifeboatError):
+    """The catalog database cannot be opened, migrated or written."""
+
+    code = "CATALOG_ERROR"
+
+
+class TransientError(LifeboatError):
+    """A failure that may succeed when tried again (connection reset, throttling, 5xx)."""
+
+    code = "TRANSIENT"
+
+
+class StorageUnavailable(TransientError):
+    """The storage backend could not be reached or answered with a retryable error."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
+class DockerUnavailable(TransientError):
+    """The Docker engine could not be reached."""
+
+    code = "DOCKER_UNAVAILABLE"
+
+
+class BackupNotFound(LifeboatError):
+    code = "BACKUP_NOT_FOUND"
+
+
+class BackupCreateFailed(LifeboatError):
+    code = "BACKUP_CREATE_FAILED"
+
+
+class BackupCorrupted(LifeboatError):
+    code = "BACKUP_CORRUPTED"
+
+
+class RestoreFailed(LifeboatError):
+    code = "RESTORE_FAILED"
+
+
+class QuotaExceeded(LifeboatError):
+    code = "BACKUP_QUOTA_EXCEEDED"

@@ -1,0 +1,1 @@
+"""The reconcile loop: the only package that combines engines (apps, repository, catalog)."""

@@ -1,0 +1,1 @@
+"""The deduplicating, encrypted repository over a Storage. Must not know Docker, YAML or SQL."""

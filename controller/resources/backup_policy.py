@@ -1,0 +1,166 @@
+"""BackupPolicy: what to back up (an app or host paths), when, and how long to keep it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from controller.resources.meta import (
+    API_VERSION,
+    ApiVersion,
+    Condition,
+    DnsLabel,
+    Model,
+    ObjectMeta,
+    SecretRef,
+    StatusMode,
+)
+from controller.resources.schedule import Schedule
+
+
+class Consistency(StrEnum):
+    ONLINE = "online"  # dump databases, read files while the app runs
+    PAUSE = "pause"  # dump, then pause the app's running containers while volumes are read
+    STOP = "stop"  # dump, then stop the app's running containers while volumes are read
+
+
+class BackupType(StrEnum):
+    FULL = "full"  # re-read every file
+    INCREMENTAL = "incremental"  # skip files unchanged since the app's previous backup
+    DIFFERENTIAL = "differential"  # skip files unchanged since the app's last full backup
+
+
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"  # removing the policy keeps its backups
+    DELETE = "Delete"  # removing the policy forgets its backups
+
+
+class OnError(StrEnum):
+    FAIL = "fail"  # a failed hook fails the backup
+    CONTINUE = "continue"  # a failed hook is recorded and the backup goes on
+
+
+class DatabaseEngine(StrEnum):
+    POSTGRESQL = "postgresql"
+    MYSQL = "mysql"
+    MARIADB = "mariadb"
+    MONGODB = "mongodb"
+
+
+class Include(Model):
+    volumes: list[str] = Field(
+        default_factory=lambda: ["*"], description="Named volumes to read (glob patterns); [] for none."
+    )
+    bind_mounts: bool = Field(default=True, description="Read the app's bind-mounted host directories.")
+    databases: bool = Field(default=True, description="Dump the app's databases.")
+
+
+class DatabaseOverride(Model):
+    service: str = Field(description="Compose service running the database.")
+    engine: DatabaseEngine | None = Field(default=None, description="When the image does not tell.")
+    names: list[str] = Field(default_factory=list, description="Databases to dump; all when empty.")
+    username: str | None = Field(default=None, description="User for the dump; from the environment when unset.")
+    password: SecretRef | None = Field(default=None, description="Password reference; from the container when unset.")
+
+
+class Hook(Model):
+    service: str = Field(description="Compose service whose container runs the command.")
+    command: list[str] = Field(min_length=1, description="argv run with docker exec.")
+    timeout_seconds: int = Field(default=300, ge=1, le=86400)
+    on_error: OnError = OnError.FAIL
+
+
+class Hooks(Model):
+    pre: list[Hook] = Field(default_factory=list)
+    post: list[Hook] = Field(default_factory=list)
+
+
+class Retention(Model):
+    days: int | None = Field(default=None, ge=0, description="Keep every backup younger than this many days.")
+    keep_last: int | None = Field(default=None, ge=0)
+    keep_daily: int | None = Field(default=None, ge=0)
+    keep_weekly: int | None = Field(default=None, ge=0)
+    keep_monthly: int | None = Field(default=None, ge=0)
+    keep_yearly: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _at_least_one_rule(self) -> Retention:
+        if all(value is None for value in self.model_dump().values()):
+            raise ValueError(
+                "expected at least one rule: days, keepLast, keepDaily, keepWeekly, keepMonthly or keepYearly"
+            )
+        return self
+
+
+class Compression(StrEnum):
+    OFF = "off"  # store blobs as they are
+    AUTO = "auto"  # zstd at a fast level, raw when it does not help
+    MAX = "max"  # zstd at a slow, tight level
+
+
+class BackupPolicySpec(Model):
+    app: DnsLabel | None = Field(default=None, description="Compose project name of the app to back up.")
+    paths: list[str] = Field(default_factory=list, description="Host paths to back up (absolute).")
+    include: Include = Field(default_factory=Include)
+    databases: list[DatabaseOverride] = Field(default_factory=list, description="Per-service database settings.")
+    consistency: Consistency = Consistency.ONLINE
+    hooks: Hooks = Field(default_factory=Hooks)
+    schedule: Schedule | None = Field(default=None, description="When to back up; manual only when unset.")
+    backup_type: BackupType = BackupType.INCREMENTAL
+    retention: Retention
+    storage: DnsLabel = Field(description="Name of the BackupStorage that receives the backups.")
+    compression: Compression = Compression.AUTO
+    suspend: bool = Field(default=False, description="Stop scheduling; existing backups are untouched.")
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    status_mode: StatusMode = StatusMode.INLINE
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"expected absolute paths, got {path!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_back_up(self) -> BackupPolicySpec:
+        if self.app is None and not self.paths:
+            raise ValueError("expected 'app' (a Compose project) or 'paths' (host directories), or both")
+        return self
+
+
+class LastBackup(Model):
+    id: str
+    time: datetime
+    type: BackupType
+    size_bytes: int = 0
+    bytes_added: int = 0
+    duration_seconds: float = 0.0
+
+
+class BackupCounts(Model):
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retained: int = 0
+
+
+class BackupPolicyStatus(Model):
+    observed_generation: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    last_backup: LastBackup | None = None
+    last_successful_backup_time: datetime | None = None
+    next_run_at: datetime | None = None
+    counts: BackupCounts = Field(default_factory=BackupCounts)
+    last_error: str | None = None
+
+
+class BackupPolicy(Model):
+    api_version: ApiVersion = API_VERSION
+    kind: Literal["BackupPolicy"] = "BackupPolicy"
+    metadata: ObjectMeta
+    spec: BackupPolicySpec
+    status: BackupPolicyStatus | None = None

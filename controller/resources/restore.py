@@ -1,0 +1,80 @@
+"""Restore: a one-shot request to bring an app back to a backup. A terminal phase is final."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from controller.resources.meta import API_VERSION, ApiVersion, Condition, DnsLabel, Model, ObjectMeta
+
+# RFC 3339 date-time: full date, 'T' (or space), time, mandatory offset.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+class RestorePhase(StrEnum):
+    PENDING = "Pending"  # accepted, waiting for its app to be free
+    RUNNING = "Running"  # side effects have started
+    SUCCEEDED = "Succeeded"  # the app runs on the restored data
+    FAILED = "Failed"  # nothing was changed, or the change could not be undone (message says which)
+    ROLLED_BACK = "RolledBack"  # the restore failed and the safety backup was put back
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in {RestorePhase.SUCCEEDED, RestorePhase.FAILED, RestorePhase.ROLLED_BACK}
+
+
+class RestoreSpec(Model):
+    backup: str | None = Field(default=None, description="Id of the backup to restore.")
+    policy: DnsLabel | None = Field(default=None, description="Restore from this policy's backups.")
+    point_in_time: datetime | None = Field(
+        default=None,
+        description="RFC 3339 instant: the latest successful backup at or before it (with 'policy').",
+    )
+    target_app: DnsLabel | None = Field(default=None, description="App to restore into; the source app by default.")
+    volumes: list[str] | None = Field(default=None, description="Volumes to restore; all when unset.")
+    databases: list[str] | None = Field(default=None, description="Database services to restore; all when unset.")
+    stop_app: bool = Field(default=True, description="Stop the target's running containers during the restore.")
+    safety_backup: bool = Field(default=True, description="Back up the target's current state first.")
+    verify: bool = Field(default=True, description="Wait for the app's health checks after the restore.")
+
+    @field_validator("point_in_time", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("expected an RFC 3339 time with an offset, e.g. 2026-11-20T02:00:00Z")
+            return value
+        if not isinstance(value, str) or not _RFC3339.match(value):
+            raise ValueError(f"expected an RFC 3339 time such as 2026-11-20T02:00:00Z, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RestoreSpec:
+        if (self.backup is None) == (self.policy is None):
+            raise ValueError("expected exactly one of 'backup' (an id) or 'policy' (with optional pointInTime)")
+        if self.point_in_time is not None and self.policy is None:
+            raise ValueError("'pointInTime' needs 'policy'")
+        return self
+
+
+class RestoreStatus(Model):
+    observed_generation: str | None = None
+    phase: RestorePhase = RestorePhase.PENDING
+    conditions: list[Condition] = Field(default_factory=list)
+    backup_id: str | None = Field(default=None, description="The backup resolved from spec.")
+    safety_backup_id: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    message: str = ""
+
+
+class Restore(Model):
+    api_version: ApiVersion = API_VERSION
+    kind: Literal["Restore"] = "Restore"
+    metadata: ObjectMeta
+    spec: RestoreSpec
+    status: RestoreStatus | None = None

@@ -1,0 +1,118 @@
+"""The resource verbs as a person runs them: exit codes, one line per problem, JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.builders import a_policy, a_storage, as_yaml
+from tests.e2e.conftest import Lifeboat
+
+ROOT = Path(__file__).parents[2]
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_validate_examples_exits_zero(lifeboat: Lifeboat) -> None:
+    result = lifeboat("validate", "-f", str(ROOT / "examples"))
+    assert result.code == 0, result.err
+    assert "resource(s) valid" in result.out
+
+
+def test_validate_broken_fixtures_prints_one_line_per_problem(lifeboat: Lifeboat) -> None:
+    result = lifeboat("validate", "-f", str(ROOT / "tests" / "fixtures" / "broken"))
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    problems, summary = lines[:-1], lines[-1]
+    assert summary == "9 problem(s) found"
+    assert len(problems) == 9
+    for line in problems:
+        location = line.split(" ", 1)[0]
+        file, _, number = location.rpartition(":")
+        assert file.endswith(".yaml") and number.isdigit(), line
+    assert any('schedule.yaml:9 BackupPolicy "bad-time" spec.schedule.time: expected HH:MM' in p for p in problems)
+
+
+def test_apply_get_describe_delete_round_trip(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    source = write(tmp_path / "in" / "app.yaml", as_yaml(a_storage()) + "---\n" + as_yaml(a_policy()))
+    applied = lifeboat("apply", "-f", str(source))
+    assert applied.code == 0, applied.err
+    assert applied.out.splitlines() == ["backupstorage/local created", "backuppolicy/wordpress001 created"]
+
+    table = lifeboat("get", "policies")
+    assert table.code == 0, table.err
+    header, row = table.out.splitlines()
+    assert header.split()[:3] == ["NAME", "APP", "STORAGE"]
+    assert row.split()[:3] == ["wordpress001", "wordpress001", "local"]
+
+    as_json = json.loads(lifeboat("get", "backuppolicy", "wordpress001", "-o", "json").out)
+    assert as_json["spec"]["retention"] == {"keepLast": 7}
+    assert len(as_json["metadata"]["generation"]) == 16
+
+    described = lifeboat("describe", "policy", "wordpress001")
+    assert described.code == 0, described.err
+    assert "Source:" in described.out and "events: none recorded" in described.out
+
+    assert lifeboat("delete", "policy", "wordpress001").out.strip() == "backuppolicy/wordpress001 deleted"
+    missing = lifeboat("get", "policy", "wordpress001")
+    assert missing.code == 1
+    assert missing.err.strip() == f'error: BackupPolicy "wordpress001" not found in {lifeboat.resources}'
+
+
+def test_apply_with_any_invalid_document_changes_nothing(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    bad = a_policy("bad", spec={"schedule": {"frequency": "daily", "time": "25:00"}})
+    source = write(tmp_path / "in.yaml", as_yaml(a_storage()) + "---\n" + as_yaml(bad))
+    result = lifeboat("apply", "-f", str(source))
+    assert result.code == 1
+    assert "spec.schedule.time" in result.err and "nothing was changed" in result.err
+    assert not lifeboat.resources.exists()
+
+
+def test_diff_exit_codes_follow_kubectl(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    source = write(tmp_path / "p.yaml", as_yaml(a_policy()))
+    assert lifeboat("diff", "-f", str(source)).code == 1  # would create
+    lifeboat("apply", "-f", str(source))
+    same = lifeboat("diff", "-f", str(source))
+    assert (same.code, same.out) == (0, "")
+    write(source, as_yaml(a_policy(spec={"suspend": True})))
+    changed = lifeboat("diff", "-f", str(source))
+    assert changed.code == 1 and "+  suspend: true" in changed.out
+    write(source, "kind: [")
+    assert lifeboat("diff", "-f", str(source)).code == 2
+
+
+def test_apply_dry_run_and_status_survives_apply(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    source = write(tmp_path / "p.yaml", as_yaml(a_policy()))
+    dry = lifeboat("apply", "--dry-run", "-f", str(source))
+    assert dry.out.strip() == "backuppolicy/wordpress001 created (dry run)"
+    assert not lifeboat.resources.exists()
+    lifeboat("apply", "-f", str(source))
+    live = lifeboat.resources / "policies" / "wordpress001.yaml"
+    live.write_text(live.read_text() + "status:\n  lastError: from controller\n")
+    write(source, as_yaml(a_policy(spec={"suspend": True})))
+    assert lifeboat("apply", "-f", str(source)).out.strip() == "backuppolicy/wordpress001 configured"
+    data = yaml.safe_load(live.read_text())
+    assert data["spec"]["suspend"] is True and data["status"]["lastError"] == "from controller"
+
+
+def test_get_backups_from_an_empty_catalog(lifeboat: Lifeboat) -> None:
+    result = lifeboat("get", "backups", "-o", "json")
+    assert (result.code, json.loads(result.out)) == (0, [])
+
+
+def test_unknown_kind_is_a_usage_error(lifeboat: Lifeboat) -> None:
+    result = lifeboat("get", "widgets")
+    assert result.code == 2 and "unknown kind 'widgets'" in result.err
+
+
+def test_bad_config_file_is_one_line(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    config = write(tmp_path / "backup.yaml", "limits:\n  max_concurrent_backups: zero\n")
+    result = lifeboat("--config", str(config), "get", "policies")
+    assert result.code == 1
+    assert result.err.count("\n") == 1 and "limits.max_concurrent_backups" in result.err

@@ -1,0 +1,162 @@
+"""The catalog on SQLite and on a real PostgreSQL server: the same behaviour on both."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from controller.catalog.catalog import BackupFilter, Catalog
+from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind, RestoreRun
+from controller.catalog.schema import SCHEMA_VERSION
+from controller.errors import BackupNotFound, CatalogError
+
+T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'nested' / 'catalog.db'}"
+    server: str = request.getfixturevalue("postgres_url")
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {database}"))
+    engine.dispose()
+    return server.rsplit("/", 1)[0] + f"/{database}"
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Iterator[Catalog]:
+    opened = Catalog(catalog_url)
+    yield opened
+    opened.close()
+
+
+def a_backup(backup_id: str, app: str = "wordpress001", minutes: int = 0, **fields: object) -> Backup:
+    return Backup(
+        backup_id=backup_id,
+        app_id=app,
+        app_name=app,
+        backup_type="incremental",
+        created_at=T0 + timedelta(minutes=minutes),
+        **fields,
+    )
+
+
+def test_new_catalog_is_created_at_the_current_schema_version(catalog: Catalog, catalog_url: str) -> None:
+    assert catalog.previous_version == 0
+    again = Catalog(catalog_url)
+    assert again.previous_version == SCHEMA_VERSION
+    again.close()
+
+
+def test_backup_round_trip_with_items_and_aware_times(catalog: Catalog) -> None:
+    items = [
+        BackupItem(backup_id="", kind=ItemKind.VOLUME, name="uploads", bytes=1234, files=3),
+        BackupItem(backup_id="", kind=ItemKind.DUMP, name="db/mariadb", bytes=99, exit_code=0),
+    ]
+    catalog.add_backup(
+        a_backup(
+            "bk-1", policy="wp", size_bytes=1333, status=BackupStatus.COMPLETED, completed_at=T0 + timedelta(seconds=42)
+        ),
+        items,
+    )
+    stored = catalog.get_backup("bk-1")
+    assert (stored.status, stored.size_bytes, stored.policy) == (BackupStatus.COMPLETED, 1333, "wp")
+    assert stored.created_at == T0 and stored.created_at.tzinfo is not None
+    assert stored.completed_at == T0 + timedelta(seconds=42)
+    assert [(i.kind, i.name, i.bytes) for i in catalog.items_of("bk-1")] == [
+        (ItemKind.VOLUME, "uploads", 1234),
+        (ItemKind.DUMP, "db/mariadb", 99),
+    ]
+
+
+def test_unknown_backup_is_backup_not_found(catalog: Catalog) -> None:
+    with pytest.raises(BackupNotFound, match="'bk-missing'"):
+        catalog.get_backup("bk-missing")
+
+
+def test_save_backup_updates_status(catalog: Catalog) -> None:
+    backup = catalog.add_backup(a_backup("bk-2", status=BackupStatus.IN_PROGRESS))
+    backup.status, backup.error_message = BackupStatus.FAILED, "dump exited 2"
+    catalog.save_backup(backup)
+    assert catalog.get_backup("bk-2").error_message == "dump exited 2"
+
+
+def test_list_filters_and_orders_newest_first(catalog: Catalog) -> None:
+    for index in range(6):
+        catalog.add_backup(
+            a_backup(
+                f"bk-{index}",
+                app="wp" if index % 2 else "gitea",
+                minutes=index,
+                status=BackupStatus.COMPLETED if index < 4 else BackupStatus.FAILED,
+            )
+        )
+    assert [b.backup_id for b in catalog.list_backups()] == [f"bk-{i}" for i in range(5, -1, -1)]
+    assert [b.backup_id for b in catalog.list_backups(BackupFilter(app_id="wp"))] == ["bk-5", "bk-3", "bk-1"]
+    failed = catalog.list_backups(BackupFilter(status=BackupStatus.FAILED))
+    assert [b.backup_id for b in failed] == ["bk-5", "bk-4"]
+    window = BackupFilter(created_after=T0 + timedelta(minutes=1), created_before=T0 + timedelta(minutes=3))
+    assert [b.backup_id for b in catalog.list_backups(window)] == ["bk-3", "bk-2", "bk-1"]
+    page = catalog.list_backups(BackupFilter(limit=2, offset=2))
+    assert [b.backup_id for b in page] == ["bk-3", "bk-2"]
+
+
+def test_events_keep_the_most_recent_in_order(catalog: Catalog) -> None:
+    for minute in range(30):
+        catalog.record_event(T0 + timedelta(minutes=minute), "BackupPolicy", "wp", "BackupSucceeded", f"#{minute}")
+    catalog.record_event(T0, "BackupPolicy", "other", "BackupFailed", "x", warning=True)
+    events = catalog.events_for("BackupPolicy", "wp", limit=5)
+    assert [e.message for e in events] == ["#25", "#26", "#27", "#28", "#29"]
+    assert catalog.events_for("BackupPolicy", "other")[0].type == "Warning"
+
+
+def test_restore_runs(catalog: Catalog) -> None:
+    catalog.save_restore_run(
+        RestoreRun(
+            id="r-1", restore_name="wp-restore", backup_id="bk-1", target_app="wp", phase="Running", started_at=T0
+        )
+    )
+    catalog.save_restore_run(
+        RestoreRun(
+            id="r-1",
+            restore_name="wp-restore",
+            backup_id="bk-1",
+            target_app="wp",
+            phase="Succeeded",
+            started_at=T0,
+            safety_backup_id="bk-s",
+        )
+    )
+    runs = catalog.restore_runs("wp-restore")
+    assert [(r.phase, r.safety_backup_id) for r in runs] == [("Succeeded", "bk-s")]
+
+
+def test_naive_times_are_refused(catalog: Catalog) -> None:
+    with pytest.raises(Exception, match="timezone-aware"):
+        catalog.add_backup(
+            Backup(backup_id="bk-n", app_id="a", app_name="a", backup_type="full", created_at=datetime(2026, 1, 1))
+        )
+
+
+def test_catalog_from_a_newer_lifeboat_is_refused(catalog_url: str) -> None:
+    Catalog(catalog_url).close()
+    engine = create_engine(catalog_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE schema_version SET version = 999"))
+    engine.dispose()
+    with pytest.raises(CatalogError, match="schema version 999, newer"):
+        Catalog(catalog_url)
+
+
+def test_unreachable_database_is_one_clear_error_without_password() -> None:
+    with pytest.raises(CatalogError, match=r"cannot open the catalog postgresql://u:\*\*\*@127.0.0.1:1/db") as caught:
+        Catalog("postgresql://u:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in str(caught.value)

@@ -1,0 +1,21 @@
+"""Session-wide real services for integration tests (started here, or skipped with the reason)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.postgres import postgres_server
+from tests.support.required import skip_or_fail
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    try:
+        with postgres_server() as url:
+            yield url
+    except (FileNotFoundError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        skip_or_fail("postgres", detail.strip()[-300:])
