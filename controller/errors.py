@@ -5,6 +5,10 @@ LifeboatError              .code; str(e) is one sentence a person can act on
 ├── InvalidResource        → Ready=False, reason=Invalid
 ├── WriteConflict          a file's spec changed since it was read: re-read and retry
 ├── CatalogError           the catalog database cannot be opened or migrated
+├── StorageError           permanent storage failure (no space, permission, bad key)
+│   └── ObjectNotFound
+├── RepositoryError        the repository cannot be used as asked (no such repository, locked)
+│   └── WrongPassphrase
 ├── TransientError         retried (storage/retrying.py, the reconciler's action runner)
 │   ├── StorageUnavailable
 │   └── DockerUnavailable
@@ -80,6 +84,30 @@ class CatalogError(LifeboatError):
     """The catalog database cannot be opened, migrated or written."""
 
     code = "CATALOG_ERROR"
+
+
+class StorageError(LifeboatError):
+    """A storage operation failed and retrying will not help (no space, permission denied)."""
+
+    code = "STORAGE_ERROR"
+
+
+class ObjectNotFound(StorageError):
+    """The object does not exist in the storage."""
+
+    code = "OBJECT_NOT_FOUND"
+
+
+class RepositoryError(LifeboatError):
+    """The repository cannot be used as asked (not initialised, already initialised, ...)."""
+
+    code = "REPOSITORY_ERROR"
+
+
+class WrongPassphrase(RepositoryError):
+    """No key file of the repository opens with the given passphrase."""
+
+    code = "WRONG_PASSPHRASE"
 
 
 class TransientError(LifeboatError):

@@ -1,0 +1,430 @@
+"""Archiver: turn directories and byte streams into one snapshot.
+
+The walk runs in the calling thread and hands each regular file to a worker pool; a
+directory's tree blob is written once its files are done, children before parents, and the
+snapshot last — after the index — so nothing half-written is ever reachable. Incremental:
+a file whose inode, size, mtime and ctime equal its node in the parent snapshot, with all
+chunks present, is not read again. A file that changes while it is read is read once more,
+and reported if it changes again.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from pyfastcdc import FastCDC
+
+from controller.repository.blobs import BlobType
+from controller.repository.records import Node, NodeType, Snapshot, Summary, encode_tree
+from controller.repository.repository import Repository, SnapshotEntry
+from controller.repository.writer import BlobWriter
+
+_READ_ATTEMPTS = 2
+_WHOLE_FILE_LIMIT = 16 * 1024 * 1024  # files up to this size are read in one call
+
+
+@dataclass(frozen=True)
+class DirectorySource:
+    name: str  # where it appears in the snapshot ("" for the root, "volumes/uploads" nests)
+    path: Path
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    name: str  # file path inside the snapshot, e.g. "dumps/db.sql"
+    reader: BinaryIO  # read until EOF; its length need not be known
+
+
+Source = DirectorySource | StreamSource
+
+
+@dataclass
+class Progress:
+    files: int = 0
+    bytes_read: int = 0
+    bytes_added: int = 0
+    current: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class ArchiveResult:
+    id: str
+    snapshot: Snapshot
+    problems: list[str]  # unreadable files and files that kept changing: the snapshot is incomplete
+
+
+class _Job:
+    """A file read in a worker; the tree waits on `future` for its content ids."""
+
+    def __init__(self, node: Node, future: Future[list[str]]) -> None:
+        self.node, self.future = node, future
+
+
+class Archiver:
+    def __init__(
+        self,
+        repository: Repository,
+        *,
+        parent: SnapshotEntry | None = None,
+        compression: str = "auto",
+        workers: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.repository = repository
+        self.parent = parent
+        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.compression = compression
+        self._progress_callback = progress
+        self._progress = Progress()
+        self._lock = threading.Lock()
+        self._problems: list[str] = []  # the snapshot is incomplete because of these
+        self._notes: list[str] = []  # worth recording, not a failure (skipped sockets)
+        self._summary = Summary()
+        self._hardlinks: dict[tuple[int, int], Future[list[str]]] = {}
+        self._local = threading.local()
+
+    def _cdc(self) -> FastCDC:
+        found: FastCDC | None = getattr(self._local, "cdc", None)
+        if found is None:
+            params = self.repository.config.chunker
+            # pyfastcdc's average is avg_size + min_size (cut-point skipping), hence the subtraction.
+            found = FastCDC(params.avg_size - params.min_size, min_size=params.min_size, max_size=params.max_size)
+            self._local.cdc = found
+        return found
+
+    def run(self, sources: list[Source], tags: dict[str, str], hostname: str, time_rfc3339: str) -> ArchiveResult:
+        """Archive `sources` into a new snapshot; raises on storage errors (nothing is committed)."""
+        started = time.monotonic()
+        self._check_sources(sources)
+        writer = self.repository.blob_writer(self.compression)
+        slots = threading.BoundedSemaphore(self.workers * 4)  # bounds queued work, hence memory
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="archive")
+        try:
+            root = self._archive_sources(sources, writer, pool, slots, time_rfc3339)
+            writer.finish()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            writer.abort()
+            raise
+        pool.shutdown(wait=True)
+        self._summary.bytes_added = writer.bytes_added
+        self._summary.blobs_added = writer.blobs_added
+        self._summary.duration_seconds = round(time.monotonic() - started, 3)
+        snapshot = Snapshot(
+            time=time_rfc3339,
+            tree=root,
+            hostname=hostname,
+            tags=tags,
+            paths=[s.name for s in sources],
+            parent=self.parent.id if self.parent else None,
+            summary=self._summary,
+            warnings=[*self._problems, *self._notes],
+        )
+        snapshot_id = self.repository.save_snapshot(snapshot)
+        return ArchiveResult(snapshot_id, snapshot, list(self._problems))
+
+    @staticmethod
+    def _check_sources(sources: list[Source]) -> None:
+        names = [s.name for s in sources]
+        if "" in names and len(names) > 1:
+            raise ValueError("a source at the snapshot root must be the only source")
+        if len(set(names)) != len(names):
+            raise ValueError("two sources have the same name in the snapshot")
+
+    # Building the root
+
+    def _archive_sources(
+        self,
+        sources: list[Source],
+        writer: BlobWriter,
+        pool: ThreadPoolExecutor,
+        slots: threading.BoundedSemaphore,
+        when: str,
+    ) -> str:
+        mtime_ns = _rfc3339_to_ns(when)
+        if len(sources) == 1 and sources[0].name == "" and isinstance(sources[0], DirectorySource):
+            parent_nodes = self._parent_nodes([])
+            node = self._walk_dir(sources[0].path, "", parent_nodes, writer, pool, slots)
+            assert node.subtree is not None
+            return node.subtree
+        layout: dict[str, object] = {}
+        for source in sources:
+            parts = [p for p in source.name.split("/") if p]
+            folder = layout
+            for part in parts[:-1]:
+                folder = folder.setdefault(part, {})  # type: ignore[assignment]
+            folder[parts[-1]] = source
+        return self._materialise(layout, [], writer, pool, slots, mtime_ns)
+
+    def _materialise(
+        self,
+        layout: dict[str, object],
+        path: list[str],
+        writer: BlobWriter,
+        pool: ThreadPoolExecutor,
+        slots: threading.BoundedSemaphore,
+        mtime_ns: int,
+    ) -> str:
+        nodes: list[Node] = []
+        for name, item in sorted(layout.items()):
+            if isinstance(item, dict):
+                subtree = self._materialise(item, [*path, name], writer, pool, slots, mtime_ns)
+                nodes.append(Node(name, NodeType.DIR, mode=0o755, mtime_ns=mtime_ns, subtree=subtree))
+                self._summary.dirs += 1
+            elif isinstance(item, DirectorySource):
+                node = self._walk_dir(
+                    item.path, "/".join([*path, name]), self._parent_nodes([*path, name]), writer, pool, slots
+                )
+                node.name = name
+                nodes.append(node)
+            else:
+                assert isinstance(item, StreamSource)
+                nodes.append(self._archive_stream(item, name, writer, mtime_ns))
+        return self._save_tree(nodes, writer)
+
+    def _parent_nodes(self, path: list[str]) -> dict[str, Node] | None:
+        """The parent snapshot's entries of the directory at `path`, if it has one."""
+        if self.parent is None:
+            return None
+        tree_id: str | None = self.parent.snapshot.tree
+        for part in path:
+            nodes = {n.name: n for n in self.repository.load_tree(tree_id)} if tree_id else {}
+            node = nodes.get(part)
+            tree_id = node.subtree if node is not None and node.type == NodeType.DIR else None
+            if tree_id is None:
+                return None
+        return {n.name: n for n in self.repository.load_tree(tree_id)} if tree_id else None
+
+    # Directories
+
+    def _walk_dir(
+        self,
+        path: Path,
+        shown: str,
+        parent: dict[str, Node] | None,
+        writer: BlobWriter,
+        pool: ThreadPoolExecutor,
+        slots: threading.BoundedSemaphore,
+    ) -> Node:
+        info = os.lstat(path)
+        node = _node_from_stat(path.name, NodeType.DIR, info, path)
+        nodes: list[Node] = []
+        jobs: list[_Job] = []
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as err:
+            self._problem(f"unreadable directory {shown or path}: {err.strerror}")
+            entries = []
+        for entry in entries:
+            child_path = Path(entry.path)
+            child_shown = f"{shown}/{entry.name}" if shown else entry.name
+            try:
+                child = os.lstat(child_path)
+            except OSError as err:
+                self._problem(f"cannot stat {child_shown}: {err.strerror}")
+                continue
+            mode = child.st_mode
+            if stat.S_ISDIR(mode):
+                sub_parent = None
+                if parent is not None and (old := parent.get(entry.name)) and old.subtree:
+                    sub_parent = {n.name: n for n in self.repository.load_tree(old.subtree)}
+                nodes.append(self._walk_dir(child_path, child_shown, sub_parent, writer, pool, slots))
+            elif stat.S_ISREG(mode):
+                file_node = _node_from_stat(entry.name, NodeType.FILE, child, child_path)
+                reused = self._reuse(file_node, parent.get(entry.name) if parent else None)
+                if reused:
+                    nodes.append(file_node)
+                else:
+                    jobs.append(_Job(file_node, self._submit_file(child_path, child_shown, child, pool, slots, writer)))
+            elif stat.S_ISLNK(mode):
+                link = _node_from_stat(entry.name, NodeType.SYMLINK, child, child_path)
+                link.target = os.fsdecode(os.readlink(child_path))
+                nodes.append(link)
+            elif stat.S_ISFIFO(mode):
+                nodes.append(_node_from_stat(entry.name, NodeType.FIFO, child, child_path))
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                kind = NodeType.CHARDEV if stat.S_ISCHR(mode) else NodeType.BLOCKDEV
+                device = _node_from_stat(entry.name, kind, child, child_path)
+                device.rdev = child.st_rdev
+                nodes.append(device)
+            else:
+                with self._lock:
+                    self._notes.append(f"skipped socket {child_shown}")
+        for job in jobs:
+            try:
+                job.node.content = job.future.result()
+                nodes.append(job.node)
+            except OSError as err:
+                self._problem(f"unreadable file {shown}/{job.node.name}: {err.strerror}")
+        node.subtree = self._save_tree(nodes, writer)
+        with self._lock:
+            self._summary.dirs += 1
+        return node
+
+    def _reuse(self, node: Node, old: Node | None) -> bool:
+        if old is None or old.type != NodeType.FILE:
+            return False
+        same = (old.inode, old.size, old.mtime_ns, old.ctime_ns) == (
+            node.inode,
+            node.size,
+            node.mtime_ns,
+            node.ctime_ns,
+        )
+        if not same or not all(bytes.fromhex(c) in self.repository.index for c in old.content):
+            return False
+        node.content = list(old.content)
+        with self._lock:
+            self._summary.files += 1
+            self._summary.bytes += node.size
+            self._progress.files += 1
+        return True
+
+    def _save_tree(self, nodes: list[Node], writer: BlobWriter) -> str:
+        raw = encode_tree(nodes)
+        tree_id = self.repository.master.blob_id(raw)
+        writer.add(BlobType.TREE, tree_id, raw)
+        return tree_id.hex()
+
+    # Files and streams
+
+    def _submit_file(
+        self,
+        path: Path,
+        shown: str,
+        info: os.stat_result,
+        pool: ThreadPoolExecutor,
+        slots: threading.BoundedSemaphore,
+        writer: BlobWriter,
+    ) -> Future[list[str]]:
+        key = (info.st_dev, info.st_ino)
+        if info.st_nlink > 1 and key in self._hardlinks:
+            return self._hardlinks[key]
+        slots.acquire()
+
+        def read() -> list[str]:
+            try:
+                return self._read_file(path, shown, writer)
+            finally:
+                slots.release()
+
+        future = pool.submit(read)
+        if info.st_nlink > 1:
+            self._hardlinks[key] = future
+        return future
+
+    def _read_file(self, path: Path, shown: str, writer: BlobWriter) -> list[str]:
+        for attempt in range(_READ_ATTEMPTS):
+            with path.open("rb", buffering=0) as handle:
+                before = os.fstat(handle.fileno())
+                ids, size = self._chunk(handle, writer, shown, before.st_size)
+                after = os.fstat(handle.fileno())
+            unchanged = (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
+                after.st_size,
+                after.st_mtime_ns,
+                after.st_ctime_ns,
+            ) and size == after.st_size
+            if unchanged:
+                break
+            if attempt == _READ_ATTEMPTS - 1:
+                self._problem(f"file changed while being read: {shown} (stored as last read)")
+        with self._lock:
+            self._summary.files += 1
+            self._summary.bytes += size
+            self._progress.files += 1
+        return ids
+
+    def _chunk(
+        self, reader: BinaryIO, writer: BlobWriter, shown: str, expected_size: int | None = None
+    ) -> tuple[list[str], int]:
+        """Chunk, hash and store a file or stream; (content ids, bytes read)."""
+        params = self.repository.config.chunker
+        if expected_size is not None and expected_size <= _WHOLE_FILE_LIMIT:
+            # cut_stream costs ~1 ms to set up; reading small files whole avoids it.
+            data = reader.read()
+            pieces: Iterable[bytes | memoryview] = (
+                [data] if len(data) <= params.min_size else (c.data for c in self._cdc().cut_buf(data))
+            )
+        else:
+            pieces = (bytes(c.data) for c in self._cdc().cut_stream(reader))
+        ids: list[str] = []
+        size = 0
+        for piece in pieces:
+            chunk = bytes(piece)
+            blob_id = self.repository.master.blob_id(chunk)
+            writer.add(BlobType.DATA, blob_id, chunk)
+            ids.append(blob_id.hex())
+            size += len(chunk)
+            self._advance(len(chunk), writer, shown)
+        return ids, size
+
+    def _archive_stream(self, source: StreamSource, name: str, writer: BlobWriter, mtime_ns: int) -> Node:
+        ids, size = self._chunk(source.reader, writer, source.name)
+        with self._lock:
+            self._summary.files += 1
+            self._summary.bytes += size
+        return Node(name, NodeType.FILE, mode=0o600, mtime_ns=mtime_ns, size=size, content=ids)
+
+    # Reporting
+
+    def _advance(self, read: int, writer: BlobWriter, current: str) -> None:
+        with self._lock:
+            self._summary.bytes_read += read
+            self._progress.bytes_read += read
+            self._progress.bytes_added = writer.bytes_added
+            self._progress.current = current
+            snapshot = Progress(**vars(self._progress))
+        if self._progress_callback is not None:
+            self._progress_callback(snapshot)
+
+    def _problem(self, message: str) -> None:
+        with self._lock:
+            self._problems.append(message)
+
+
+def _node_from_stat(name: str, type_: NodeType, info: os.stat_result, path: Path) -> Node:
+    return Node(
+        name=name,
+        type=type_,
+        mode=stat.S_IMODE(info.st_mode),
+        uid=info.st_uid,
+        gid=info.st_gid,
+        mtime_ns=info.st_mtime_ns,
+        ctime_ns=info.st_ctime_ns,
+        inode=info.st_ino,
+        device=info.st_dev,
+        links=info.st_nlink,
+        size=info.st_size if type_ == NodeType.FILE else 0,
+        xattrs=_xattrs(path),
+    )
+
+
+def _xattrs(path: Path) -> dict[str, str]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    values = {}
+    for name in names:
+        try:
+            values[name] = base64.b64encode(os.getxattr(path, name, follow_symlinks=False)).decode()
+        except OSError:
+            continue
+    return values
+
+
+def _rfc3339_to_ns(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1_000_000_000)

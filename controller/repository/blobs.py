@@ -1,0 +1,74 @@
+"""Blob sealing: compress (kept raw when not smaller), then encrypt with the id as AAD.
+
+Sealed form: nonce(12) || AES-256-GCM( flag(1) || payload ) || tag(16), where flag 0 means
+payload is the plaintext and flag 1 means payload is one zstd frame. Opening verifies the
+tag and that the keyed BLAKE3 of the plaintext equals the id, so a blob can neither be
+altered nor swapped for another one.
+"""
+
+from __future__ import annotations
+
+import threading
+from enum import IntEnum
+
+import zstandard
+
+from controller.repository.crypto import AuthenticationFailed, MasterKey
+
+_RAW, _ZSTD = 0, 1
+_local = threading.local()
+
+
+class BlobType(IntEnum):
+    DATA = 0  # a chunk of file or stream content
+    TREE = 1  # an encoded directory listing
+
+
+class BlobDamaged(Exception):
+    """A blob failed authentication, decompression or its id check."""
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    compressors: dict[int, zstandard.ZstdCompressor] = getattr(_local, "compressors", None) or {}
+    _local.compressors = compressors
+    if level not in compressors:
+        compressors[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return compressors[level]
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    found: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+    if found is None:
+        found = zstandard.ZstdDecompressor()
+        _local.decompressor = found
+    return found
+
+
+def seal_blob(master: MasterKey, blob_id: bytes, plaintext: bytes, level: int) -> bytes:
+    """`level` 0 stores raw; otherwise zstd at that level, raw when that is not smaller."""
+    framed = b"\x00" + plaintext
+    if level > 0 and plaintext:
+        compressed = _compressor(level).compress(plaintext)
+        if len(compressed) < len(plaintext):
+            framed = b"\x01" + compressed
+    return master.seal(framed, blob_id)
+
+
+def open_blob(master: MasterKey, blob_id: bytes, sealed: bytes | memoryview) -> bytes:
+    try:
+        framed = master.open(sealed, blob_id)
+    except AuthenticationFailed:
+        raise BlobDamaged(f"blob {blob_id.hex()[:16]} failed authentication") from None
+    flag, payload = framed[0], framed[1:]
+    if flag == _ZSTD:
+        try:
+            plaintext = _decompressor().decompress(payload)
+        except zstandard.ZstdError:
+            raise BlobDamaged(f"blob {blob_id.hex()[:16]} does not decompress") from None
+    elif flag == _RAW:
+        plaintext = payload
+    else:
+        raise BlobDamaged(f"blob {blob_id.hex()[:16]} has unknown framing {flag}")
+    if master.blob_id(plaintext) != blob_id:
+        raise BlobDamaged(f"blob {blob_id.hex()[:16]} content does not match its id")
+    return plaintext

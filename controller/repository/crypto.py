@@ -1,0 +1,77 @@
+"""Keys and sealing: the master key, blob ids, AES-256-GCM, and passphrase wrapping.
+
+The master key is 64 random bytes: 32 for AES-256-GCM and 32 for keyed BLAKE3 ids, so
+that a blob id reveals nothing about its content to anyone without the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import blake3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+NONCE_SIZE = 12
+TAG_SIZE = 16
+ID_SIZE = 32
+
+
+class AuthenticationFailed(Exception):
+    """Ciphertext or its associated data was altered, or the key is wrong."""
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    encryption: bytes  # 32 bytes, AES-256-GCM
+    id_key: bytes  # 32 bytes, keyed BLAKE3
+
+    @classmethod
+    def generate(cls) -> MasterKey:
+        return cls(os.urandom(32), os.urandom(32))
+
+    def to_bytes(self) -> bytes:
+        return self.encryption + self.id_key
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> MasterKey:
+        if len(raw) != 64:
+            raise ValueError("a master key is 64 bytes")
+        return cls(raw[:32], raw[32:])
+
+    def blob_id(self, plaintext: bytes | memoryview) -> bytes:
+        """Keyed BLAKE3 of the plaintext (BLAKE3 releases the GIL on large inputs)."""
+        return blake3.blake3(plaintext, key=self.id_key, max_threads=1).digest()
+
+    def seal(self, plaintext: bytes | memoryview, associated: bytes) -> bytes:
+        """nonce || AES-256-GCM(plaintext) || tag, bound to `associated`."""
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce + AESGCM(self.encryption).encrypt(nonce, bytes(plaintext), associated)
+
+    def open(self, sealed: bytes | memoryview, associated: bytes) -> bytes:
+        sealed = bytes(sealed)
+        if len(sealed) < NONCE_SIZE + TAG_SIZE:
+            raise AuthenticationFailed("sealed data is too short")
+        try:
+            return AESGCM(self.encryption).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated)
+        except InvalidTag:
+            raise AuthenticationFailed("authentication failed") from None
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """scrypt parameters, stored in each key file so they can be raised later."""
+
+    n: int = 2**15
+    r: int = 8
+    p: int = 1
+
+    def derive(self, passphrase: bytes, salt: bytes) -> bytes:
+        return Scrypt(salt=salt, length=32, n=self.n, r=self.r, p=self.p).derive(passphrase)
+
+
+def content_hash(data: bytes | memoryview) -> str:
+    """Unkeyed BLAKE3 of stored bytes: the name of write-once objects (packs, indexes...)."""
+    return blake3.blake3(data, max_threads=1).hexdigest()

@@ -1,0 +1,81 @@
+"""Packs: many sealed blobs in one object, with an encrypted header at the end.
+
+Layout: blob_1 || ... || blob_n || sealed_header || header_length (u32 little-endian).
+The header lists, in order, each blob's type, id, sealed length and plaintext length;
+offsets follow from the lengths. Because every pack describes itself, the index can be
+rebuilt from the packs alone.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from controller.repository.blobs import BlobType
+from controller.repository.crypto import AuthenticationFailed, MasterKey
+
+HEADER_AAD = b"lifeboat pack header v1"
+_ENTRY = struct.Struct("<B32sII")  # type, id, sealed length, plaintext length
+_TRAILER = struct.Struct("<I")
+
+
+class PackDamaged(Exception):
+    """The pack's trailer or header is unreadable."""
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    type: BlobType
+    id: bytes
+    offset: int
+    length: int  # sealed bytes in the pack
+    raw_length: int  # plaintext bytes
+
+
+class PackBuilder:
+    """Collects sealed blobs in memory until the pack is full; not thread-safe."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._entries: list[PackEntry] = []
+        self.size = 0
+
+    def add(self, type_: BlobType, blob_id: bytes, sealed: bytes, raw_length: int) -> None:
+        self._entries.append(PackEntry(type_, blob_id, self.size, len(sealed), raw_length))
+        self._parts.append(sealed)
+        self.size += len(sealed)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def finish(self, master: MasterKey) -> tuple[bytes, list[PackEntry]]:
+        header = b"".join(_ENTRY.pack(e.type, e.id, e.length, e.raw_length) for e in self._entries)
+        sealed_header = master.seal(header, HEADER_AAD)
+        self._parts.append(sealed_header)
+        self._parts.append(_TRAILER.pack(len(sealed_header)))
+        return b"".join(self._parts), self._entries
+
+
+def read_header(master: MasterKey, pack: bytes, pack_size: int | None = None) -> list[PackEntry]:
+    """Entries of a whole pack's bytes. Raises PackDamaged."""
+    size = len(pack) if pack_size is None else pack_size
+    if size < _TRAILER.size:
+        raise PackDamaged("pack is shorter than its trailer")
+    (header_length,) = _TRAILER.unpack(pack[-_TRAILER.size :])
+    start = len(pack) - _TRAILER.size - header_length
+    if header_length <= 0 or start < 0:
+        raise PackDamaged("pack trailer gives an impossible header length")
+    try:
+        header = master.open(pack[start : len(pack) - _TRAILER.size], HEADER_AAD)
+    except AuthenticationFailed:
+        raise PackDamaged("pack header failed authentication") from None
+    if len(header) % _ENTRY.size:
+        raise PackDamaged("pack header has a partial entry")
+    entries, offset = [], 0
+    for position in range(0, len(header), _ENTRY.size):
+        type_, blob_id, length, raw_length = _ENTRY.unpack_from(header, position)
+        entries.append(PackEntry(BlobType(type_), blob_id, offset, length, raw_length))
+        offset += length
+    if offset > start:
+        raise PackDamaged("pack header describes more bytes than the pack holds")
+    return entries

@@ -1,0 +1,113 @@
+"""Plain records stored in the repository: tree nodes, trees, snapshots, the config.
+
+Trees are JSON (compact, keys sorted) stored as TREE blobs; names are file-system bytes
+decoded with surrogateescape, which JSON carries as \\udcXX escapes, so any name survives.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class NodeType(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    FIFO = "fifo"
+    CHARDEV = "chardev"
+    BLOCKDEV = "blockdev"
+
+
+@dataclass
+class Node:
+    name: str
+    type: NodeType
+    mode: int = 0o644  # permission bits (st_mode & 0o7777)
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0  # for incremental change detection only; not restorable
+    inode: int = 0
+    device: int = 0
+    links: int = 1
+    size: int = 0
+    content: list[str] = field(default_factory=list)  # DATA blob ids, in order
+    subtree: str | None = None  # TREE blob id of a directory
+    target: str | None = None  # symlink target
+    rdev: int = 0  # device number of char/block devices
+    xattrs: dict[str, str] = field(default_factory=dict)  # name → base64 value
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v not in (None, [], {}, 0) or k in ("name", "type", "mode")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Node:
+        return cls(**{**data, "type": NodeType(data["type"])})
+
+
+def encode_tree(nodes: list[Node]) -> bytes:
+    ordered = sorted(nodes, key=lambda n: n.name)
+    return json.dumps({"nodes": [n.to_json() for n in ordered]}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_tree(raw: bytes) -> list[Node]:
+    return [Node.from_json(item) for item in json.loads(raw)["nodes"]]
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0  # plaintext bytes of all files and streams in the snapshot
+    bytes_read: int = 0  # bytes actually read (unchanged files are not read in incrementals)
+    bytes_added: int = 0  # sealed bytes newly stored
+    blobs_added: int = 0
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    time: str  # RFC 3339
+    tree: str  # root TREE blob id
+    hostname: str
+    tags: dict[str, str] = field(default_factory=dict)  # app, policy, type, host, ...
+    paths: list[str] = field(default_factory=list)  # top-level names in the root tree
+    parent: str | None = None
+    summary: Summary = field(default_factory=Summary)
+    warnings: list[str] = field(default_factory=list)
+    version: int = 1
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Snapshot:
+        data = json.loads(raw)
+        return cls(**{**data, "summary": Summary(**data["summary"])})
+
+
+@dataclass(frozen=True)
+class ChunkerParams:
+    min_size: int = 512 * 1024
+    avg_size: int = 1024 * 1024
+    max_size: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RepositoryConfig:
+    id: str
+    chunker: ChunkerParams = ChunkerParams()
+    pack_size: int = 16 * 1024 * 1024
+    version: int = 1
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> RepositoryConfig:
+        data = json.loads(raw)
+        return cls(**{**data, "chunker": ChunkerParams(**data["chunker"])})

@@ -1,0 +1,249 @@
+"""Repository: open or create one on a Storage, read blobs, and keep snapshots.
+
+Everything that touches the format's objects by name lives here or in the modules it
+uses (pack, index, keys); the archiver, restorer, checker and pruner work through it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.errors import BackupCorrupted, BackupNotFound, ObjectNotFound, RepositoryError
+from controller.repository.blobs import BlobDamaged, BlobType, open_blob
+from controller.repository.crypto import AuthenticationFailed, MasterKey, content_hash
+from controller.repository.index import BlobLocation, Index, IndexDamaged, decode_index
+from controller.repository.keys import open_master_key, write_key_file
+from controller.repository.records import ChunkerParams, Node, RepositoryConfig, Snapshot, decode_tree
+from controller.repository.writer import BlobWriter, pack_key
+from controller.storage.base import Storage
+
+CONFIG_AAD = b"lifeboat config v1"
+SNAPSHOT_AAD = b"lifeboat snapshot v1"
+COMPRESSION_LEVELS = {"off": 0, "auto": 1, "max": 12}
+_MAX_RANGED_READ = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SnapshotEntry:
+    id: str
+    snapshot: Snapshot
+
+
+class BlobCache:
+    """A small LRU of plaintext blobs by id, bounded in bytes (trees and repeated chunks)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._size, self._max = 0, max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, blob_id: bytes) -> bytes | None:
+        with self._lock:
+            found = self._items.get(blob_id)
+            if found is not None:
+                self._items.move_to_end(blob_id)
+            return found
+
+    def put(self, blob_id: bytes, data: bytes) -> None:
+        if len(data) > self._max // 4:
+            return
+        with self._lock:
+            if blob_id in self._items:
+                return
+            self._items[blob_id] = data
+            self._size += len(data)
+            while self._size > self._max:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+
+class Repository:
+    def __init__(self, storage: Storage, master: MasterKey, config: RepositoryConfig, key_id: str) -> None:
+        self.storage, self.master, self.config, self.key_id = storage, master, config, key_id
+        self.index = Index()
+        self.index_problems: list[str] = []
+        self._index_loaded = False
+        self.cache = BlobCache()
+
+    # Opening
+
+    @classmethod
+    def init(
+        cls,
+        storage: Storage,
+        passphrase: bytes,
+        now: datetime,
+        host: str,
+        user: str,
+        chunker: ChunkerParams | None = None,
+        pack_size: int = 16 * 1024 * 1024,
+    ) -> Repository:
+        """Create a repository; refused if the storage already holds one."""
+        if any(True for _ in storage.list("keys/")) or _exists(storage, "config"):
+            raise RepositoryError(f"{storage.describe()}: a repository already exists here")
+        if not passphrase:
+            raise RepositoryError("refusing an empty passphrase")
+        master = MasterKey.generate()
+        config = RepositoryConfig(id=uuid.uuid4().hex, chunker=chunker or ChunkerParams(), pack_size=pack_size)
+        storage.save("config", master.seal(config.to_bytes(), CONFIG_AAD))
+        key_id = write_key_file(storage, master, passphrase, now, host, user)
+        return cls(storage, master, config, key_id)
+
+    @classmethod
+    def open(cls, storage: Storage, passphrase: bytes) -> Repository:
+        """Raises WrongPassphrase, RepositoryError (no repository), BackupCorrupted (bad config)."""
+        master, key_id = open_master_key(storage, passphrase)
+        return cls.open_with_master_key(storage, master, key_id)
+
+    @classmethod
+    def open_with_master_key(cls, storage: Storage, master: MasterKey, key_id: str = "") -> Repository:
+        try:
+            raw = master.open(storage.load("config"), CONFIG_AAD)
+        except ObjectNotFound:
+            raise RepositoryError(f"{storage.describe()}: no repository here (no config)") from None
+        except AuthenticationFailed:
+            raise BackupCorrupted(f"{storage.describe()}: the config does not open with this key") from None
+        return cls(storage, master, RepositoryConfig.from_bytes(raw), key_id)
+
+    # Index
+
+    def load_index(self) -> Index:
+        """Read every index file once; unreadable ones are noted in index_problems."""
+        if self._index_loaded:
+            return self.index
+        for info in self.storage.list("index/"):
+            try:
+                for blob_id, location in decode_index(self.master, self.storage.load(info.key)):
+                    self.index.add(blob_id, location)
+            except (IndexDamaged, ObjectNotFound) as err:
+                self.index_problems.append(f"{info.key}: {err}")
+        self._index_loaded = True
+        return self.index
+
+    def blob_writer(self, compression: str = "auto", uploads: int = 2) -> BlobWriter:
+        self.load_index()
+        return BlobWriter(
+            self.storage, self.master, self.index, self.config.pack_size, COMPRESSION_LEVELS[compression], uploads
+        )
+
+    # Blobs
+
+    def locate(self, blob_id: bytes) -> BlobLocation:
+        location = self.load_index().get(blob_id)
+        if location is None:
+            raise BackupCorrupted(f"blob {blob_id.hex()[:16]} is not in the index (missing data)")
+        return location
+
+    def load_blob(self, blob_id: bytes) -> bytes:
+        """The verified plaintext of a blob. Raises BackupCorrupted."""
+        cached = self.cache.get(blob_id)
+        if cached is not None:
+            return cached
+        location = self.locate(blob_id)
+        try:
+            sealed = self.storage.load(pack_key(location.pack), location.offset, location.length)
+        except ObjectNotFound:
+            raise BackupCorrupted(
+                f"pack {location.pack.hex()[:16]} holding blob {blob_id.hex()[:16]} is missing"
+            ) from None
+        plaintext = self.open_sealed(blob_id, sealed)
+        if location.type == BlobType.TREE:
+            self.cache.put(blob_id, plaintext)
+        return plaintext
+
+    def load_blobs(self, blob_ids: list[bytes]) -> Iterator[bytes]:
+        """Verified blobs in order; a run of adjacent blobs in one pack is one ranged read."""
+        position = 0
+        while position < len(blob_ids):
+            first = blob_ids[position]
+            cached = self.cache.get(first)
+            if cached is not None:
+                yield cached
+                position += 1
+                continue
+            run = [(first, self.locate(first))]
+            end = position + 1
+            while end < len(blob_ids) and sum(loc.length for _, loc in run) < _MAX_RANGED_READ:
+                following = self.index.get(blob_ids[end])
+                last = run[-1][1]
+                if following is None or following.pack != last.pack or following.offset != last.offset + last.length:
+                    break
+                run.append((blob_ids[end], following))
+                end += 1
+            start = run[0][1].offset
+            try:
+                data = memoryview(self.storage.load(pack_key(run[0][1].pack), start, sum(loc.length for _, loc in run)))
+            except ObjectNotFound:
+                raise BackupCorrupted(f"pack {run[0][1].pack.hex()[:16]} is missing") from None
+            for blob_id, location in run:
+                plaintext = self.open_sealed(
+                    blob_id, data[location.offset - start : location.offset - start + location.length]
+                )
+                self.cache.put(blob_id, plaintext)
+                yield plaintext
+            position = end
+
+    def open_sealed(self, blob_id: bytes, sealed: bytes | memoryview) -> bytes:
+        try:
+            return open_blob(self.master, blob_id, sealed)
+        except BlobDamaged as err:
+            raise BackupCorrupted(str(err)) from None
+
+    def load_tree(self, tree_id: str) -> list[Node]:
+        return decode_tree(self.load_blob(bytes.fromhex(tree_id)))
+
+    # Snapshots
+
+    def save_snapshot(self, snapshot: Snapshot) -> str:
+        stored = self.master.seal(snapshot.to_bytes(), SNAPSHOT_AAD)
+        snapshot_id = content_hash(stored)
+        self.storage.save(f"snapshots/{snapshot_id}", stored)
+        return snapshot_id
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot:
+        try:
+            stored = self.storage.load(f"snapshots/{snapshot_id}")
+        except ObjectNotFound:
+            raise BackupNotFound(f"no snapshot {snapshot_id!r} in {self.storage.describe()}") from None
+        try:
+            return Snapshot.from_bytes(self.master.open(stored, SNAPSHOT_AAD))
+        except AuthenticationFailed:
+            raise BackupCorrupted(f"snapshot {snapshot_id[:16]} failed authentication") from None
+
+    def snapshots(self) -> list[SnapshotEntry]:
+        """All snapshots, oldest first."""
+        entries = [
+            SnapshotEntry(info.key.removeprefix("snapshots/"), self.load_snapshot(info.key.removeprefix("snapshots/")))
+            for info in self.storage.list("snapshots/")
+        ]
+        return sorted(entries, key=lambda e: (e.snapshot.time, e.id))
+
+    def resolve_snapshot(self, prefix: str) -> str:
+        """A full snapshot id from a unique prefix (or 'latest')."""
+        ids = [info.key.removeprefix("snapshots/") for info in self.storage.list("snapshots/")]
+        if prefix == "latest":
+            entries = self.snapshots()
+            if not entries:
+                raise BackupNotFound(f"no snapshots in {self.storage.describe()}")
+            return entries[-1].id
+        matches = [i for i in ids if i.startswith(prefix)]
+        if len(matches) != 1:
+            what = "no snapshot" if not matches else f"{len(matches)} snapshots"
+            raise BackupNotFound(f"{what} with id starting {prefix!r} in {self.storage.describe()}")
+        return matches[0]
+
+    def forget(self, snapshot_id: str) -> None:
+        self.storage.remove(f"snapshots/{snapshot_id}")
+
+
+def _exists(storage: Storage, key: str) -> bool:
+    try:
+        storage.stat(key)
+    except ObjectNotFound:
+        return False
+    return True

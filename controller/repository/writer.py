@@ -1,0 +1,114 @@
+"""BlobWriter: deduplicate, seal and pack blobs from many threads; upload packs behind.
+
+Workers call `add` concurrently; sealing (zstd + AES-GCM, which release the GIL) runs in
+the caller's thread, packing under a short lock, uploads on a small pool. A blob is only
+entered in the repository's index once its pack is stored, and the new index file is
+written by `finish` — after every pack — which is the format's commit order.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from controller.repository.blobs import BlobType, seal_blob
+from controller.repository.crypto import MasterKey, content_hash
+from controller.repository.index import BlobLocation, Index, encode_index
+from controller.repository.pack import PackBuilder
+from controller.storage.base import Storage
+
+
+def pack_key(pack_id: bytes) -> str:
+    hex_id = pack_id.hex()
+    return f"data/{hex_id[:2]}/{hex_id}"
+
+
+class BlobWriter:
+    def __init__(
+        self,
+        storage: Storage,
+        master: MasterKey,
+        index: Index,
+        pack_size: int,
+        compression_level: int,
+        uploads: int = 2,
+    ) -> None:
+        self._storage, self._master, self._index = storage, master, index
+        self._pack_size, self._level = pack_size, compression_level
+        self._lock = threading.Lock()
+        self._pending: set[bytes] = set()  # sealed or packed, not yet indexed
+        self._pack = PackBuilder()
+        self._new_entries: list[tuple[bytes, BlobLocation]] = []
+        self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
+        self._in_flight = threading.BoundedSemaphore(uploads + 1)  # bounds memory held by packs
+        self._uploads: list[Future[None]] = []
+        self.bytes_added = 0
+        self.blobs_added = 0
+
+    def known(self, blob_id: bytes) -> bool:
+        return blob_id in self._index or blob_id in self._pending
+
+    def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes) -> bool:
+        """Store the blob unless already known; True if it was new."""
+        with self._lock:
+            if blob_id in self._index or blob_id in self._pending:
+                return False
+            self._pending.add(blob_id)
+        sealed = seal_blob(self._master, blob_id, plaintext, self._level)
+        full: PackBuilder | None = None
+        with self._lock:
+            self._pack.add(type_, blob_id, sealed, len(plaintext))
+            self.bytes_added += len(sealed)
+            self.blobs_added += 1
+            if self._pack.size >= self._pack_size:
+                full, self._pack = self._pack, PackBuilder()
+        if full is not None:
+            self._upload(full)
+        return True
+
+    def _upload(self, builder: PackBuilder) -> None:
+        self._in_flight.acquire()
+        data, entries = builder.finish(self._master)
+        pack_id = bytes.fromhex(content_hash(data))
+
+        def store() -> None:
+            try:
+                self._storage.save(pack_key(pack_id), data)
+                with self._lock:
+                    for entry in entries:
+                        location = BlobLocation(entry.type, pack_id, entry.offset, entry.length, entry.raw_length)
+                        self._index.add(entry.id, location)
+                        self._new_entries.append((entry.id, location))
+                        self._pending.discard(entry.id)
+            finally:
+                self._in_flight.release()
+
+        self._uploads.append(self._uploader.submit(store))
+
+    def flush(self) -> None:
+        """Store the partial pack and wait for every upload; raises the first upload error."""
+        with self._lock:
+            last, self._pack = self._pack, PackBuilder()
+        if len(last):
+            self._upload(last)
+        for upload in self._uploads:
+            upload.result()
+        self._uploads.clear()
+
+    def finish(self) -> str | None:
+        """Flush, then write one index file of everything this writer stored; its key or None."""
+        self.flush()
+        self._uploader.shutdown(wait=True)
+        if not self._new_entries:
+            return None
+        stored = encode_index(self._master, self._new_entries)
+        key = f"index/{content_hash(stored)}"
+        self._storage.save(key, stored)
+        self._new_entries.clear()
+        return key
+
+    def abort(self) -> None:
+        """Stop without writing an index: stored packs become garbage for prune."""
+        for upload in self._uploads:
+            upload.cancel()
+        self._uploader.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,125 @@
+"""Objects as files under a directory: atomic, durable, write-once and read-only.
+
+Save writes a temp file in the object's own directory, fsyncs it, then hard-links it to
+the final name: link fails if the name exists, which makes put-if-absent atomic without
+a rename that could replace an object. The temp name is removed afterwards, and the
+directory is fsynced so that the new name survives a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
+from controller.storage.base import ObjectInfo, check_key
+
+_PERMANENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
+_TEMP_PREFIX = ".tmp-"
+
+
+def _translate(err: OSError, what: str) -> Exception:
+    if err.errno == errno.ENOENT:
+        return ObjectNotFound(f"{what}: not found")
+    if err.errno in _PERMANENT:
+        return StorageError(f"{what}: {err.strerror}")
+    return StorageUnavailable(f"{what}: {err.strerror}")
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def save(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, path)
+                created = True
+            except FileExistsError:
+                created = False
+            finally:
+                os.unlink(temp)
+            _fsync_dir(path.parent)
+            return created
+        except OSError as err:
+            raise _translate(err, f"{self.root}: saving {key}") from None
+
+    def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            with self._path(key).open("rb") as handle:
+                if offset:
+                    handle.seek(offset)
+                return handle.read() if length is None else handle.read(length)
+        except OSError as err:
+            raise _translate(err, f"{self.root}: loading {key}") from None
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            info = self._path(key).stat()
+        except OSError as err:
+            raise _translate(err, f"{self.root}: {key}") from None
+        return ObjectInfo(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        folder, _, _ = prefix.rpartition("/")
+        base = self.root / folder if folder else self.root
+        if not base.exists():
+            return
+
+        def fail(err: OSError) -> None:
+            raise err  # prune must never act on a partial listing
+
+        try:
+            for directory, _subdirs, files in os.walk(base, onerror=fail):
+                for name in files:
+                    if name.startswith(_TEMP_PREFIX):
+                        continue
+                    full = Path(directory) / name
+                    key = full.relative_to(self.root).as_posix()
+                    if key.startswith(prefix):
+                        with contextlib.suppress(FileNotFoundError):
+                            info = full.stat()
+                            yield ObjectInfo(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
+        except OSError as err:
+            raise _translate(err, f"{self.root}: listing {prefix}") from None
+
+    def remove(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+            _fsync_dir(path.parent)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise _translate(err, f"{self.root}: removing {key}") from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
