@@ -10,6 +10,7 @@ import sys
 import click
 
 from controller.cli.context import CliContext
+from controller.cli.repo_commands import repo
 from controller.cli.resource_commands import register_resource_commands
 from controller.errors import LifeboatError
 
@@ -37,6 +38,7 @@ def cli(ctx: click.Context, config_path: str | None, resources_flag: str | None,
 
 
 register_resource_commands(cli)
+cli.add_command(repo)
 
 
 def main() -> None:

@@ -110,4 +110,5 @@ class RepositoryConfig:
     @classmethod
     def from_bytes(cls, raw: bytes) -> RepositoryConfig:
         data = json.loads(raw)
-        return cls(**{**data, "chunker": ChunkerParams(**data["chunker"])})
+        known = {"id", "chunker", "pack_size", "version"}
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "chunker": ChunkerParams(**data["chunker"])})

@@ -22,6 +22,7 @@ from controller.repository.records import ChunkerParams, Node, RepositoryConfig,
 from controller.repository.writer import BlobWriter, pack_key
 from controller.storage.base import Storage
 
+FORMAT_VERSION = 1
 CONFIG_AAD = b"lifeboat config v1"
 SNAPSHOT_AAD = b"lifeboat snapshot v1"
 COMPRESSION_LEVELS = {"off": 0, "auto": 1, "max": 12}
@@ -108,7 +109,13 @@ class Repository:
             raise RepositoryError(f"{storage.describe()}: no repository here (no config)") from None
         except AuthenticationFailed:
             raise BackupCorrupted(f"{storage.describe()}: the config does not open with this key") from None
-        return cls(storage, master, RepositoryConfig.from_bytes(raw), key_id)
+        config = RepositoryConfig.from_bytes(raw)
+        if config.version != FORMAT_VERSION:
+            raise RepositoryError(
+                f"{storage.describe()}: repository format version {config.version} is not "
+                f"supported by this Lifeboat (it reads version {FORMAT_VERSION})"
+            )
+        return cls(storage, master, config, key_id)
 
     # Index
 

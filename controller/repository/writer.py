@@ -98,7 +98,7 @@ class BlobWriter:
     def finish(self) -> str | None:
         """Flush, then write one index file of everything this writer stored; its key or None."""
         self.flush()
-        self._uploader.shutdown(wait=True)
+        self.close()
         if not self._new_entries:
             return None
         stored = encode_index(self._master, self._new_entries)
@@ -106,6 +106,9 @@ class BlobWriter:
         self._storage.save(key, stored)
         self._new_entries.clear()
         return key
+
+    def close(self) -> None:
+        self._uploader.shutdown(wait=True)
 
     def abort(self) -> None:
         """Stop without writing an index: stored packs become garbage for prune."""

@@ -1,0 +1,477 @@
+"""`lifeboat repo …`: the repository verbs, on a storage given by name or by location.
+
+The passphrase comes from --passphrase-file, LIFEBOAT_PASSPHRASE, the seed's
+BACKUP_ENCRYPTION_KEY, or the BackupStorage's secret reference; --recovery-kit opens the
+repository with a kit instead.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from controller.cli.context import CliContext
+from controller.cli.progress import byte_progress
+from controller.cli.render import human_bytes, table
+from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
+from controller.reconciler.storage_factory import (
+    passphrase_for_resource,
+    storage_for_location,
+    storage_for_resource,
+)
+from controller.repository.archiver import Archiver, DirectorySource, Progress
+from controller.repository.checker import Checker
+from controller.repository.exporter import export_tar
+from controller.repository.keys import list_keys, master_key_from_kit, recovery_kit, remove_key, write_key_file
+from controller.repository.pruner import Pruner
+from controller.repository.repository import Repository, SnapshotEntry
+from controller.repository.restorer import RestoreProgress, Restorer
+from controller.resources.backup_storage import BackupStorage
+from controller.storage.base import Storage
+
+pass_context = click.make_pass_decorator(CliContext)
+
+
+class RepoTarget:
+    """Where the repository is and how to unlock it, from the group's options."""
+
+    def __init__(
+        self,
+        ctx: CliContext,
+        repo: str | None,
+        storage_name: str | None,
+        passphrase_file: Path | None,
+        kit: Path | None,
+    ) -> None:
+        if bool(repo) == bool(storage_name):
+            raise click.UsageError("give exactly one of --repo LOCATION or --storage NAME")
+        self.ctx, self.repo, self.storage_name = ctx, repo, storage_name
+        self.passphrase_file, self.kit = passphrase_file, kit
+        self._resource: BackupStorage | None = None
+
+    def resource(self) -> BackupStorage | None:
+        if self.storage_name is None:
+            return None
+        if self._resource is None:
+            loaded = self.ctx.store.load().get("BackupStorage", self.storage_name)
+            if loaded is None:
+                raise ResourceNotFound(f'BackupStorage "{self.storage_name}" not found in {self.ctx.resources_dir}')
+            assert isinstance(loaded.resource, BackupStorage)
+            self._resource = loaded.resource
+        return self._resource
+
+    def storage(self) -> Storage:
+        resource = self.resource()
+        return storage_for_resource(resource) if resource is not None else storage_for_location(self.repo or "")
+
+    def passphrase(self) -> bytes:
+        if self.passphrase_file is not None:
+            return self.passphrase_file.read_bytes().rstrip(b"\r\n")
+        for name in ("LIFEBOAT_PASSPHRASE", "BACKUP_ENCRYPTION_KEY"):
+            if self.ctx.environ.get(name):
+                return self.ctx.environ[name].encode()
+        resource = self.resource()
+        if resource is not None:
+            return passphrase_for_resource(resource, self.ctx.environ)
+        raise InvalidConfig(
+            "no passphrase: set LIFEBOAT_PASSPHRASE (or BACKUP_ENCRYPTION_KEY), "
+            "or give --passphrase-file or --recovery-kit"
+        )
+
+    def open(self) -> Repository:
+        storage = self.storage()
+        if self.kit is not None:
+            master, _ = master_key_from_kit(self.kit.read_text())
+            return Repository.open_with_master_key(storage, master)
+        return Repository.open(storage, self.passphrase())
+
+
+_OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+
+
+def _emit(output: str, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@click.group("repo")
+@click.option(
+    "--repo",
+    "repo",
+    metavar="LOCATION",
+    envvar="LIFEBOAT_REPOSITORY",
+    help="Repository location: a directory path [env: LIFEBOAT_REPOSITORY].",
+)
+@click.option("--storage", "storage_name", metavar="NAME", help="A BackupStorage resource by name.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--recovery-kit",
+    "kit",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Open with a recovery kit instead of a passphrase.",
+)
+@click.pass_context
+def repo(
+    click_ctx: click.Context, repo: str | None, storage_name: str | None, passphrase_file: Path | None, kit: Path | None
+) -> None:
+    """The repository: init, backup, snapshots, restore, check, forget, prune, export, keys."""
+    ctx = click_ctx.find_object(CliContext)
+    assert ctx is not None
+    click_ctx.obj = RepoTarget(ctx, repo, storage_name, passphrase_file, kit)
+
+
+pass_target = click.make_pass_decorator(RepoTarget)
+
+
+@repo.command("init")
+@_OUTPUT
+@pass_target
+def init(target: RepoTarget, output: str) -> None:
+    """Create an empty repository sealed with the passphrase."""
+    repository = Repository.init(target.storage(), target.passphrase(), _now(), socket.gethostname(), getpass.getuser())
+    _emit(
+        output,
+        {"id": repository.config.id, "location": repository.storage.describe()},
+        f"created repository {repository.config.id[:8]} at {repository.storage.describe()}",
+    )
+
+
+def _parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--tag expects KEY=VALUE, got {tag!r}")
+        parsed[key] = value
+    return parsed
+
+
+def _parent_for(repository: Repository, paths: list[str], tags: dict[str, str]) -> SnapshotEntry | None:
+    """The latest snapshot of the same paths and app tag: what an incremental compares with."""
+    candidates = [
+        e for e in repository.snapshots() if e.snapshot.paths == paths and e.snapshot.tags.get("app") == tags.get("app")
+    ]
+    return candidates[-1] if candidates else None
+
+
+@repo.command("backup")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the snapshot (repeatable).")
+@click.option(
+    "--type", "backup_type", type=click.Choice(["full", "incremental"]), default="incremental", show_default=True
+)
+@click.option("--compression", type=click.Choice(["off", "auto", "max"]), default="auto", show_default=True)
+@_OUTPUT
+@pass_target
+def backup(
+    target: RepoTarget, paths: tuple[Path, ...], tags: tuple[str, ...], backup_type: str, compression: str, output: str
+) -> None:
+    """Back up directories: one PATH becomes the snapshot's root, several are kept by name."""
+    repository = target.open()
+    if len(paths) == 1:
+        sources = [DirectorySource("", paths[0].resolve())]
+    else:
+        names = [p.resolve().name for p in paths]
+        if len(set(names)) != len(names):
+            raise click.UsageError("several PATHs with the same name; back them up separately")
+        sources = [DirectorySource(p.resolve().name, p.resolve()) for p in paths]
+    tag_map = {**_parse_tags(tags), "type": backup_type}
+    snapshot_paths = [s.name for s in sources]
+    parent = _parent_for(repository, snapshot_paths, tag_map) if backup_type == "incremental" else None
+    with byte_progress("backup", None, output == "text") as update:
+
+        def progress(state: Progress) -> None:
+            update(state.bytes_read, state.files, state.current)
+
+        result = Archiver(repository, parent=parent, compression=compression, progress=progress).run(
+            sources, tag_map, socket.gethostname(), _now().isoformat()
+        )
+    summary = result.snapshot.summary
+    _emit(
+        output,
+        {"id": result.id, "summary": asdict(summary), "problems": result.problems, "parent": result.snapshot.parent},
+        f"snapshot {result.id[:8]} saved: {summary.files} files, {human_bytes(summary.bytes)}, "
+        f"{human_bytes(summary.bytes_added)} added in {summary.duration_seconds:.1f}s",
+    )
+    if result.problems:
+        for problem in result.problems:
+            click.echo(f"warning: {problem}", err=True)
+        click.echo(f"error: snapshot {result.id[:8]} is incomplete: {len(result.problems)} problem(s)", err=True)
+        sys.exit(1)
+
+
+@repo.command("snapshots")
+@_OUTPUT
+@pass_target
+def snapshots(target: RepoTarget, output: str) -> None:
+    """List snapshots, oldest first."""
+    entries = target.open().snapshots()
+    rows = [
+        [
+            e.id[:8],
+            e.snapshot.time[:19],
+            e.snapshot.hostname,
+            ",".join(f"{k}={v}" for k, v in sorted(e.snapshot.tags.items())),
+            human_bytes(e.snapshot.summary.bytes),
+        ]
+        for e in entries
+    ]
+    _emit(
+        output,
+        [{"id": e.id, **asdict(e.snapshot)} for e in entries],
+        table(["ID", "TIME", "HOST", "TAGS", "SIZE"], rows),
+    )
+
+
+@repo.command("restore")
+@click.argument("snapshot_id", metavar="SNAPSHOT")
+@click.option(
+    "--target", "target_dir", required=True, type=click.Path(path_type=Path), help="Directory to restore into."
+)
+@click.option("--path", "subpath", default="", help="Only this path inside the snapshot.")
+@click.option("--delete", is_flag=True, help="Remove files in the target that the snapshot does not have.")
+@_OUTPUT
+@pass_target
+def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str, delete: bool, output: str) -> None:
+    """Restore a snapshot (or a sub-path) into a directory."""
+    repository = target.open()
+    snapshot = repository.load_snapshot(repository.resolve_snapshot(snapshot_id))
+    with byte_progress("restore", snapshot.summary.bytes, output == "text") as update:
+
+        def progress(state: RestoreProgress) -> None:
+            update(state.bytes, state.files, "")
+
+        result = Restorer(repository, progress=progress).restore(snapshot, target_dir, subpath, delete)
+    _emit(output, asdict(result), f"restored {result.files} files, {human_bytes(result.bytes)} to {target_dir}")
+    for problem in result.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if result.problems:
+        sys.exit(1)
+
+
+@repo.command("check")
+@click.option(
+    "--read-data",
+    "read_data",
+    is_flag=False,
+    flag_value="100",
+    default=None,
+    metavar="[PERCENT]",
+    help="Also decrypt and verify blobs: all, or a random PERCENT of packs.",
+)
+@_OUTPUT
+@pass_target
+def check(target: RepoTarget, read_data: str | None, output: str) -> None:
+    """Verify the structure, and with --read-data the data. Exit 1 on any damage."""
+    try:
+        percent = float(read_data.rstrip("%")) if read_data else 0.0
+    except ValueError:
+        raise click.UsageError(f"--read-data expects a percentage, got {read_data!r}") from None
+    report = Checker(target.open()).check(percent)
+    lines = [
+        f"{report.snapshots} snapshots, {report.packs} packs; read {report.packs_read} packs, {report.blobs_read} blobs"
+    ]
+    lines += [f"note: {note}" for note in report.notes]
+    lines += [f"damage: {d.describe()}" for d in report.damage]
+    lines.append("no damage found" if report.ok else f"{len(report.damage)} damaged object(s)")
+    _emit(
+        output,
+        {
+            "ok": report.ok,
+            "snapshots": report.snapshots,
+            "packs_read": report.packs_read,
+            "damage": [d.describe() for d in report.damage],
+            "notes": report.notes,
+        },
+        "\n".join(lines),
+    )
+    if not report.ok:
+        sys.exit(1)
+
+
+@repo.command("forget")
+@click.argument("snapshot_ids", nargs=-1, required=True, metavar="SNAPSHOT...")
+@pass_target
+def forget(target: RepoTarget, snapshot_ids: tuple[str, ...]) -> None:
+    """Delete snapshots (their data goes at the next prune)."""
+    repository = target.open()
+    full_ids = [repository.resolve_snapshot(i) for i in snapshot_ids]
+    for full in full_ids:
+        repository.forget(full)
+        click.echo(f"forgot snapshot {full[:8]}")
+
+
+@repo.command("prune")
+@click.option("--dry-run", is_flag=True)
+@click.option(
+    "--grace-minutes",
+    default=60,
+    show_default=True,
+    help="Keep unindexed or newly indexed data younger than this (running backups own it).",
+)
+@_OUTPUT
+@pass_target
+def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) -> None:
+    """Delete data no snapshot references; repack packs that are mostly garbage."""
+    report = Pruner(target.open(), _now(), timedelta(minutes=grace_minutes)).prune(dry_run=dry_run)
+    verb = "would free" if dry_run else "freed"
+    _emit(
+        output,
+        asdict(report),
+        f"{verb} {human_bytes(report.bytes_freed)}: {report.packs_deleted} packs deleted, "
+        f"{report.packs_repacked} repacked, {report.unindexed_deleted} unindexed removed",
+    )
+
+
+@repo.command("export")
+@click.argument("snapshot_id", metavar="SNAPSHOT")
+@click.option("--path", "subpath", default="", help="Only this path inside the snapshot.")
+@click.option(
+    "-f",
+    "--file",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
+@pass_target
+def export(target: RepoTarget, snapshot_id: str, subpath: str, out_file: Path | None) -> None:
+    """Write a snapshot as a POSIX tar stream."""
+    repository = target.open()
+    snapshot = repository.load_snapshot(repository.resolve_snapshot(snapshot_id))
+    if out_file is None:
+        if sys.stdout.isatty():
+            raise click.UsageError("refusing to write a tar stream to a terminal; use -f FILE or a pipe")
+        export_tar(repository, snapshot, sys.stdout.buffer, subpath)
+        sys.stdout.buffer.flush()
+        return
+    partial = out_file.with_name(f".{out_file.name}.partial")
+    with partial.open("wb") as handle:
+        export_tar(repository, snapshot, handle, subpath)
+    partial.replace(out_file)  # no half-written export is ever visible under its name
+    click.echo(f"wrote {out_file}", err=True)
+
+
+@repo.group("key")
+def key() -> None:
+    """Key files: list, add, remove, passwd, export (a recovery kit), import."""
+
+
+def _new_passphrase(environ: dict[str, str], file: Path | None) -> bytes:
+    if file is not None:
+        return file.read_bytes().rstrip(b"\r\n")
+    value = environ.get("LIFEBOAT_NEW_PASSPHRASE", "")
+    if not value:
+        raise InvalidConfig("no new passphrase: set LIFEBOAT_NEW_PASSPHRASE or give --new-passphrase-file")
+    return value.encode()
+
+
+_NEW = click.option("--new-passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+@key.command("list")
+@_OUTPUT
+@pass_target
+def key_list(target: RepoTarget, output: str) -> None:
+    repository = target.open()
+    keys = list_keys(repository.storage)
+    rows = [[("*" if k.id == repository.key_id else " ") + k.id[:8], k.created[:19], k.host, k.user] for k in keys]
+    _emit(output, [asdict(k) for k in keys], table(["ID", "CREATED", "HOST", "USER"], rows))
+
+
+@key.command("add")
+@_NEW
+@pass_target
+def key_add(target: RepoTarget, new_passphrase_file: Path | None) -> None:
+    """Add a key file for another passphrase."""
+    repository = target.open()
+    new_id = write_key_file(
+        repository.storage,
+        repository.master,
+        _new_passphrase(target.ctx.environ, new_passphrase_file),
+        _now(),
+        socket.gethostname(),
+        getpass.getuser(),
+    )
+    click.echo(f"added key {new_id[:8]}")
+
+
+@key.command("remove")
+@click.argument("key_id")
+@pass_target
+def key_remove(target: RepoTarget, key_id: str) -> None:
+    """Remove a key file (never the last one)."""
+    repository = target.open()
+    matches = [k.id for k in list_keys(repository.storage) if k.id.startswith(key_id)]
+    if len(matches) != 1:
+        raise ResourceNotFound(f"{len(matches)} keys match {key_id!r}; `lifeboat repo key list` shows them")
+    remove_key(repository.storage, matches[0])
+    click.echo(f"removed key {matches[0][:8]}")
+
+
+@key.command("passwd")
+@_NEW
+@pass_target
+def key_passwd(target: RepoTarget, new_passphrase_file: Path | None) -> None:
+    """Replace the key that opened the repository with one for a new passphrase."""
+    repository = target.open()
+    if not repository.key_id:
+        raise LifeboatError("opened with a recovery kit: use `key add` to set a passphrase")
+    new_id = write_key_file(
+        repository.storage,
+        repository.master,
+        _new_passphrase(target.ctx.environ, new_passphrase_file),
+        _now(),
+        socket.gethostname(),
+        getpass.getuser(),
+    )
+    remove_key(repository.storage, repository.key_id)
+    click.echo(f"changed passphrase: key {repository.key_id[:8]} replaced by {new_id[:8]}")
+
+
+@key.command("export")
+@click.option("-f", "--file", "out_file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_target
+def key_export(target: RepoTarget, out_file: Path | None) -> None:
+    """Write a recovery kit: with the storage alone, it opens the repository. Keep it safe."""
+    repository = target.open()
+    kit = recovery_kit(repository.master, repository.config.id)
+    if out_file is None:
+        click.echo(kit, nl=False)
+        return
+    fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(kit)
+    click.echo(f"wrote recovery kit to {out_file}", err=True)
+
+
+@key.command("import")
+@click.argument("kit_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_NEW
+@pass_target
+def key_import(target: RepoTarget, kit_file: Path, new_passphrase_file: Path | None) -> None:
+    """Regain access from a recovery kit: add a key file for a new passphrase."""
+    master, repository_id = master_key_from_kit(kit_file.read_text())
+    repository = Repository.open_with_master_key(target.storage(), master)
+    if repository_id and repository_id != repository.config.id:
+        raise LifeboatError(f"the kit is for repository {repository_id[:8]}, not {repository.config.id[:8]}")
+    new_id = write_key_file(
+        repository.storage,
+        master,
+        _new_passphrase(target.ctx.environ, new_passphrase_file),
+        _now(),
+        socket.gethostname(),
+        getpass.getuser(),
+    )
+    click.echo(f"added key {new_id[:8]} from the recovery kit")

@@ -1,0 +1,24 @@
+"""Read a secret reference at use time. The value never goes back into YAML, status or logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from controller.errors import InvalidConfig
+from controller.resources.meta import SecretRef
+
+
+def read_secret(ref: SecretRef, environ: Mapping[str, str], what: str) -> bytes:
+    """The secret's bytes (a file's trailing newline dropped). Raises InvalidConfig naming
+    the reference, never the value."""
+    if ref.env is not None:
+        value = environ.get(ref.env)
+        if not value:
+            raise InvalidConfig(f"{what}: environment variable {ref.env} is not set")
+        return value.encode()
+    assert ref.file is not None
+    try:
+        return Path(ref.file).read_bytes().rstrip(b"\r\n")
+    except OSError as err:
+        raise InvalidConfig(f"{what}: cannot read secret file {ref.file}: {err.strerror}") from None

@@ -1,0 +1,203 @@
+"""Round trips over generated trees: restore equals source, metadata included; export equals restore."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.repository.archiver import DirectorySource, StreamSource
+from controller.repository.exporter import export_tar
+from controller.repository.repository import Repository
+from controller.repository.restorer import Restorer
+from controller.storage.local import LocalStorage
+from controller.storage.memory import MemoryStorage
+from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state
+
+IS_ROOT = os.geteuid() == 0
+_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_. é", min_size=1, max_size=12).filter(
+    lambda n: n not in (".", "..")
+)
+
+
+@dataclass
+class Entry:
+    kind: str  # file, sparse, dir, symlink, hardlink, fifo, empty
+    name: str
+    size: int = 0
+    seed: int = 0
+    mode: int = 0o644
+    owner: int = 0
+    mtime_ns: int = 1_700_000_000_123_456_789
+    xattr: bytes | None = None
+
+
+_entries = st.builds(
+    Entry,
+    kind=st.sampled_from(["file", "file", "file", "sparse", "dir", "symlink", "hardlink", "fifo", "empty"]),
+    name=_names,
+    size=st.sampled_from([0, 1, 100, 4095, 4096, 40_000, 150_000]),
+    seed=st.integers(0, 10**6),
+    mode=st.sampled_from([0o644, 0o600, 0o755, 0o400, 0o4755, 0o1777 & 0o7777]),
+    owner=st.sampled_from([0, 1000, 65534]),
+    mtime_ns=st.integers(0, 2_000_000_000_000_000_000),
+    xattr=st.one_of(st.none(), st.binary(max_size=40)),
+)
+
+
+def build(root: Path, entries: list[Entry]) -> None:
+    """Create entries; directories nest the entries that follow them (a few levels deep)."""
+    root.mkdir(parents=True)
+    directories, files = [root], []
+    for entry in entries:
+        parent = directories[entry.seed % len(directories)]
+        path = parent / entry.name
+        if path.exists() or path.is_symlink():
+            continue
+        if entry.kind in ("file", "sparse"):
+            with path.open("wb") as handle:
+                if entry.kind == "sparse":
+                    handle.seek(entry.size * 10)  # a hole, then data, then a trailing hole
+                handle.write(random_bytes(entry.seed, entry.size))
+                if entry.kind == "sparse":
+                    handle.truncate(entry.size * 20 + 1)
+            files.append(path)
+        elif entry.kind in ("dir", "empty"):
+            path.mkdir()
+            if entry.kind == "dir":
+                directories.append(path)
+        elif entry.kind == "symlink":
+            os.symlink(f"../target-{entry.seed}" if entry.seed % 2 else entry.name + ".missing", path)
+        elif entry.kind == "hardlink" and files:
+            os.link(files[entry.seed % len(files)], path)
+            continue  # metadata is shared with the first name
+        elif entry.kind == "fifo":
+            os.mkfifo(path)
+        else:
+            continue
+        if entry.xattr is not None and (path.is_file() or path.is_dir()) and not path.is_symlink():
+            os.setxattr(path, "user.lifeboat", entry.xattr)
+        if IS_ROOT:
+            os.chown(path, entry.owner, entry.owner, follow_symlinks=False)
+        if not path.is_symlink():
+            os.chmod(path, entry.mode if entry.kind != "dir" else 0o755)
+    # Times last, children before parents, so directory mtimes are the ones chosen.
+    for index, path in enumerate(sorted((p for p in root.rglob("*")), key=lambda p: -len(p.parts))):
+        mtime = entries[index % len(entries)].mtime_ns if entries else 0
+        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entries=st.lists(_entries, min_size=1, max_size=25))
+def test_restore_and_export_equal_the_source(entries: list[Entry]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        source = work / "source"
+        build(source, entries)
+        repository = small_repository(MemoryStorage())
+        result = backup(repository, source)
+        assert result.problems == []
+        restored = work / "restored"
+        Restorer(repository).restore(repository.load_snapshot(result.id), restored)
+        expected = tree_state(source)
+        assert tree_state(restored) == expected
+        tar_path = work / "export.tar"
+        with tar_path.open("wb") as handle:
+            export_tar(repository, repository.load_snapshot(result.id), handle)
+        untarred = work / "untarred"
+        untarred.mkdir()
+        subprocess.run(
+            [
+                "tar",
+                "-xf",
+                str(tar_path),
+                "-C",
+                str(untarred),
+                "--xattrs",
+                "--xattrs-include=*",
+                "--numeric-owner",
+                "--same-permissions",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        assert tree_state(untarred) == expected
+
+
+def test_sparse_zero_runs_stay_sparse(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    with (source / "disk.img").open("wb") as handle:
+        handle.seek(50 * 1024 * 1024)
+        handle.write(b"end")
+    repository = small_repository(MemoryStorage())
+    result = backup(repository, source)
+    assert result.snapshot.summary.bytes_added < 1024 * 1024  # one zero chunk, stored once
+    restored = tmp_path / "restored"
+    Restorer(repository).restore(repository.load_snapshot(result.id), restored)
+    image = restored / "disk.img"
+    assert image.stat().st_size == 50 * 1024 * 1024 + 3
+    assert image.stat().st_blocks * 512 < 1024 * 1024  # holes, not written zeros
+    assert image.read_bytes()[-3:] == b"end"
+
+
+def test_sockets_are_skipped_with_a_note(tmp_path: Path) -> None:
+    source = tmp_path / "s"
+    source.mkdir()
+    (source / "keep.txt").write_text("x")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(source / "app.sock"))
+    try:
+        result = backup(small_repository(MemoryStorage()), source)
+    finally:
+        server.close()
+    assert result.problems == []
+    assert result.snapshot.warnings == ["skipped socket app.sock"]
+
+
+def test_streams_and_directories_in_one_snapshot_with_subpath_restore(tmp_path: Path) -> None:
+    source = tmp_path / "uploads"
+    source.mkdir()
+    (source / "photo.jpg").write_bytes(random_bytes(7, 70_000))
+    dump = random_bytes(8, 123_457)
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reader:
+        writer = os.fdopen(write_end, "wb")
+        import threading
+
+        feeder = threading.Thread(target=lambda: (writer.write(dump), writer.close()))
+        feeder.start()
+        repository = small_repository(LocalStorage(tmp_path / "repo"))
+        result = backup(repository, [DirectorySource("volumes/uploads", source), StreamSource("dumps/db.sql", reader)])
+        feeder.join()
+    snapshot = Repository.open(LocalStorage(tmp_path / "repo"), PASSPHRASE).load_snapshot(result.id)
+    assert snapshot.paths == ["volumes/uploads", "dumps/db.sql"]
+    out = tmp_path / "out"
+    Restorer(repository).restore(snapshot, out, subpath="dumps/db.sql")
+    assert (out / "db.sql").read_bytes() == dump
+    Restorer(repository).restore(snapshot, tmp_path / "vol", subpath="volumes/uploads")
+    assert (tmp_path / "vol" / "photo.jpg").read_bytes() == (source / "photo.jpg").read_bytes()
+
+
+def test_restore_with_delete_makes_the_target_identical(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    (source / "keep").mkdir(parents=True)
+    (source / "keep" / "a").write_text("a")
+    repository = small_repository(MemoryStorage())
+    snapshot = repository.load_snapshot(backup(repository, source).id)
+    target = tmp_path / "target"
+    shutil.copytree(source, target)
+    (target / "extra.txt").write_text("extra")
+    (target / "keep" / "b").write_text("b")
+    (target / "keep" / "a").write_text("changed")
+    Restorer(repository).restore(snapshot, target)
+    assert (target / "extra.txt").exists()  # without --delete, extra files stay
+    Restorer(repository).restore(snapshot, target, delete=True)
+    assert tree_state(target) == tree_state(source)

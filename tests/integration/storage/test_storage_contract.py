@@ -1,0 +1,93 @@
+"""One suite for every Storage: what the repository relies on, on memory and local disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
+from controller.storage.base import Storage
+from controller.storage.local import LocalStorage, _translate
+from controller.storage.memory import MemoryStorage
+
+
+@pytest.fixture(params=["memory", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "memory":
+        yield MemoryStorage()
+    else:
+        yield LocalStorage(tmp_path / "repo")
+
+
+def test_save_then_load_whole_and_ranges(storage: Storage) -> None:
+    data = bytes(range(256)) * 100
+    assert storage.save("data/ab/abcd", data) is True
+    assert storage.load("data/ab/abcd") == data
+    assert storage.load("data/ab/abcd", 10, 20) == data[10:30]
+    assert storage.load("data/ab/abcd", len(data) - 5) == data[-5:]
+    assert storage.stat("data/ab/abcd").size == len(data)
+
+
+def test_save_is_put_if_absent(storage: Storage) -> None:
+    assert storage.save("snapshots/one", b"first") is True
+    assert storage.save("snapshots/one", b"second") is False
+    assert storage.load("snapshots/one") == b"first"
+
+
+def test_missing_objects_are_object_not_found(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFound):
+        storage.load("index/nope")
+    with pytest.raises(ObjectNotFound):
+        storage.stat("index/nope")
+    storage.remove("index/nope")  # removing a missing object is not an error
+
+
+def test_list_by_prefix(storage: Storage) -> None:
+    for key in ("data/00/0011", "data/ff/ff22", "index/i1", "snapshots/s1", "config"):
+        storage.save(key, key.encode())
+    assert sorted(i.key for i in storage.list("data/")) == ["data/00/0011", "data/ff/ff22"]
+    assert sorted(i.key for i in storage.list("index/")) == ["index/i1"]
+    assert [i.size for i in storage.list("snapshots/")] == [len(b"snapshots/s1")]
+    assert list(storage.list("locks/")) == []
+
+
+def test_remove(storage: Storage) -> None:
+    storage.save("index/x", b"x")
+    storage.remove("index/x")
+    assert list(storage.list("index/")) == []
+
+
+@pytest.mark.parametrize("key", ["../escape", "data/../../x", "/abs", "Data/x", "data//x", ""])
+def test_keys_outside_the_alphabet_are_refused(storage: Storage, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid object key"):
+        storage.save(key, b"x")
+
+
+def test_local_objects_are_read_only_and_leave_no_temp_files(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    storage.save("data/ab/abcd", b"payload")
+    path = tmp_path / "repo" / "data" / "ab" / "abcd"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert os.listdir(path.parent) == ["abcd"]
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (errno.ENOSPC, StorageError),
+        (errno.EACCES, StorageError),
+        (errno.EROFS, StorageError),
+        (errno.ENOENT, ObjectNotFound),
+        (errno.EIO, StorageUnavailable),
+        (errno.ETIMEDOUT, StorageUnavailable),
+    ],
+)
+def test_local_errors_map_to_permanent_or_transient(code: int, expected: type[Exception]) -> None:
+    translated = _translate(OSError(code, os.strerror(code)), "repo: saving data/x")
+    assert type(translated) is expected
+    assert "repo: saving data/x" in str(translated)

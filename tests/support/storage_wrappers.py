@@ -1,0 +1,35 @@
+"""Storage wrappers for tests. They wrap a real Storage; none replaces one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from controller.storage.base import ObjectInfo, Storage
+
+
+class RecordingStorage:
+    """Passes every call through and records the keys saved, in order."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.saved: list[str] = []
+
+    def save(self, key: str, data: bytes) -> bool:
+        created = self.inner.save(key, data)
+        self.saved.append(key)
+        return created
+
+    def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return self.inner.load(key, offset, length)
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self.inner.stat(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def remove(self, key: str) -> None:
+        self.inner.remove(key)
+
+    def describe(self) -> str:
+        return f"recording({self.inner.describe()})"

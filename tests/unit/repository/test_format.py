@@ -1,0 +1,182 @@
+"""One test per *must* of controller/repository/FORMAT.md, named after it."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.errors import BackupCorrupted, RepositoryError
+from controller.repository.blobs import BlobType, seal_blob
+from controller.repository.crypto import content_hash
+from controller.repository.index import decode_index
+from controller.repository.keys import list_keys, remove_key
+from controller.repository.pack import read_header
+from controller.repository.pruner import Pruner
+from controller.repository.records import NodeType
+from controller.repository.repository import CONFIG_AAD, Repository
+from controller.storage.memory import MemoryStorage
+from tests.support.repository import PASSPHRASE, T0, backup, random_bytes, small_repository, write_tree
+from tests.support.storage_wrappers import RecordingStorage
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    root = tmp_path / "source"
+    write_tree(
+        root,
+        {
+            "media/a.bin": random_bytes(1, 200_000),
+            "text/b.txt": b"hello\n" * 20_000,
+            "empty": b"",
+            "deep/er/c": random_bytes(2, 5000),
+        },
+    )
+    return root
+
+
+def test_object_names_are_the_hash_of_their_bytes(source: Path) -> None:
+    storage = MemoryStorage()
+    backup(small_repository(storage), source)
+    for prefix in ("data/", "index/", "snapshots/", "keys/"):
+        infos = list(storage.list(prefix))
+        assert infos, prefix
+        for info in infos:
+            assert info.key.rsplit("/", 1)[1] == content_hash(storage.load(info.key))
+    for info in storage.list("data/"):
+        name = info.key.rsplit("/", 1)[1]
+        assert info.key == f"data/{name[:2]}/{name}"
+
+
+def test_commit_order_is_packs_then_index_then_snapshot(source: Path) -> None:
+    storage = RecordingStorage(MemoryStorage())
+    repository = small_repository(storage)  # type: ignore[arg-type]
+    storage.saved.clear()
+    backup(repository, source)
+    kinds = [key.split("/", 1)[0] for key in storage.saved]
+    assert kinds[-1] == "snapshots"
+    assert kinds.count("snapshots") == 1
+    last_pack = max(i for i, kind in enumerate(kinds) if kind == "data")
+    first_index = kinds.index("index")
+    assert last_pack < first_index < len(kinds) - 1
+
+
+def test_the_last_key_cannot_be_removed(source: Path) -> None:
+    storage = MemoryStorage()
+    small_repository(storage)
+    (only,) = list_keys(storage)
+    with pytest.raises(RepositoryError, match="last key"):
+        remove_key(storage, only.id)
+    assert len(list_keys(storage)) == 1
+
+
+def test_readers_refuse_unknown_versions() -> None:
+    storage = MemoryStorage()
+    repository = small_repository(storage)
+    config = json.loads(repository.master.open(storage.load("config"), CONFIG_AAD))
+    config["version"] = 2
+    storage.replace_for_test("config", repository.master.seal(json.dumps(config).encode(), CONFIG_AAD))
+    with pytest.raises(RepositoryError, match="format version 2 is not supported"):
+        Repository.open(storage, PASSPHRASE)
+
+
+def test_incompressible_blobs_are_stored_raw() -> None:
+    repository = small_repository(MemoryStorage())
+    noise = random_bytes(3, 50_000)
+    text = b"abc" * 20_000
+    noise_id, text_id = repository.master.blob_id(noise), repository.master.blob_id(text)
+    sealed_noise = seal_blob(repository.master, noise_id, noise, level=1)
+    sealed_text = seal_blob(repository.master, text_id, text, level=1)
+    assert repository.master.open(sealed_noise, noise_id)[0] == 0  # raw flag
+    assert len(sealed_noise) == len(noise) + 1 + 12 + 16
+    assert repository.master.open(sealed_text, text_id)[0] == 1  # zstd flag
+    assert len(sealed_text) < len(text) // 10
+
+
+def test_blobs_are_verified_on_every_read(source: Path) -> None:
+    storage = MemoryStorage()
+    repository = small_repository(storage)
+    result = backup(repository, source)
+    tree = repository.load_tree(result.snapshot.tree)
+    media = next(n for n in tree if n.name == "media")
+    assert media.subtree is not None
+    blob_id = bytes.fromhex(repository.load_tree(media.subtree)[0].content[0])
+    location = repository.locate(blob_id)
+    key = f"data/{location.pack.hex()[:2]}/{location.pack.hex()}"
+    pack = bytearray(storage.load(key))
+    pack[location.offset + 20] ^= 0x01
+    storage.replace_for_test(key, bytes(pack))
+    fresh = Repository.open(storage, PASSPHRASE)
+    with pytest.raises(BackupCorrupted, match="failed authentication"):
+        fresh.load_blob(blob_id)
+    # A valid sealed blob presented under another id is rejected too (the id is the AAD).
+    other = repository.master.blob_id(b"other")
+    with pytest.raises(BackupCorrupted):
+        fresh.open_sealed(other, seal_blob(repository.master, blob_id, b"x", 0))
+
+
+def test_packs_describe_themselves(source: Path) -> None:
+    storage = MemoryStorage()
+    repository = small_repository(storage)
+    backup(repository, source)
+    from_headers = set()
+    for info in storage.list("data/"):
+        pack_id = bytes.fromhex(info.key.rsplit("/", 1)[1])
+        for entry in read_header(repository.master, storage.load(info.key)):
+            from_headers.add((entry.id, pack_id, entry.offset, entry.length, entry.raw_length, entry.type))
+    from_index = {
+        (blob_id, loc.pack, loc.offset, loc.length, loc.raw_length, loc.type)
+        for blob_id, loc in Repository.open(storage, PASSPHRASE).load_index().items()
+    }
+    assert from_headers == from_index
+
+
+def test_index_entries_point_into_stored_packs(source: Path) -> None:
+    storage = MemoryStorage()
+    repository = small_repository(storage)
+    backup(repository, source)
+    packs = {info.key for info in storage.list("data/")}
+    for info in storage.list("index/"):
+        for _, location in decode_index(repository.master, storage.load(info.key)):
+            assert f"data/{location.pack.hex()[:2]}/{location.pack.hex()}" in packs
+
+
+def test_a_snapshot_only_references_indexed_blobs(source: Path) -> None:
+    storage = MemoryStorage()
+    repository = small_repository(storage)
+    result = backup(repository, source)
+    index = Repository.open(storage, PASSPHRASE).load_index()
+    stack = [result.snapshot.tree]
+    seen = 0
+    while stack:
+        tree_id = stack.pop()
+        assert bytes.fromhex(tree_id) in index
+        for node in repository.load_tree(tree_id):
+            if node.type == NodeType.DIR:
+                assert node.subtree is not None
+                stack.append(node.subtree)
+            for content in node.content:
+                assert bytes.fromhex(content) in index
+                seen += 1
+    assert seen > 10
+
+
+def test_prune_keeps_young_unreferenced_data(source: Path) -> None:
+    storage = MemoryStorage(now=T0)
+    repository = small_repository(storage)
+    result = backup(repository, source)
+    repository.forget(result.id)
+    young = Pruner(Repository.open(storage, PASSPHRASE), now=T0 + timedelta(minutes=5)).prune()
+    assert young.packs_deleted == 0 and list(storage.list("data/"))
+    old = Pruner(Repository.open(storage, PASSPHRASE), now=T0 + timedelta(hours=2)).prune()
+    assert old.packs_deleted > 0 and not list(storage.list("data/"))
+    # A pack in no index (an interrupted backup) is kept while young as well.
+    repository = Repository.open(storage, PASSPHRASE)
+    writer = repository.blob_writer()
+    writer.add(BlobType.DATA, repository.master.blob_id(b"orphan"), b"orphan")
+    writer.flush()
+    writer.close()
+    assert Pruner(repository, now=T0 + timedelta(minutes=5)).prune().unindexed_deleted == 0
+    assert Pruner(repository, now=T0 + timedelta(hours=2)).prune().unindexed_deleted == 1
