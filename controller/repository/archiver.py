@@ -15,7 +15,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,7 +106,7 @@ class Archiver:
             self._local.cdc = found
         return found
 
-    def run(self, sources: list[Source], tags: dict[str, str], hostname: str, time_rfc3339: str) -> ArchiveResult:
+    def run(self, sources: Sequence[Source], tags: dict[str, str], hostname: str, time_rfc3339: str) -> ArchiveResult:
         """Archive `sources` into a new snapshot; raises on storage errors (nothing is committed)."""
         started = time.monotonic()
         self._check_sources(sources)
@@ -138,7 +138,7 @@ class Archiver:
         return ArchiveResult(snapshot_id, snapshot, list(self._problems))
 
     @staticmethod
-    def _check_sources(sources: list[Source]) -> None:
+    def _check_sources(sources: Sequence[Source]) -> None:
         names = [s.name for s in sources]
         if "" in names and len(names) > 1:
             raise ValueError("a source at the snapshot root must be the only source")
@@ -149,7 +149,7 @@ class Archiver:
 
     def _archive_sources(
         self,
-        sources: list[Source],
+        sources: Sequence[Source],
         writer: BlobWriter,
         pool: ThreadPoolExecutor,
         slots: threading.BoundedSemaphore,
