@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
+from controller.errors import BackupCorrupted
 from controller.repository.blobs import BlobType
 from controller.repository.records import Node, NodeType, Snapshot, Summary, encode_tree
 from controller.repository.repository import Repository, SnapshotEntry
@@ -200,14 +201,22 @@ class Archiver:
         """The parent snapshot's entries of the directory at `path`, if it has one."""
         if self.parent is None:
             return None
-        tree_id: str | None = self.parent.snapshot.tree
+        listing = self._parent_listing(self.parent.snapshot.tree)
         for part in path:
-            nodes = {n.name: n for n in self.repository.load_tree(tree_id)} if tree_id else {}
-            node = nodes.get(part)
-            tree_id = node.subtree if node is not None and node.type == NodeType.DIR else None
-            if tree_id is None:
+            node = listing.get(part) if listing is not None else None
+            if node is None or node.type != NodeType.DIR or node.subtree is None:
                 return None
-        return {n.name: n for n in self.repository.load_tree(tree_id)} if tree_id else None
+            listing = self._parent_listing(node.subtree)
+        return listing
+
+    def _parent_listing(self, tree_id: str) -> dict[str, Node] | None:
+        """A parent directory's nodes by name; None when the parent's tree is unreadable,
+        so that a damaged parent costs a full read, never a failed backup."""
+        try:
+            return {n.name: n for n in self.repository.load_tree(tree_id)}
+        except BackupCorrupted:
+            self._notes.append(f"parent tree {tree_id[:16]} unreadable; files below it were read in full")
+            return None
 
     # Directories
 
@@ -241,7 +250,7 @@ class Archiver:
             if stat.S_ISDIR(mode):
                 sub_parent = None
                 if parent is not None and (old := parent.get(entry.name)) and old.subtree:
-                    sub_parent = {n.name: n for n in self.repository.load_tree(old.subtree)}
+                    sub_parent = self._parent_listing(old.subtree)
                 nodes.append(self._walk_dir(child_path, child_shown, sub_parent, writer, pool, slots))
             elif stat.S_ISREG(mode):
                 file_node = _node_from_stat(entry.name, NodeType.FILE, child, child_path)

@@ -143,7 +143,7 @@ class Repository:
     def locate(self, blob_id: bytes) -> BlobLocation:
         location = self.load_index().get(blob_id)
         if location is None:
-            raise BackupCorrupted(f"blob {blob_id.hex()[:16]} is not in the index (missing data)")
+            raise BackupCorrupted(f"blob {blob_id.hex()[:16]} is not in any index (missing data)")
         return location
 
     def load_blob(self, blob_id: bytes) -> bytes:

@@ -37,7 +37,9 @@ class BlobWriter:
         self._pack_size, self._level = pack_size, compression_level
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()  # sealed or packed, not yet indexed
-        self._pack = PackBuilder()
+        # One open pack per blob type: trees never share a pack with data, so damage to file
+        # content cannot take a snapshot's directory listings with it (as in restic).
+        self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
         self._new_entries: list[tuple[bytes, BlobLocation]] = []
         self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
         self._in_flight = threading.BoundedSemaphore(uploads + 1)  # bounds memory held by packs
@@ -57,11 +59,12 @@ class BlobWriter:
         sealed = seal_blob(self._master, blob_id, plaintext, self._level)
         full: PackBuilder | None = None
         with self._lock:
-            self._pack.add(type_, blob_id, sealed, len(plaintext))
+            pack = self._packs[type_]
+            pack.add(type_, blob_id, sealed, len(plaintext))
             self.bytes_added += len(sealed)
             self.blobs_added += 1
-            if self._pack.size >= self._pack_size:
-                full, self._pack = self._pack, PackBuilder()
+            if pack.size >= self._pack_size:
+                full, self._packs[type_] = pack, PackBuilder()
         if full is not None:
             self._upload(full)
         return True
@@ -88,9 +91,11 @@ class BlobWriter:
     def flush(self) -> None:
         """Store the partial pack and wait for every upload; raises the first upload error."""
         with self._lock:
-            last, self._pack = self._pack, PackBuilder()
-        if len(last):
-            self._upload(last)
+            open_packs = list(self._packs.values())
+            self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
+        for pack in open_packs:
+            if len(pack):
+                self._upload(pack)
         for upload in self._uploads:
             upload.result()
         self._uploads.clear()

@@ -1,0 +1,108 @@
+"""SIGKILL a backup or a prune at random points: the repository stays consistent."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from controller.repository.checker import Checker
+from controller.repository.repository import Repository
+from controller.repository.restorer import Restorer
+from controller.storage.local import LocalStorage
+from tests.e2e.conftest import LIFEBOAT
+from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
+
+RNG = random.Random(20261123)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "LIFEBOAT_PASSPHRASE": PASSPHRASE.decode()}
+
+
+def run_and_kill(args: list[str], delay: float) -> int | None:
+    """Start the command, SIGKILL it after `delay` seconds; its exit code if it finished first."""
+    process = subprocess.Popen([LIFEBOAT, *args], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return process.returncode if process.returncode != -signal.SIGKILL else None
+
+
+def assert_consistent(repo: Path, expected: dict[str, dict[str, tuple[object, ...]]], out: Path) -> None:
+    repository = Repository.open(LocalStorage(repo), PASSPHRASE)
+    report = Checker(repository).check(read_data_percent=100)
+    assert report.ok, [d.describe() for d in report.damage]
+    for snapshot_id, state in expected.items():
+        target = out / snapshot_id[:8]
+        Restorer(repository).restore(repository.load_snapshot(snapshot_id), target)
+        assert tree_state(target) == state
+
+
+def make_source(root: Path, seed: int) -> None:
+    write_tree(
+        root, {f"d{i}/f{j}.bin": random_bytes(seed * 1000 + i * 10 + j, 400_000) for i in range(6) for j in range(10)}
+    )
+
+
+def timed(args: list[str]) -> float:
+    started = time.monotonic()
+    subprocess.run([LIFEBOAT, *args], env=env(), check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def test_backup_killed_at_random_points_leaves_a_valid_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    small_repository(LocalStorage(repo), pack_size=256 * 1024)
+    source = tmp_path / "src"
+    make_source(source, 0)
+    command = ["repo", "--repo", str(repo), "backup", "--type", "full", str(source)]
+    duration = timed(command)
+    (first,) = Repository.open(LocalStorage(repo), PASSPHRASE).snapshots()
+    expected = {first.id: tree_state(source)}
+    killed = 0
+    for attempt in range(4):
+        make_source(source, attempt + 1)  # new content, so the killed backup has work to do
+        finished = run_and_kill(command, duration * RNG.uniform(0.3, 0.95))
+        assert finished in (None, 0)
+        killed += finished is None
+        assert_consistent(repo, expected, tmp_path / f"out{attempt}")
+    assert killed >= 3, "the kills must land mid-backup"
+    result = subprocess.run(
+        [LIFEBOAT, "repo", "--repo", str(repo), "backup", str(source), "-o", "json"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"problems": []' in result.stdout
+
+
+def test_prune_killed_at_random_points_leaves_a_valid_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repository = small_repository(LocalStorage(repo), pack_size=128 * 1024)
+    source = tmp_path / "src"
+    kept: dict[str, dict[str, tuple[object, ...]]] = {}
+    forgotten = []
+    for round_ in range(6):
+        make_source(source, round_)
+        result = backup(repository, source)
+        if round_ % 2:
+            kept[result.id] = tree_state(source)
+        else:
+            forgotten.append(result.id)
+    for snapshot_id in forgotten:
+        repository.forget(snapshot_id)
+    command = ["repo", "--repo", str(repo), "prune", "--grace-minutes", "0"]
+    duration = timed([*command, "--dry-run"])  # marks and plans: most of a prune's time
+    killed = 0
+    for attempt in range(4):
+        finished = run_and_kill(command, duration * RNG.uniform(0.5, 1.3))
+        killed += finished is None
+        assert_consistent(repo, kept, tmp_path / f"out{attempt}")
+    assert killed >= 1, "the kills must land mid-prune"
+    subprocess.run([LIFEBOAT, *command], env=env(), check=True, capture_output=True)
+    assert_consistent(repo, kept, tmp_path / "final")

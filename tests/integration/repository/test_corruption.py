@@ -1,0 +1,108 @@
+"""Damaged repositories: check names the damage and what it breaks; intact data still restores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.errors import BackupCorrupted
+from controller.repository.checker import Checker
+from controller.repository.repository import Repository
+from controller.repository.restorer import Restorer
+from controller.storage.local import LocalStorage
+from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, write_tree
+
+
+@dataclass
+class Damaged:
+    storage: LocalStorage
+    first: str  # snapshot holding only a.bin
+    second: str  # snapshot holding a.bin (deduplicated) and b.bin
+    packs_of_b: set[str]
+    index_of_second: str
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Damaged:
+    storage = LocalStorage(tmp_path / "repo")
+    repository = small_repository(storage, pack_size=64 * 1024)
+    source = tmp_path / "src"
+    write_tree(source, {"a.bin": random_bytes(1, 100_000)})
+    first = backup(repository, source)
+    packs_before = {i.key for i in storage.list("data/")}
+    index_before = {i.key for i in storage.list("index/")}
+    write_tree(source, {"b.bin": random_bytes(2, 100_000)})
+    second = backup(repository, source)
+    # b's data packs: the new packs that are not the (small) tree pack.
+    packs_of_b = {i.key for i in storage.list("data/") if i.key not in packs_before and i.size > 20_000}
+    (index_of_second,) = {i.key for i in storage.list("index/")} - index_before
+    return Damaged(storage, first.id, second.id, packs_of_b, index_of_second)
+
+
+def rewrite(storage: LocalStorage, key: str, data: bytes) -> None:
+    path = storage.root / key
+    path.chmod(0o644)
+    path.write_bytes(data)
+
+
+def restore_file(storage: LocalStorage, snapshot_id: str, name: str, target: Path) -> bytes:
+    repository = Repository.open(storage, PASSPHRASE)
+    Restorer(repository).restore(repository.load_snapshot(snapshot_id), target, subpath=name)
+    return (target / name).read_bytes()
+
+
+def test_intact_repository_checks_clean(repo: Damaged) -> None:
+    report = Checker(Repository.open(repo.storage, PASSPHRASE)).check(read_data_percent=100)
+    assert report.ok and report.snapshots == 2 and report.blobs_read > 10
+
+
+def test_flipped_byte_is_found_by_read_data_and_named(repo: Damaged, tmp_path: Path) -> None:
+    key = sorted(repo.packs_of_b)[0]
+    data = bytearray(repo.storage.load(key))
+    data[100] ^= 0xFF
+    rewrite(repo.storage, key, bytes(data))
+    assert Checker(Repository.open(repo.storage, PASSPHRASE)).check().ok  # structure alone cannot see it
+    report = Checker(Repository.open(repo.storage, PASSPHRASE)).check(read_data_percent=100)
+    (damage,) = report.damage
+    assert damage.object == key and "failed authentication" in damage.problem
+    assert damage.snapshots == {repo.second}
+    assert damage.files == {f"{repo.second[:8]}:/b.bin"}
+    assert restore_file(repo.storage, repo.second, "a.bin", tmp_path / "a") == random_bytes(1, 100_000)
+    with pytest.raises(BackupCorrupted, match="failed authentication"):
+        restore_file(repo.storage, repo.second, "b.bin", tmp_path / "b")
+
+
+def test_truncated_pack_is_reported_with_every_blob_it_held(repo: Damaged) -> None:
+    key = sorted(repo.packs_of_b)[0]
+    rewrite(repo.storage, key, repo.storage.load(key)[:-10])
+    report = Checker(Repository.open(repo.storage, PASSPHRASE)).check(read_data_percent=100)
+    (damage,) = report.damage
+    assert damage.object == key and "pack" in damage.problem
+    assert damage.files == {f"{repo.second[:8]}:/b.bin"}
+
+
+def test_deleted_pack_is_found_by_the_structure_check(repo: Damaged, tmp_path: Path) -> None:
+    key = sorted(repo.packs_of_b)[0]
+    (repo.storage.root / key).unlink()
+    report = Checker(Repository.open(repo.storage, PASSPHRASE)).check()
+    (damage,) = report.damage
+    assert (damage.object, damage.problem) == (key, "pack is missing")
+    assert damage.snapshots == {repo.second}
+    assert restore_file(repo.storage, repo.first, "a.bin", tmp_path / "a") == random_bytes(1, 100_000)
+
+
+def test_deleted_index_leaves_earlier_snapshots_intact(repo: Damaged, tmp_path: Path) -> None:
+    (repo.storage.root / repo.index_of_second).unlink()
+    report = Checker(Repository.open(repo.storage, PASSPHRASE)).check()
+    assert not report.ok
+    assert all(d.snapshots == {repo.second} for d in report.damage)
+    assert any("not in any index" in d.problem for d in report.damage)
+    assert restore_file(repo.storage, repo.first, "a.bin", tmp_path / "a") == random_bytes(1, 100_000)
+
+
+def test_garbage_in_an_index_file_is_named(repo: Damaged) -> None:
+    rewrite(repo.storage, repo.index_of_second, b"not an index at all" * 10)
+    report = Checker(Repository.open(repo.storage, PASSPHRASE)).check()
+    assert any(d.object == repo.index_of_second and "index unreadable" in d.problem for d in report.damage)
