@@ -60,7 +60,7 @@ def test_seed_variable_backup_encryption_key_is_accepted(repo_env: tuple[Lifeboa
 
 
 def test_failures_are_one_line_with_exit_1_and_usage_errors_exit_2(repo_env: tuple[Lifeboat, Path, Path]) -> None:
-    lifeboat, repo, source = repo_env
+    lifeboat, repo, _ = repo_env
     run(lifeboat, "repo", "--repo", str(repo), "init")
     wrong = run(lifeboat, "repo", "--repo", str(repo), "snapshots", passphrase="nope")
     assert (wrong.returncode, wrong.stderr) == (1, f"error: {repo}: wrong passphrase (no key file opens with it)\n")
