@@ -15,6 +15,7 @@ import os
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from controller.repository.writer import BlobWriter
 
 _READ_ATTEMPTS = 2
 _WHOLE_FILE_LIMIT = 16 * 1024 * 1024  # files up to this size are read in one call
+_MAX_PENDING_DIRS = 2000  # bounds the memory held by directories waiting for their files
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,16 @@ class _Job:
         self.node, self.future = node, future
 
 
+@dataclass
+class _PendingDir:
+    """A walked directory whose tree waits for its files (and, before it, its subdirectories)."""
+
+    node: Node
+    shown: str
+    nodes: list[Node]
+    jobs: list[_Job]
+
+
 class Archiver:
     def __init__(
         self,
@@ -96,6 +108,7 @@ class Archiver:
         self._notes: list[str] = []  # worth recording, not a failure (skipped sockets)
         self._summary = Summary()
         self._hardlinks: dict[tuple[int, int], Future[list[str]]] = {}
+        self._pending: deque[_PendingDir] = deque()
         self._local = threading.local()
 
     def _cdc(self) -> FastCDC:
@@ -160,6 +173,7 @@ class Archiver:
         if len(sources) == 1 and sources[0].name == "" and isinstance(sources[0], DirectorySource):
             parent_nodes = self._parent_nodes([])
             node = self._walk_dir(sources[0].path, "", parent_nodes, writer, pool, slots)
+            self._finish_directories(writer, block=True)
             assert node.subtree is not None
             return node.subtree
         layout: dict[str, object] = {}
@@ -190,6 +204,7 @@ class Archiver:
                 node = self._walk_dir(
                     item.path, "/".join([*path, name]), self._parent_nodes([*path, name]), writer, pool, slots
                 )
+                self._finish_directories(writer, block=True)
                 node.name = name
                 nodes.append(node)
             else:
@@ -273,16 +288,31 @@ class Archiver:
             else:
                 with self._lock:
                     self._notes.append(f"skipped socket {child_shown}")
-        for job in jobs:
-            try:
-                job.node.content = job.future.result()
-                nodes.append(job.node)
-            except OSError as err:
-                self._problem(f"unreadable file {shown}/{job.node.name}: {err.strerror}")
-        node.subtree = self._save_tree(nodes, writer)
-        with self._lock:
-            self._summary.dirs += 1
+        # The tree is written later, when its files are done: waiting here would stall the
+        # walk at every directory and leave the workers idle.
+        self._pending.append(_PendingDir(node, shown, nodes, jobs))
+        self._finish_directories(writer, block=len(self._pending) > _MAX_PENDING_DIRS)
         return node
+
+    def _finish_directories(self, writer: BlobWriter, block: bool) -> None:
+        """Write the trees of pending directories, oldest first (children precede parents).
+
+        Without `block`, stop at the first directory whose files are still being read.
+        """
+        while self._pending:
+            pending = self._pending[0]
+            if not block and not all(job.future.done() for job in pending.jobs):
+                return
+            self._pending.popleft()
+            for job in pending.jobs:
+                try:
+                    job.node.content = job.future.result()
+                    pending.nodes.append(job.node)
+                except OSError as err:
+                    self._problem(f"unreadable file {pending.shown}/{job.node.name}: {err.strerror}")
+            pending.node.subtree = self._save_tree(pending.nodes, writer)
+            with self._lock:
+                self._summary.dirs += 1
 
     def _reuse(self, node: Node, old: Node | None) -> bool:
         if old is None or old.type != NodeType.FILE:
