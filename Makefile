@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint typecheck unit crds clean
+.PHONY: run test lint typecheck unit crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ unit: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/lifeboat crds --out crds
+
+# Lifeboat beside restic on a generated 3 GB dataset (installs restic; a few minutes).
+bench: $(STAMP)
+	$(BIN)/python tests/benchmarks/bench_repository.py --size-gb $${SIZE_GB:-3}
 
 clean:
 	rm -rf $(VENV) .lifeboat .pytest_cache .mypy_cache .ruff_cache .hypothesis

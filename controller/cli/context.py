@@ -8,11 +8,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controller.resources.config import Config, catalog_url, load_config, resources_directory
-from controller.resources.store import ResourceStore
-
 if TYPE_CHECKING:
     from controller.catalog.catalog import Catalog
+    from controller.resources.config import Config
+    from controller.resources.store import ResourceStore
 
 
 @dataclass
@@ -23,22 +22,31 @@ class CliContext:
     output: str = "table"
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
+    # Imports inside the properties: pydantic models and SQLAlchemy cost most of the
+    # start-up time, and `repo --repo PATH` verbs need neither.
+
     @cached_property
     def config(self) -> Config:
+        from controller.resources.config import load_config
+
         chosen = self.config_path or self.environ.get("LIFEBOAT_CONFIG")
         return load_config(Path(chosen) if chosen else None, self.environ)
 
     @cached_property
     def resources_dir(self) -> Path:
+        from controller.resources.config import resources_directory
+
         return resources_directory(self.resources_flag, self.config, self.environ)
 
     @cached_property
     def store(self) -> ResourceStore:
+        from controller.resources.store import ResourceStore
+
         return ResourceStore(self.resources_dir)
 
     @cached_property
     def catalog(self) -> Catalog:
-        # Imported here: SQLAlchemy costs ~0.6 s at start-up, and most verbs never open the catalog.
         from controller.catalog.catalog import Catalog
+        from controller.resources.config import catalog_url
 
         return Catalog(catalog_url(self.catalog_flag, self.config, self.environ))

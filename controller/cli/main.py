@@ -5,17 +5,42 @@ Exit codes: 0 success, 1 failure (or, for `diff`, changes found), 2 usage error.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from controller.cli.context import CliContext
-from controller.cli.repo_commands import repo
-from controller.cli.resource_commands import register_resource_commands
 from controller.errors import LifeboatError
 
+# Each verb is imported when it is run: the models, SQLAlchemy and the repository's native
+# libraries cost most of the start-up time, and no verb needs all of them.
+_COMMANDS = {
+    "validate": "controller.cli.resource_commands:validate",
+    "apply": "controller.cli.resource_commands:apply",
+    "diff": "controller.cli.resource_commands:diff",
+    "get": "controller.cli.resource_commands:get",
+    "describe": "controller.cli.resource_commands:describe",
+    "delete": "controller.cli.resource_commands:delete",
+    "crds": "controller.cli.resource_commands:crds",
+    "repo": "controller.cli.repo_commands:repo",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="FILE", help="Global configuration file [env: LIFEBOAT_CONFIG].")
 @click.option(
     "--resources",
@@ -37,16 +62,9 @@ def cli(ctx: click.Context, config_path: str | None, resources_flag: str | None,
     ctx.obj = CliContext(config_path, resources_flag, catalog_flag)
 
 
-register_resource_commands(cli)
-cli.add_command(repo)
-
-
 def main() -> None:
     try:
         cli(standalone_mode=True)
-    except LifeboatError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    except (FileExistsError, PermissionError) as err:
+    except (LifeboatError, FileExistsError, PermissionError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(1)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from controller.cli.text import human_bytes
 from controller.resources.backup_policy import BackupPolicy
 from controller.resources.backup_storage import BackupStorage
 from controller.resources.kinds import Resource
@@ -18,18 +19,6 @@ from controller.resources.restore import Restore
 
 if TYPE_CHECKING:
     from controller.catalog.models import Backup, Event
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """kubectl-style: upper-case headers, columns padded, three spaces apart."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = [
-        "   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in [list(headers), *rows]
-    ]
-    return "\n".join(lines)
 
 
 def resource_document(loaded: LoadedResource) -> dict[str, Any]:
@@ -131,14 +120,3 @@ def backup_rows(backups: Sequence[Backup]) -> tuple[list[str], list[list[str]]]:
 
 def event_rows(events: Sequence[Event]) -> tuple[list[str], list[list[str]]]:
     return ["TIME", "TYPE", "REASON", "MESSAGE"], [[_age(e.time), e.type, e.reason, e.message] for e in events]
-
-
-def human_bytes(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")

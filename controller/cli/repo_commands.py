@@ -15,19 +15,14 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from controller.cli.context import CliContext
-from controller.cli.progress import byte_progress
-from controller.cli.render import human_bytes, table
+from controller.cli.progress import byte_progress, scan_total
+from controller.cli.text import human_bytes, table
 from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
-from controller.reconciler.storage_factory import (
-    passphrase_for_resource,
-    storage_for_location,
-    storage_for_resource,
-)
 from controller.repository.archiver import Archiver, DirectorySource, Progress
 from controller.repository.checker import Checker
 from controller.repository.exporter import export_tar
@@ -35,8 +30,11 @@ from controller.repository.keys import list_keys, master_key_from_kit, recovery_
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository, SnapshotEntry
 from controller.repository.restorer import RestoreProgress, Restorer
-from controller.resources.backup_storage import BackupStorage
 from controller.storage.base import Storage
+from controller.storage.location import storage_for_location
+
+if TYPE_CHECKING:
+    from controller.resources.backup_storage import BackupStorage
 
 pass_context = click.make_pass_decorator(CliContext)
 
@@ -65,13 +63,19 @@ class RepoTarget:
             loaded = self.ctx.store.load().get("BackupStorage", self.storage_name)
             if loaded is None:
                 raise ResourceNotFound(f'BackupStorage "{self.storage_name}" not found in {self.ctx.resources_dir}')
+            from controller.resources.backup_storage import BackupStorage
+
             assert isinstance(loaded.resource, BackupStorage)
             self._resource = loaded.resource
         return self._resource
 
     def storage(self) -> Storage:
         resource = self.resource()
-        return storage_for_resource(resource) if resource is not None else storage_for_location(self.repo or "")
+        if resource is None:
+            return storage_for_location(self.repo or "")
+        from controller.reconciler.storage_factory import storage_for_resource
+
+        return storage_for_resource(resource)
 
     def passphrase(self) -> bytes:
         if self.passphrase_file is not None:
@@ -81,6 +85,8 @@ class RepoTarget:
                 return self.ctx.environ[name].encode()
         resource = self.resource()
         if resource is not None:
+            from controller.reconciler.storage_factory import passphrase_for_resource
+
             return passphrase_for_resource(resource, self.ctx.environ)
         raise InvalidConfig(
             "no passphrase: set LIFEBOAT_PASSPHRASE (or BACKUP_ENCRYPTION_KEY), "
@@ -190,10 +196,11 @@ def backup(
     tag_map = {**_parse_tags(tags), "type": backup_type}
     snapshot_paths = [s.name for s in sources]
     parent = _parent_for(repository, snapshot_paths, tag_map) if backup_type == "incremental" else None
-    with byte_progress("backup", None, output == "text") as update:
+    with byte_progress("backup", None, output == "text") as display:
+        scan_total([source.path for source in sources], display)
 
         def progress(state: Progress) -> None:
-            update(state.bytes_read, state.files, state.current)
+            display.update(state.bytes_read, state.files, state.current)
 
         result = Archiver(repository, parent=parent, compression=compression, progress=progress).run(
             sources, tag_map, socket.gethostname(), _now().isoformat()
@@ -248,10 +255,10 @@ def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str
     """Restore a snapshot (or a sub-path) into a directory."""
     repository = target.open()
     snapshot = repository.load_snapshot(repository.resolve_snapshot(snapshot_id))
-    with byte_progress("restore", snapshot.summary.bytes, output == "text") as update:
+    with byte_progress("restore", snapshot.summary.bytes, output == "text") as display:
 
         def progress(state: RestoreProgress) -> None:
-            update(state.bytes, state.files, "")
+            display.update(state.bytes, state.files)
 
         result = Restorer(repository, progress=progress).restore(snapshot, target_dir, subpath, delete)
     _emit(output, asdict(result), f"restored {result.files} files, {human_bytes(result.bytes)} to {target_dir}")

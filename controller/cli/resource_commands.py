@@ -14,8 +14,8 @@ from controller.cli.render import (
     event_rows,
     resource_document,
     resource_rows,
-    table,
 )
+from controller.cli.text import table
 from controller.errors import LifeboatError, ResourceNotFound
 from controller.resources.crd import drifted_schema_files, write_schema_files
 from controller.resources.kinds import kind_choices, resolve_kind
@@ -212,8 +212,3 @@ def validate(paths: tuple[Path, ...]) -> None:
         click.echo(f"{len(result.problems)} problem(s) found", err=True)
         sys.exit(1)
     click.echo(f"{len(result.resources)} resource(s) valid")
-
-
-def register_resource_commands(group: click.Group) -> None:
-    for command in (validate, apply, diff, get, describe, delete, crds):
-        group.add_command(command)

@@ -1,4 +1,4 @@
-"""Build a Storage from a BackupStorage resource or a `--repo` location."""
+"""Build a Storage, and find its passphrase, from a BackupStorage resource."""
 
 from __future__ import annotations
 
@@ -10,16 +10,6 @@ from controller.resources.backup_storage import BackupStorage
 from controller.resources.secrets import read_secret
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage
-
-
-def storage_for_location(location: str) -> Storage:
-    """`/path` or `local:/path` (S3 locations arrive with the S3 backend)."""
-    if location.startswith("s3://"):
-        raise InvalidConfig(f"{location}: S3 repositories are not supported yet; use a local path")
-    path = location.removeprefix("local:")
-    if not path:
-        raise InvalidConfig("--repo: expected a directory path")
-    return LocalStorage(Path(path))
 
 
 def storage_for_resource(storage: BackupStorage) -> Storage:

@@ -32,7 +32,7 @@ from controller.repository.repository import Repository, SnapshotEntry
 from controller.repository.writer import BlobWriter
 
 _READ_ATTEMPTS = 2
-_WHOLE_FILE_LIMIT = 16 * 1024 * 1024  # files up to this size are read in one call
+_WHOLE_FILE_LIMIT = 4 * 1024 * 1024  # files up to this size are read in one call
 _MAX_PENDING_DIRS = 2000  # bounds the memory held by directories waiting for their files
 
 

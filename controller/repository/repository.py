@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 CONFIG_AAD = b"lifeboat config v1"
 SNAPSHOT_AAD = b"lifeboat snapshot v1"
 COMPRESSION_LEVELS = {"off": 0, "auto": 1, "max": 12}
-_MAX_RANGED_READ = 32 * 1024 * 1024
+_MAX_RANGED_READ = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class SnapshotEntry:
 class BlobCache:
     """A small LRU of plaintext blobs by id, bounded in bytes (trees and repeated chunks)."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
         self._items: OrderedDict[bytes, bytes] = OrderedDict()
         self._size, self._max = 0, max_bytes
         self._lock = threading.Lock()

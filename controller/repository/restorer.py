@@ -9,6 +9,7 @@ With `delete`, entries the snapshot does not have are removed from the target.
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import shutil
 import stat
@@ -21,6 +22,8 @@ from pathlib import Path
 from controller.errors import BackupNotFound
 from controller.repository.records import Node, NodeType, Snapshot
 from controller.repository.repository import Repository
+
+_SEGMENT_BYTES = 16 * 1024 * 1024  # a file larger than this is restored by several workers at once
 
 
 @dataclass
@@ -114,7 +117,7 @@ class Restorer:
                     first = self._hardlinks.get(key)
                 if first is not None:
                     return pool.submit(self._link, first, node, path)
-            future = pool.submit(self._write_file, node, path)
+            future = self._start_file(node, path, pool)
             if node.links > 1 and node.inode:
                 with self._lock:
                     self._hardlinks.setdefault(key, (path, future))
@@ -151,43 +154,124 @@ class Restorer:
             return
         self._set_metadata(path, node)
 
-    def _write_file(self, node: Node, path: Path) -> None:
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            _remove(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    def _start_file(self, node: Node, path: Path, pool: ThreadPoolExecutor) -> Future[None]:
+        """Restore a file; large files are split into segments written by several workers.
+
+        No file descriptor stays open between tasks, so a directory of many files cannot
+        exhaust them; the last segment to finish truncates the file and sets its metadata.
+        """
+        segments = self._segments(node)
+        if len(segments) <= 1:
+            return pool.submit(self._write_whole, node, path, segments[0][1] if segments else [])
+        os.close(_create(path))
+        done: Future[None] = Future()
+        remaining = [len(segments)]
+        errors: list[BaseException] = []
+
+        def segment_done(finished: Future[None]) -> None:
+            error = finished.exception()
+            with self._lock:
+                if error is not None:
+                    errors.append(error)
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if not last:
+                return
+            try:
+                if errors:
+                    raise errors[0]
+                self._finish_file(path, node)
+                done.set_result(None)
+            except BaseException as err:
+                done.set_exception(err)
+
+        for offset, blob_ids in segments:
+            pool.submit(self._write_segment, path, offset, blob_ids).add_done_callback(segment_done)
+        return done
+
+    def _segments(self, node: Node) -> list[tuple[int, list[bytes]]]:
+        """(file offset, blob ids) runs of about _SEGMENT_BYTES, from the index's sizes."""
+        segments: list[tuple[int, list[bytes]]] = []
+        offset, start, current = 0, 0, []  # type: int, int, list[bytes]
+        for content in node.content:
+            blob_id = bytes.fromhex(content)
+            current.append(blob_id)
+            offset += self.repository.locate(blob_id).raw_length
+            if offset - start >= _SEGMENT_BYTES:
+                segments.append((start, current))
+                start, current = offset, []
+        if current:
+            segments.append((start, current))
+        return segments
+
+    def _write_whole(self, node: Node, path: Path, blob_ids: list[bytes]) -> None:
+        """The common case, all through one descriptor: no path lookup after the open."""
+        fd = _create(path)
         try:
-            position = 0
-            for data in self.repository.load_blobs([bytes.fromhex(c) for c in node.content]):
-                if data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data):
-                    position += len(data)  # leave a hole: sparse zero runs stay sparse
-                    continue
-                os.pwrite(fd, data, position)
-                position += len(data)
-                with self._lock:
-                    self._progress.bytes += len(data)
-            os.ftruncate(fd, position)
+            self._write_blobs(fd, 0, blob_ids)
+            os.ftruncate(fd, node.size)
+            self._set_metadata(fd, node)
         finally:
             os.close(fd)
+        self._count_file()
+
+    def _write_segment(self, path: Path, offset: int, blob_ids: list[bytes]) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        try:
+            self._write_blobs(fd, offset, blob_ids)
+        finally:
+            os.close(fd)
+
+    def _write_blobs(self, fd: int, offset: int, blob_ids: list[bytes]) -> None:
+        for data in self.repository.load_blobs(blob_ids):
+            if data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data):
+                offset += len(data)  # leave a hole: sparse zero runs stay sparse
+                continue
+            os.pwrite(fd, data, offset)
+            offset += len(data)
+            with self._lock:
+                self._progress.bytes += len(data)
+
+    def _finish_file(self, path: Path, node: Node) -> None:
+        os.truncate(path, node.size)  # also extends over a trailing hole
         self._set_metadata(path, node)
+        self._count_file()
+
+    def _count_file(self) -> None:
         with self._lock:
             self._progress.files += 1
             snapshot = RestoreProgress(self._progress.files, self._progress.bytes)
         if self._progress_callback is not None:
             self._progress_callback(snapshot)
 
-    def _set_metadata(self, path: Path, node: Node) -> None:
+    def _set_metadata(self, target: Path | int, node: Node) -> None:
+        """Owner, mode, xattrs, then times (last: the others would move ctime, not mtime).
+        `target` is a path (never followed if a symlink) or an open descriptor."""
         symlink = node.type == NodeType.SYMLINK
+        follow = isinstance(target, int)
         if self._is_root:
-            os.chown(path, node.uid, node.gid, follow_symlinks=False)
+            os.chown(target, node.uid, node.gid, follow_symlinks=follow)
         if not symlink:
-            os.chmod(path, node.mode)
+            os.chmod(target, node.mode)
         for name, value in node.xattrs.items():
             try:
-                os.setxattr(path, name, base64.b64decode(value), follow_symlinks=False)
+                os.setxattr(target, name, base64.b64decode(value), follow_symlinks=follow)
             except OSError as err:
                 with self._lock:
-                    self._problems.append(f"cannot set xattr {name} on {path}: {err.strerror}")
-        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
+                    self._problems.append(f"cannot set xattr {name} on {target}: {err.strerror}")
+        os.utime(target, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=follow)
+
+
+def _create(path: Path) -> int:
+    """Open `path` for writing, empty; whatever stood there (a symlink, a directory) is replaced."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags, 0o600)
+    except (IsADirectoryError, OSError) as err:
+        if not isinstance(err, IsADirectoryError) and err.errno not in (errno.ELOOP, errno.ETXTBSY):
+            raise
+    _remove(path)
+    return os.open(path, flags, 0o600)
 
 
 def _remove(path: Path) -> None:

@@ -42,7 +42,7 @@ class BlobWriter:
         self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
         self._new_entries: list[tuple[bytes, BlobLocation]] = []
         self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
-        self._in_flight = threading.BoundedSemaphore(uploads + 1)  # bounds memory held by packs
+        self._in_flight = threading.BoundedSemaphore(uploads)  # bounds memory held by finished packs
         self._uploads: list[Future[None]] = []
         self.bytes_added = 0
         self.blobs_added = 0

@@ -1,0 +1,172 @@
+"""Objects in an S3 bucket (AWS, MinIO, SeaweedFS, Ceph) under a key prefix.
+
+botocore's errors never leave this module: a missing key is ObjectNotFound; throttling,
+5xx and connection failures are StorageUnavailable (retried by storage/retrying.py);
+anything else (no such bucket, access denied, wrong region) is a StorageError whose
+message says which. Put-if-absent is a HEAD before the PUT: objects are content-addressed,
+so two writers racing on one key write the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.client import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
+
+from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
+from controller.storage.base import ObjectInfo, check_key
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+_TRANSIENT = {
+    "500",
+    "502",
+    "503",
+    "504",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeTooSkewed",
+}
+_EXPLAINED = {
+    "NoSuchBucket": "the bucket does not exist (create it first)",
+    "AccessDenied": "access denied (check the credentials and the bucket policy)",
+    "InvalidAccessKeyId": "the access key id is not known to the endpoint",
+    "SignatureDoesNotMatch": "the secret access key is wrong",
+    "PermanentRedirect": "the bucket is in another region (set region)",
+    "AuthorizationHeaderMalformed": "the region does not match the bucket's (set region)",
+}
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    path_style: bool = False
+    access_key_id: str | None = None  # None: the standard AWS credential chain
+    secret_access_key: str | None = None
+    max_connections: int = 16
+
+
+class S3Storage:
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self._prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
+        config = Config(
+            region_name=settings.region,
+            s3={"addressing_style": "path" if settings.path_style else "auto"},
+            retries={"max_attempts": 1, "mode": "standard"},  # retries belong to storage/retrying.py
+            max_pool_connections=settings.max_connections,
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.endpoint,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            config=config,
+        )
+
+    def describe(self) -> str:
+        return f"s3://{self.settings.bucket}/{self._prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return self._prefix + check_key(key)
+
+    def _translate(self, err: Exception, what: str) -> Exception:
+        where = f"{self.describe()}: {what}"
+        if isinstance(err, ClientError):
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _MISSING or (status == "404" and code not in _EXPLAINED):
+                return ObjectNotFound(f"{where}: not found")
+            if code in _TRANSIENT or status.startswith("5"):
+                return StorageUnavailable(f"{where}: {code or status} (temporary)")
+            return StorageError(f"{where}: {_EXPLAINED.get(code, code or status)}")
+        if isinstance(err, EndpointConnectionError | ConnectionError):
+            return StorageUnavailable(f"{where}: endpoint unreachable ({self.settings.endpoint or 'AWS'})")
+        return StorageUnavailable(f"{where}: {err.__class__.__name__}")
+
+    def save(self, key: str, data: bytes) -> bool:
+        full = self._key(key)
+        try:
+            if self._exists(full):
+                return False
+            if len(data) >= MULTIPART_THRESHOLD:
+                self._upload_multipart(full, data)
+            else:
+                digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+                self._client.put_object(Bucket=self.settings.bucket, Key=full, Body=data, ContentMD5=digest)
+            return True
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, f"saving {key}") from None
+
+    def _upload_multipart(self, full: str, data: bytes) -> None:
+        config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=16 * 1024 * 1024,
+            max_concurrency=4,
+            use_threads=True,
+        )
+        self._client.upload_fileobj(io.BytesIO(data), self.settings.bucket, full, Config=config)
+
+    def _exists(self, full: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.settings.bucket, Key=full)
+            return True
+        except ClientError as err:
+            if str(err.response.get("Error", {}).get("Code", "")) in _MISSING:
+                return False
+            raise
+
+    def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        arguments: dict[str, Any] = {"Bucket": self.settings.bucket, "Key": self._key(key)}
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            arguments["Range"] = f"bytes={offset}-{end}"
+        try:
+            body = self._client.get_object(**arguments)["Body"]
+            data: bytes = body.read()
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, f"loading {key}") from None
+        if length is not None and len(data) != length:
+            raise StorageUnavailable(f"{self.describe()}: short read of {key} ({len(data)} of {length} bytes)")
+        return data
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            head = self._client.head_object(Bucket=self.settings.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, key) from None
+        return ObjectInfo(key, int(head["ContentLength"]), head["LastModified"])
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=self._prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"][len(self._prefix) :], int(item["Size"]), item["LastModified"])
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, f"listing {prefix}") from None
+
+    def remove(self, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.settings.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as err:
+            translated = self._translate(err, f"removing {key}")
+            if not isinstance(translated, ObjectNotFound):
+                raise translated from None
