@@ -37,6 +37,10 @@ class ProgressDisplay:
             self._last = now
             self._progress.update(self._task, completed=done, files=files)
 
+    @property
+    def shown(self) -> bool:
+        return self._progress is not None
+
     def set_total(self, total: int) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=total)

@@ -197,7 +197,8 @@ def backup(
     snapshot_paths = [s.name for s in sources]
     parent = _parent_for(repository, snapshot_paths, tag_map) if backup_type == "incremental" else None
     with byte_progress("backup", None, output == "text") as display:
-        scan_total([source.path for source in sources], display)
+        if display.shown:  # the scan only feeds the ETA; without a terminal it is wasted work
+            scan_total([source.path for source in sources], display)
 
         def progress(state: Progress) -> None:
             display.update(state.bytes_read, state.files, state.current)

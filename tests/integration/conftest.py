@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.postgres import postgres_server
 from tests.support.required import skip_or_fail
+from tests.support.seaweedfs import S3Endpoint, seaweedfs_server
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +20,12 @@ def postgres_url() -> Iterator[str]:
     except (FileNotFoundError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or str(err)
         skip_or_fail("postgres", detail.strip()[-300:])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    try:
+        with seaweedfs_server() as endpoint:
+            yield endpoint
+    except (FileNotFoundError, RuntimeError) as err:
+        skip_or_fail("s3", str(err)[-300:])

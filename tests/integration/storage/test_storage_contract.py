@@ -14,14 +14,29 @@ from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage, _translate
 from controller.storage.memory import MemoryStorage
+from controller.storage.s3 import S3Settings, S3Storage
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint
 
 
-@pytest.fixture(params=["memory", "local"])
+@pytest.fixture(params=["memory", "local", "s3"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param == "memory":
         yield MemoryStorage()
-    else:
+    elif request.param == "local":
         yield LocalStorage(tmp_path / "repo")
+    else:
+        endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
+        yield S3Storage(
+            S3Settings(
+                bucket=endpoint.new_bucket(),
+                prefix="repos/one",
+                endpoint=endpoint.url,
+                region="us-east-1",
+                path_style=True,
+                access_key_id=ACCESS_KEY,
+                secret_access_key=SECRET_KEY,
+            )
+        )
 
 
 def test_save_then_load_whole_and_ranges(storage: Storage) -> None:

