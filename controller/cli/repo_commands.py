@@ -72,10 +72,10 @@ class RepoTarget:
     def storage(self) -> Storage:
         resource = self.resource()
         if resource is None:
-            return storage_for_location(self.repo or "")
+            return storage_for_location(self.repo or "", self.ctx.environ)
         from controller.reconciler.storage_factory import storage_for_resource
 
-        return storage_for_resource(resource)
+        return storage_for_resource(resource, self.ctx.environ)
 
     def passphrase(self) -> bytes:
         if self.passphrase_file is not None:
@@ -118,7 +118,7 @@ def _now() -> datetime:
     "repo",
     metavar="LOCATION",
     envvar="LIFEBOAT_REPOSITORY",
-    help="Repository location: a directory path [env: LIFEBOAT_REPOSITORY].",
+    help="Repository location: a directory or s3://BUCKET/PREFIX [env: LIFEBOAT_REPOSITORY].",
 )
 @click.option("--storage", "storage_name", metavar="NAME", help="A BackupStorage resource by name.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

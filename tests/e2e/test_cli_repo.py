@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import LIFEBOAT, Lifeboat
 from tests.support.repository import random_bytes, write_tree
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint
 
 PASS = "tr0ub4dor&3"
 
@@ -173,3 +174,59 @@ spec:
     assert created.returncode == 0, created.stderr
     listed = run(lifeboat, "repo", "--repo", str(tmp_path / "nas-repo"), "snapshots", passphrase="from-a-file")
     assert listed.returncode == 0, listed.stderr
+
+
+def test_s3_repository_by_location_with_standard_aws_variables(
+    lifeboat: Lifeboat, tmp_path: Path, s3_endpoint: S3Endpoint
+) -> None:
+    source = tmp_path / "src"
+    write_tree(source, {"uploads/photo.jpg": random_bytes(3, 200_000), "notes.txt": b"n" * 1000})
+    location = f"s3://{s3_endpoint.new_bucket()}/hosts/docker01"
+    aws = {
+        "AWS_ENDPOINT_URL": s3_endpoint.url,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_REGION": "us-east-1",
+    }
+    assert run(lifeboat, "repo", "--repo", location, "init", **aws).returncode == 0
+    backed_up = run(lifeboat, "repo", "--repo", location, "backup", str(source), **aws)
+    assert backed_up.returncode == 0, backed_up.stderr
+    restored = run(lifeboat, "repo", "--repo", location, "restore", "latest", "--target", str(tmp_path / "out"), **aws)
+    assert restored.returncode == 0, restored.stderr
+    assert (tmp_path / "out" / "uploads" / "photo.jpg").read_bytes() == random_bytes(3, 200_000)
+    missing = run(lifeboat, "repo", "--repo", "s3://no-such-bucket-here/x", "snapshots", **aws)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().endswith("the bucket does not exist (create it first)"), missing.stderr
+
+
+def test_s3_storage_resource_with_secret_references(
+    lifeboat: Lifeboat, tmp_path: Path, s3_endpoint: S3Endpoint
+) -> None:
+    bucket = s3_endpoint.new_bucket()
+    (tmp_path / "storage.yaml").write_text(f"""apiVersion: lifeboat.io/v1alpha1
+kind: BackupStorage
+metadata: {{name: offsite}}
+spec:
+  s3:
+    bucket: {bucket}
+    prefix: lifeboat
+    endpoint: {s3_endpoint.url}
+    region: us-east-1
+    pathStyle: true
+    credentials:
+      accessKeyId: {{env: OFFSITE_KEY}}
+      secretAccessKey: {{env: OFFSITE_SECRET}}
+  encryption:
+    passphrase: {{env: OFFSITE_PASSPHRASE}}
+""")
+    assert run(lifeboat, "apply", "-f", str(tmp_path / "storage.yaml")).returncode == 0
+    secrets = {"OFFSITE_KEY": ACCESS_KEY, "OFFSITE_SECRET": SECRET_KEY, "OFFSITE_PASSPHRASE": "offsite-pass"}
+    created = run(lifeboat, "repo", "--storage", "offsite", "init", passphrase=None, **secrets)
+    assert created.returncode == 0, created.stderr
+    keys = s3_endpoint.client().list_objects_v2(Bucket=bucket, Prefix="lifeboat/keys/")
+    assert keys["KeyCount"] == 1
+    unset = run(
+        lifeboat, "repo", "--storage", "offsite", "snapshots", passphrase=None, OFFSITE_PASSPHRASE="offsite-pass"
+    )
+    assert unset.returncode == 1
+    assert "accessKeyId: environment variable OFFSITE_KEY is not set" in unset.stderr

@@ -83,6 +83,12 @@ def seaweedfs_server(timeout: float = 90.0) -> Iterator[S3Endpoint]:
         f"-s3.port={s3}",
         "-volume.max=0",
         "-master.volumeSizeLimitMB=64",
+        # Loopback only: no telemetry to the outside, and no extra servers on fixed default
+        # ports (they would clash when two suites run at once).
+        "-master.telemetry=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-iam=false",
     ]
     log = (base / "weed.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

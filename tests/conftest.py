@@ -1,4 +1,4 @@
-"""Session-wide real services for integration tests (started here, or skipped with the reason)."""
+"""Session-wide real services for every test tier (started here, or skipped with the reason)."""
 
 from __future__ import annotations
 
