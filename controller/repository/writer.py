@@ -2,8 +2,8 @@
 
 Workers call `add` concurrently; sealing (zstd + AES-GCM, which release the GIL) runs in
 the caller's thread, packing under a short lock, uploads on a small pool. A blob is only
-entered in the repository's index once its pack is stored, and the new index file is
-written by `finish` — after every pack — which is the format's commit order.
+entered in the index once its pack is stored, and index files only name stored packs:
+checkpoints during the backup, the rest in `finish`, all before the snapshot.
 """
 
 from __future__ import annotations
@@ -32,8 +32,13 @@ class BlobWriter:
         pack_size: int,
         compression_level: int,
         uploads: int = 2,
+        checkpoint_packs: int = 8,
     ) -> None:
         self._storage, self._master, self._index = storage, master, index
+        # Every few packs the entries so far go into an index file of their own: a backup
+        # that is killed then leaves indexed packs, which the next backup does not upload
+        # again (resumable), and which prune removes if no snapshot ever uses them.
+        self._checkpoint_packs, self._packs_since_checkpoint = checkpoint_packs, 0
         self._pack_size, self._level = pack_size, compression_level
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()  # sealed or packed, not yet indexed
@@ -46,9 +51,6 @@ class BlobWriter:
         self._uploads: list[Future[None]] = []
         self.bytes_added = 0
         self.blobs_added = 0
-
-    def known(self, blob_id: bytes) -> bool:
-        return blob_id in self._index or blob_id in self._pending
 
     def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes) -> bool:
         """Store the blob unless already known; True if it was new."""
@@ -83,6 +85,11 @@ class BlobWriter:
                         self._index.add(entry.id, location)
                         self._new_entries.append((entry.id, location))
                         self._pending.discard(entry.id)
+                    self._packs_since_checkpoint += 1
+                    due = self._packs_since_checkpoint >= self._checkpoint_packs
+                    checkpoint = self._take_entries() if due else []
+                if checkpoint:
+                    self._write_index(checkpoint)
             finally:
                 self._in_flight.release()
 
@@ -101,15 +108,23 @@ class BlobWriter:
         self._uploads.clear()
 
     def finish(self) -> str | None:
-        """Flush, then write one index file of everything this writer stored; its key or None."""
+        """Flush, then index what is not indexed yet; the key of the last index file or None."""
         self.flush()
         self.close()
-        if not self._new_entries:
-            return None
-        stored = encode_index(self._master, self._new_entries)
+        with self._lock:
+            remaining = self._take_entries()
+        return self._write_index(remaining) if remaining else None
+
+    def _take_entries(self) -> list[tuple[bytes, BlobLocation]]:
+        """Hand over the entries not yet in an index file (call with the lock held)."""
+        taken, self._new_entries = self._new_entries, []
+        self._packs_since_checkpoint = 0
+        return taken
+
+    def _write_index(self, entries: list[tuple[bytes, BlobLocation]]) -> str:
+        stored = encode_index(self._master, entries)
         key = f"index/{content_hash(stored)}"
         self._storage.save(key, stored)
-        self._new_entries.clear()
         return key
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -106,3 +107,23 @@ def test_prune_killed_at_random_points_leaves_a_valid_repository(tmp_path: Path)
     assert killed >= 1, "the kills must land mid-prune"
     subprocess.run([LIFEBOAT, *command], env=env(), check=True, capture_output=True)
     assert_consistent(repo, kept, tmp_path / "final")
+
+
+def test_a_killed_backup_resumes_without_uploading_again(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    small_repository(LocalStorage(repo), pack_size=256 * 1024)
+    source = tmp_path / "src"
+    make_source(source, 7)
+    total = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    command = ["repo", "--repo", str(repo), "backup", str(source), "-o", "json"]
+    probe_repo = tmp_path / "probe"
+    small_repository(LocalStorage(probe_repo), pack_size=256 * 1024)
+    duration = timed(["repo", "--repo", str(probe_repo), "backup", str(source)])
+    assert run_and_kill(command, duration * 0.75) is None, "the kill must land mid-backup"
+    stored_by_killed_run = sum(i.size for i in LocalStorage(repo).list("data/"))
+    assert list(LocalStorage(repo).list("index/")), "checkpoints should have indexed the stored packs"
+    resumed = subprocess.run([LIFEBOAT, *command], env=env(), capture_output=True, text=True, check=True)
+    added = json.loads(resumed.stdout)["summary"]["bytes_added"]
+    assert added < total * 0.6, f"resumed run added {added} of {total} bytes"
+    assert stored_by_killed_run > total * 0.3
+    assert_consistent(repo, {json.loads(resumed.stdout)["id"]: tree_state(source)}, tmp_path / "out")

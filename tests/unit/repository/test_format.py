@@ -50,17 +50,23 @@ def test_object_names_are_the_hash_of_their_bytes(source: Path) -> None:
         assert info.key == f"data/{name[:2]}/{name}"
 
 
-def test_commit_order_is_packs_then_index_then_snapshot(source: Path) -> None:
+def test_commit_order_is_packs_then_index_then_snapshot(tmp_path: Path) -> None:
+    source = tmp_path / "big"
+    write_tree(source, {f"f{i}": random_bytes(10 + i, 120_000) for i in range(20)})  # many packs: checkpoints
     storage = RecordingStorage(MemoryStorage())
-    repository = small_repository(storage)  # type: ignore[arg-type]
+    repository = small_repository(storage, pack_size=32 * 1024)  # type: ignore[arg-type]
     storage.saved.clear()
     backup(repository, source)
-    kinds = [key.split("/", 1)[0] for key in storage.saved]
-    assert kinds[-1] == "snapshots"
-    assert kinds.count("snapshots") == 1
-    last_pack = max(i for i, kind in enumerate(kinds) if kind == "data")
-    first_index = kinds.index("index")
-    assert last_pack < first_index < len(kinds) - 1
+    position = {key: i for i, key in enumerate(storage.saved)}
+    index_keys = [k for k in storage.saved if k.startswith("index/")]
+    assert len(index_keys) > 1, "expected checkpoint index files"
+    for key in index_keys:
+        for _, location in decode_index(repository.master, storage.load(key)):
+            pack = f"data/{location.pack.hex()[:2]}/{location.pack.hex()}"
+            assert position[pack] < position[key]
+    (snapshot_key,) = [k for k in storage.saved if k.startswith("snapshots/")]
+    assert position[snapshot_key] == len(storage.saved) - 1
+    assert max(position[k] for k in index_keys) < position[snapshot_key]
 
 
 def test_the_last_key_cannot_be_removed(source: Path) -> None:
