@@ -7,6 +7,7 @@ repository with a kit instead.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -27,6 +28,7 @@ from controller.repository.archiver import Archiver, DirectorySource, Progress
 from controller.repository.checker import Checker
 from controller.repository.exporter import export_tar
 from controller.repository.keys import list_keys, master_key_from_kit, recovery_kit, remove_key, write_key_file
+from controller.repository.locks import remove_locks
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository, SnapshotEntry
 from controller.repository.restorer import RestoreProgress, Restorer
@@ -54,6 +56,8 @@ class RepoTarget:
             raise click.UsageError("give exactly one of --repo LOCATION or --storage NAME")
         self.ctx, self.repo, self.storage_name = ctx, repo, storage_name
         self.passphrase_file, self.kit = passphrase_file, kit
+        self.lock_wait = 0.0
+        self.held = contextlib.ExitStack()  # leases held until the command ends (released on errors too)
         self._resource: BackupStorage | None = None
 
     def resource(self) -> BackupStorage | None:
@@ -93,12 +97,17 @@ class RepoTarget:
             "or give --passphrase-file or --recovery-kit"
         )
 
-    def open(self) -> Repository:
+    def open(self, lock: str | None = None, exclusive: bool = False) -> Repository:
+        """Open the repository; with `lock`, hold a lease named so until the command ends."""
         storage = self.storage()
         if self.kit is not None:
             master, _ = master_key_from_kit(self.kit.read_text())
-            return Repository.open_with_master_key(storage, master)
-        return Repository.open(storage, self.passphrase())
+            repository = Repository.open_with_master_key(storage, master)
+        else:
+            repository = Repository.open(storage, self.passphrase())
+        if lock is not None:
+            self.held.enter_context(repository.locked(exclusive, lock, _now, timedelta(seconds=self.lock_wait)))
+        return repository
 
 
 _OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -123,6 +132,13 @@ def _now() -> datetime:
 @click.option("--storage", "storage_name", metavar="NAME", help="A BackupStorage resource by name.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
+    "--lock-wait",
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for a conflicting lock (a running backup or prune) to go away.",
+)
+@click.option(
     "--recovery-kit",
     "kit",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -130,12 +146,20 @@ def _now() -> datetime:
 )
 @click.pass_context
 def repo(
-    click_ctx: click.Context, repo: str | None, storage_name: str | None, passphrase_file: Path | None, kit: Path | None
+    click_ctx: click.Context,
+    repo: str | None,
+    storage_name: str | None,
+    passphrase_file: Path | None,
+    lock_wait: float,
+    kit: Path | None,
 ) -> None:
-    """The repository: init, backup, snapshots, restore, check, forget, prune, export, keys."""
+    """The repository: init, backup, snapshots, restore, check, forget, prune, export, keys, unlock."""
     ctx = click_ctx.find_object(CliContext)
     assert ctx is not None
-    click_ctx.obj = RepoTarget(ctx, repo, storage_name, passphrase_file, kit)
+    target = RepoTarget(ctx, repo, storage_name, passphrase_file, kit)
+    target.lock_wait = lock_wait
+    click_ctx.obj = target
+    click_ctx.call_on_close(target.held.close)
 
 
 pass_target = click.make_pass_decorator(RepoTarget)
@@ -185,7 +209,7 @@ def backup(
     target: RepoTarget, paths: tuple[Path, ...], tags: tuple[str, ...], backup_type: str, compression: str, output: str
 ) -> None:
     """Back up directories: one PATH becomes the snapshot's root, several are kept by name."""
-    repository = target.open()
+    repository = target.open(lock="backup")
     if len(paths) == 1:
         sources = [DirectorySource("", paths[0].resolve())]
     else:
@@ -254,7 +278,7 @@ def snapshots(target: RepoTarget, output: str) -> None:
 @pass_target
 def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str, delete: bool, output: str) -> None:
     """Restore a snapshot (or a sub-path) into a directory."""
-    repository = target.open()
+    repository = target.open(lock="restore")
     snapshot = repository.load_snapshot(repository.resolve_snapshot(snapshot_id))
     with byte_progress("restore", snapshot.summary.bytes, output == "text") as display:
 
@@ -287,7 +311,7 @@ def check(target: RepoTarget, read_data: str | None, output: str) -> None:
         percent = float(read_data.rstrip("%")) if read_data else 0.0
     except ValueError:
         raise click.UsageError(f"--read-data expects a percentage, got {read_data!r}") from None
-    report = Checker(target.open()).check(percent)
+    report = Checker(target.open(lock="check")).check(percent)
     lines = [
         f"{report.snapshots} snapshots, {report.packs} packs; read {report.packs_read} packs, {report.blobs_read} blobs"
     ]
@@ -314,7 +338,7 @@ def check(target: RepoTarget, read_data: str | None, output: str) -> None:
 @pass_target
 def forget(target: RepoTarget, snapshot_ids: tuple[str, ...]) -> None:
     """Delete snapshots (their data goes at the next prune)."""
-    repository = target.open()
+    repository = target.open(lock="forget", exclusive=True)
     full_ids = [repository.resolve_snapshot(i) for i in snapshot_ids]
     for full in full_ids:
         repository.forget(full)
@@ -333,7 +357,9 @@ def forget(target: RepoTarget, snapshot_ids: tuple[str, ...]) -> None:
 @pass_target
 def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) -> None:
     """Delete data no snapshot references; repack packs that are mostly garbage."""
-    report = Pruner(target.open(), _now(), timedelta(minutes=grace_minutes)).prune(dry_run=dry_run)
+    report = Pruner(target.open(lock="prune", exclusive=True), _now(), timedelta(minutes=grace_minutes)).prune(
+        dry_run=dry_run
+    )
     verb = "would free" if dry_run else "freed"
     _emit(
         output,
@@ -356,7 +382,7 @@ def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) ->
 @pass_target
 def export(target: RepoTarget, snapshot_id: str, subpath: str, out_file: Path | None) -> None:
     """Write a snapshot as a POSIX tar stream."""
-    repository = target.open()
+    repository = target.open(lock="export")
     snapshot = repository.load_snapshot(repository.resolve_snapshot(snapshot_id))
     if out_file is None:
         if sys.stdout.isatty():
@@ -369,6 +395,19 @@ def export(target: RepoTarget, snapshot_id: str, subpath: str, out_file: Path | 
         export_tar(repository, snapshot, handle, subpath)
     partial.replace(out_file)  # no half-written export is ever visible under its name
     click.echo(f"wrote {out_file}", err=True)
+
+
+@repo.command("unlock")
+@click.option("--force", is_flag=True, help="Also remove locks that are not stale (only if their holders are gone).")
+@pass_target
+def unlock(target: RepoTarget, force: bool) -> None:
+    """Remove stale locks left by processes that died (all locks with --force)."""
+    repository = target.open()
+    removed = remove_locks(repository.storage, repository.master, _now(), force)
+    for lock in removed:
+        click.echo(f"removed {lock.describe()}")
+    if not removed:
+        click.echo("no stale locks")
 
 
 @repo.group("key")
@@ -403,7 +442,7 @@ def key_list(target: RepoTarget, output: str) -> None:
 @pass_target
 def key_add(target: RepoTarget, new_passphrase_file: Path | None) -> None:
     """Add a key file for another passphrase."""
-    repository = target.open()
+    repository = target.open(lock="key add", exclusive=True)
     new_id = write_key_file(
         repository.storage,
         repository.master,
@@ -420,7 +459,7 @@ def key_add(target: RepoTarget, new_passphrase_file: Path | None) -> None:
 @pass_target
 def key_remove(target: RepoTarget, key_id: str) -> None:
     """Remove a key file (never the last one)."""
-    repository = target.open()
+    repository = target.open(lock="key remove", exclusive=True)
     matches = [k.id for k in list_keys(repository.storage) if k.id.startswith(key_id)]
     if len(matches) != 1:
         raise ResourceNotFound(f"{len(matches)} keys match {key_id!r}; `lifeboat repo key list` shows them")
@@ -433,7 +472,7 @@ def key_remove(target: RepoTarget, key_id: str) -> None:
 @pass_target
 def key_passwd(target: RepoTarget, new_passphrase_file: Path | None) -> None:
     """Replace the key that opened the repository with one for a new passphrase."""
-    repository = target.open()
+    repository = target.open(lock="key passwd", exclusive=True)
     if not repository.key_id:
         raise LifeboatError("opened with a recovery kit: use `key add` to set a passphrase")
     new_id = write_key_file(

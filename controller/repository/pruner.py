@@ -102,6 +102,7 @@ class Pruner:
             return report
 
         new_entries = self._repack(repack, used, per_pack)
+        repository.check_lease()  # nothing is replaced or deleted by a holder that lost its lock
         kept_entries = [(blob_id, location) for blob_id, location in index.items() if location.pack not in gone]
         stored = encode_index(repository.master, kept_entries + new_entries)
         new_key = f"index/{content_hash(stored)}"

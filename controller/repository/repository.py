@@ -9,15 +9,17 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller.errors import BackupCorrupted, BackupNotFound, ObjectNotFound, RepositoryError
 from controller.repository.blobs import BlobDamaged, BlobType, open_blob
 from controller.repository.crypto import AuthenticationFailed, MasterKey, content_hash
 from controller.repository.index import BlobLocation, Index, IndexDamaged, decode_index
 from controller.repository.keys import open_master_key, write_key_file
+from controller.repository.locks import Lease
 from controller.repository.records import ChunkerParams, Node, RepositoryConfig, Snapshot, decode_tree
 from controller.repository.writer import BlobWriter, pack_key
 from controller.storage.base import Storage
@@ -67,6 +69,7 @@ class Repository:
     def __init__(self, storage: Storage, master: MasterKey, config: RepositoryConfig, key_id: str) -> None:
         self.storage, self.master, self.config, self.key_id = storage, master, config, key_id
         self.index = Index()
+        self.lease: Lease | None = None  # the lock this process holds, checked before every commit
         self.index_problems: list[str] = []
         self._index_loaded = False
         self.cache = BlobCache()
@@ -132,10 +135,34 @@ class Repository:
         self._index_loaded = True
         return self.index
 
+    @contextmanager
+    def locked(
+        self, exclusive: bool, purpose: str, clock: Callable[[], datetime], wait: timedelta = timedelta(0)
+    ) -> Iterator[Lease]:
+        """Hold a shared or exclusive lease for the block. Raises RepositoryLocked."""
+        lease = Lease(self.storage, self.master, exclusive, purpose, clock).acquire(wait)
+        self.lease = lease
+        try:
+            yield lease
+        finally:
+            self.lease = None
+            lease.release()
+
+    def check_lease(self) -> None:
+        """Raise LeaseLost if a lease is held but may have been lost; called before commits."""
+        if self.lease is not None:
+            self.lease.check()
+
     def blob_writer(self, compression: str = "auto", uploads: int = 2) -> BlobWriter:
         self.load_index()
         return BlobWriter(
-            self.storage, self.master, self.index, self.config.pack_size, COMPRESSION_LEVELS[compression], uploads
+            self.storage,
+            self.master,
+            self.index,
+            self.config.pack_size,
+            COMPRESSION_LEVELS[compression],
+            uploads,
+            before_commit=self.check_lease,
         )
 
     # Blobs
@@ -207,6 +234,7 @@ class Repository:
     # Snapshots
 
     def save_snapshot(self, snapshot: Snapshot) -> str:
+        self.check_lease()
         stored = self.master.seal(snapshot.to_bytes(), SNAPSHOT_AAD)
         snapshot_id = content_hash(stored)
         self.storage.save(f"snapshots/{snapshot_id}", stored)

@@ -9,6 +9,7 @@ checkpoints during the backup, the rest in `finish`, all before the snapshot.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from controller.repository.blobs import BlobType, seal_blob
@@ -33,7 +34,9 @@ class BlobWriter:
         compression_level: int,
         uploads: int = 2,
         checkpoint_packs: int = 8,
+        before_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        self._before_commit = before_commit  # raises when this writer may no longer commit (lost lock)
         self._storage, self._master, self._index = storage, master, index
         # Every few packs the entries so far go into an index file of their own: a backup
         # that is killed then leaves indexed packs, which the next backup does not upload
@@ -122,6 +125,7 @@ class BlobWriter:
         return taken
 
     def _write_index(self, entries: list[tuple[bytes, BlobLocation]]) -> str:
+        self._before_commit()
         stored = encode_index(self._master, entries)
         key = f"index/{content_hash(stored)}"
         self._storage.save(key, stored)

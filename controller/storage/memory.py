@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from controller.errors import ObjectNotFound
@@ -11,17 +11,18 @@ from controller.storage.base import ObjectInfo, check_key
 
 
 class MemoryStorage:
-    def __init__(self, now: datetime | None = None) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        """`clock` gives objects their modification times (a fixed instant by default)."""
         self._objects: dict[str, tuple[bytes, datetime]] = {}
         self._lock = threading.Lock()
-        self._now = now or datetime(2026, 1, 1, tzinfo=UTC)
+        self._clock = clock or (lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
     def save(self, key: str, data: bytes) -> bool:
         check_key(key)
         with self._lock:
             if key in self._objects:
                 return False
-            self._objects[key] = (bytes(data), self._now)
+            self._objects[key] = (bytes(data), self._clock())
             return True
 
     def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:

@@ -104,6 +104,14 @@ def test_prune_killed_at_random_points_leaves_a_valid_repository(tmp_path: Path)
         finished = run_and_kill(command, duration * RNG.uniform(0.5, 1.3))
         killed += finished is None
         assert_consistent(repo, kept, tmp_path / f"out{attempt}")
+        if list(LocalStorage(repo).list("locks/")):
+            # The killed prune's exclusive lock stays until it is stale; the process is
+            # known to be dead, so remove it as an operator would.
+            blocked = subprocess.run([LIFEBOAT, *command], env=env(), capture_output=True, text=True)
+            assert blocked.returncode == 1 and "is locked: exclusive lock by prune" in blocked.stderr
+            subprocess.run(
+                [LIFEBOAT, "repo", "--repo", str(repo), "unlock", "--force"], env=env(), check=True, capture_output=True
+            )
     assert killed >= 1, "the kills must land mid-prune"
     subprocess.run([LIFEBOAT, *command], env=env(), check=True, capture_output=True)
     assert_consistent(repo, kept, tmp_path / "final")

@@ -170,7 +170,7 @@ def test_a_snapshot_only_references_indexed_blobs(source: Path) -> None:
 
 
 def test_prune_keeps_young_unreferenced_data(source: Path) -> None:
-    storage = MemoryStorage(now=T0)
+    storage = MemoryStorage(clock=lambda: T0)
     repository = small_repository(storage)
     result = backup(repository, source)
     repository.forget(result.id)
