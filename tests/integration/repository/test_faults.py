@@ -13,6 +13,7 @@ from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
 from controller.storage.local import LocalStorage
+from controller.storage.memory import MemoryStorage
 from controller.storage.retrying import RetryingStorage
 from tests.support.fault_injecting_storage import Fault, FaultInjectingStorage
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
@@ -111,3 +112,17 @@ def test_a_listing_cut_is_retried_whole(tmp_path: Path) -> None:
     report = Pruner(repository, now=datetime.now(UTC) + timedelta(hours=2)).prune()
     assert report.packs_deleted > 0
     assert not list(local.list("data/"))
+
+
+def test_after_a_failed_upload_the_backup_stops_taking_work(tmp_path: Path) -> None:
+    _, injector, _ = setup(tmp_path, [])
+    write_tree(tmp_path / "src", {f"h{i}": random_bytes(200 + i, 50_000) for i in range(40)})  # ~30 packs
+    injector.faults = [Fault("save", is_pack, "permanent", times=1)]
+    repository = Repository.open(retrying(injector), PASSPHRASE)  # type: ignore[arg-type]
+    with pytest.raises(StorageError, match="permanent"):
+        backup(repository, tmp_path / "src")
+    attempted = [key for operation, key in injector.calls if operation == "save" and is_pack(key)]
+    baseline = FaultInjectingStorage(MemoryStorage())
+    backup(small_repository(baseline, pack_size=64 * 1024), tmp_path / "src")  # type: ignore[arg-type]
+    packs = [key for operation, key in baseline.calls if operation == "save" and is_pack(key)]
+    assert len(attempted) <= len(packs) // 3, f"{len(attempted)} of {len(packs)} pack uploads attempted"
