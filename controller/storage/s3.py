@@ -96,6 +96,8 @@ class S3Storage:
                 return ObjectNotFound(f"{where}: not found")
             if code in _TRANSIENT or status.startswith("5"):
                 return StorageUnavailable(f"{where}: {code or status} (temporary)")
+            if code == "403":  # HEAD answers carry no error body: only the status is known
+                code = "AccessDenied"
             return StorageError(f"{where}: {_EXPLAINED.get(code, code or status)}")
         if isinstance(err, EndpointConnectionError | ConnectionError):
             return StorageUnavailable(f"{where}: endpoint unreachable ({self.settings.endpoint or 'AWS'})")

@@ -12,6 +12,7 @@ restore is verified against a manifest of the source (size, mode, SHA-256).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint, seaweedfs_server
 
 MB = 1024 * 1024
 PASSWORD = "benchmark-passphrase"
@@ -194,12 +198,42 @@ def in_subprocess(action: str, *arguments: str) -> str:
 # The tools
 
 
+class Backend:
+    """Where a tool's repository lives: a local directory, or a bucket prefix on S3."""
+
+    def __init__(self, work: Path, s3: S3Endpoint | None) -> None:
+        self.work, self.s3 = work, s3
+        self.bucket = s3.new_bucket() if s3 else ""
+
+    def env(self) -> dict[str, str]:
+        if self.s3 is None:
+            return {}
+        return {
+            "AWS_ENDPOINT_URL": self.s3.url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": "us-east-1",
+        }
+
+    def location(self, tool: str) -> str:
+        return f"s3://{self.bucket}/{tool}" if self.s3 else str(self.work / f"repo-{tool}")
+
+    def repo_bytes(self, tool: str) -> int:
+        if self.s3 is None:
+            return du(self.work / f"repo-{tool}")
+        pages = self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{tool}/")
+        return sum(item["Size"] for page in pages for item in page.get("Contents", []))
+
+
 class Tool:
     name = ""
 
-    def __init__(self, work: Path) -> None:
-        self.repo = work / f"repo-{self.name}"
-        self.env = {**os.environ, "XDG_CACHE_HOME": str(work / f"cache-{self.name}")}
+    def __init__(self, work: Path, backend: Backend) -> None:
+        self.backend = backend
+        self.env = {**os.environ, **backend.env(), "XDG_CACHE_HOME": str(work / f"cache-{self.name}")}
+
+    def repo_bytes(self) -> int:
+        return self.backend.repo_bytes(self.name)
 
     def init(self) -> list[str]: ...
     def backup(self, source: Path) -> list[str]: ...
@@ -210,10 +244,10 @@ class Tool:
 class Lifeboat(Tool):
     name = "lifeboat"
 
-    def __init__(self, work: Path) -> None:
-        super().__init__(work)
+    def __init__(self, work: Path, backend: Backend) -> None:
+        super().__init__(work, backend)
         self.env["LIFEBOAT_PASSPHRASE"] = PASSWORD
-        self.cli = [str(Path(sys.executable).parent / "lifeboat"), "repo", "--repo", str(self.repo)]
+        self.cli = [str(Path(sys.executable).parent / "lifeboat"), "repo", "--repo", backend.location(self.name)]
 
     def init(self) -> list[str]:
         return [*self.cli, "init"]
@@ -231,9 +265,13 @@ class Lifeboat(Tool):
 class Restic(Tool):
     name = "restic"
 
-    def __init__(self, work: Path) -> None:
-        super().__init__(work)
-        self.env.update(RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=str(self.repo))
+    def __init__(self, work: Path, backend: Backend) -> None:
+        super().__init__(work, backend)
+        location = backend.location(self.name)
+        if location.startswith("s3://"):
+            assert backend.s3 is not None
+            location = f"s3:{backend.s3.url}/{location.removeprefix('s3://')}"
+        self.env.update(RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=location)
 
     def init(self) -> list[str]:
         return ["restic", "init"]
@@ -259,9 +297,9 @@ def measure_tool(tool: Tool, source: Path, size: int) -> list[Measure]:
     results = []
 
     def step(name: str, command: list[str], data_bytes: int, cwd: Path | None = None) -> None:
-        before = du(tool.repo)
+        before = tool.repo_bytes()
         seconds, rss = run(command, tool.env, cwd)
-        after = du(tool.repo)
+        after = tool.repo_bytes()
         results.append(
             Measure(
                 tool.name,
@@ -287,6 +325,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/lifeboat-bench"))
     parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"))
     parser.add_argument("--tools", default="lifeboat,restic")
+    parser.add_argument("--s3", action="store_true", help="Repositories on a local SeaweedFS S3 endpoint.")
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mutate", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
@@ -310,7 +349,15 @@ def main() -> None:
     in_subprocess("generate", str(source), "--size-gb", str(args.size_gb))
     size = du(source)
     classes = {"lifeboat": Lifeboat, "restic": Restic}
-    instances = [classes[name](args.work) for name in tools]
+    with contextlib.ExitStack() as services:
+        s3 = services.enter_context(seaweedfs_server()) if args.s3 else None
+        backend = Backend(args.work, s3)
+        instances = [classes[name](args.work, backend) for name in tools]
+        results = measure_all(instances, source, size, args.work)
+    report(results, size, args.json, "s3" if args.s3 else "local")
+
+
+def measure_all(instances: list[Tool], source: Path, size: int, work: Path) -> list[Measure]:
     results: list[Measure] = []
     for tool in instances:
         results += measure_tool(tool, source, size)
@@ -319,9 +366,9 @@ def main() -> None:
     after_mutation = in_subprocess("manifest", str(source))
     mutated_size = du(source)
     for tool in instances:
-        before = du(tool.repo)
+        before = tool.repo_bytes()
         seconds, rss = run(tool.backup(source), tool.env, source)
-        after = du(tool.repo)
+        after = tool.repo_bytes()
         results.append(
             Measure(
                 tool.name,
@@ -333,7 +380,7 @@ def main() -> None:
                 round((after - before) / MB, 1),
             )
         )
-        target = args.work / f"restore-{tool.name}"
+        target = work / f"restore-{tool.name}"
         seconds, rss = run(tool.restore(target), tool.env)
         results.append(
             Measure(
@@ -342,7 +389,7 @@ def main() -> None:
                 round(seconds, 2),
                 round(mutated_size / MB / seconds, 1),
                 round(rss, 1),
-                round(du(tool.repo) / MB, 1),
+                round(tool.repo_bytes() / MB, 1),
                 0.0,
             )
         )
@@ -358,28 +405,32 @@ def main() -> None:
                 tool.name,
                 "check --read-data",
                 round(seconds, 2),
-                round(du(tool.repo) / MB / seconds, 1),
+                round(tool.repo_bytes() / MB / seconds, 1),
                 round(rss, 1),
-                round(du(tool.repo) / MB, 1),
+                round(tool.repo_bytes() / MB, 1),
                 0.0,
             )
         )
+    return results
+
+
+def report(results: list[Measure], size: int, out: Path, where: str) -> None:
     header = f"{'tool':9} {'step':18} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'repo MiB':>9} {'added MiB':>10}"
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"\ndataset: {size / MB:.0f} MiB (after mutation {mutated_size / MB:.0f} MiB); RSS floor "
-        f"inherited from this script: {own:.0f} MiB"
-    )
+    print(f"\ndataset: {size / MB:.0f} MiB; repositories: {where}; RSS floor inherited from this script: {own:.0f} MiB")
     print(header)
     for m in sorted(results, key=lambda r: (r.step, r.tool)):
         print(
             f"{m.tool:9} {m.step:18} {m.seconds:8.2f} {m.mb_per_s:8.1f} {m.peak_rss_mb:13.1f} {m.repo_mb:9.1f} "
             f"{m.added_mb:10.1f}"
         )
-    args.json.write_text(
-        json.dumps({"dataset_mb": round(size / MB, 1), "results": [asdict(m) for m in results]}, indent=2)
+    out.write_text(
+        json.dumps(
+            {"dataset_mb": round(size / MB, 1), "repositories": where, "results": [asdict(m) for m in results]},
+            indent=2,
+        )
     )
-    print(f"\nwrote {args.json}", file=sys.stderr)
+    print(f"\nwrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ with its S3 gateway, on loopback ports, in a temp dir."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -17,8 +18,21 @@ from pathlib import Path
 
 import boto3
 
-ACCESS_KEY = "lifeboat-test"  # SeaweedFS without an identity file accepts any signature
+ACCESS_KEY = "lifeboat-test"
 SECRET_KEY = "lifeboat-test-secret"
+
+
+def write_identities(base: Path) -> Path:
+    """One S3 identity with these keys: requests are really authenticated (and restic's
+    signed uploads are accepted, which SeaweedFS refuses when no identity is set up)."""
+    path = base / "s3-identities.json"
+    identity = {
+        "name": "lifeboat",
+        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    path.write_text(json.dumps({"identities": [identity]}))
+    return path
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ def seaweedfs_server(timeout: float = 90.0) -> Iterator[S3Endpoint]:
         "-master.volumeSizeLimitMB=64",
         # Loopback only: no telemetry to the outside, and no extra servers on fixed default
         # ports (they would clash when two suites run at once).
+        f"-s3.config={write_identities(base)}",
         "-master.telemetry=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
@@ -151,6 +166,7 @@ class SeaweedCluster:
                 "-port.iceberg=0",
                 "-port.lance=0",
                 "-iam=false",
+                f"-config={write_identities(base)}",
             ],
         }
         for number, port in enumerate(volume_ports):

@@ -106,3 +106,46 @@ def test_local_errors_map_to_permanent_or_transient(code: int, expected: type[Ex
     translated = _translate(OSError(code, os.strerror(code)), "repo: saving data/x")
     assert type(translated) is expected
     assert "repo: saving data/x" in str(translated)
+
+
+@pytest.mark.parametrize(
+    ("key_id", "secret", "message"),
+    [
+        (ACCESS_KEY, "wrong-secret", "the secret access key is wrong"),
+        ("unknown-key", SECRET_KEY, "the access key id is not known to the endpoint"),
+    ],
+)
+def test_s3_credential_errors_are_permanent_and_say_which(
+    s3_endpoint: S3Endpoint, key_id: str, secret: str, message: str
+) -> None:
+    storage = S3Storage(
+        S3Settings(
+            bucket=s3_endpoint.new_bucket(),
+            endpoint=s3_endpoint.url,
+            region="us-east-1",
+            path_style=True,
+            access_key_id=key_id,
+            secret_access_key=secret,
+        )
+    )
+    with pytest.raises(StorageError, match=message) as caught:
+        list(storage.list("keys/"))
+    assert not isinstance(caught.value, StorageUnavailable)
+    assert secret not in str(caught.value)
+    with pytest.raises(StorageError, match=r"access denied \(check the credentials"):
+        storage.save("config", b"x")  # a HEAD first: its 403 has no body to say more
+
+
+def test_s3_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
+    storage = S3Storage(
+        S3Settings(
+            bucket="lifeboat-none",
+            endpoint="http://127.0.0.1:9",
+            region="us-east-1",
+            path_style=True,
+            access_key_id=ACCESS_KEY,
+            secret_access_key=SECRET_KEY,
+        )
+    )
+    with pytest.raises(StorageUnavailable, match="endpoint unreachable"):
+        storage.load("config")
