@@ -57,6 +57,7 @@ class RepoTarget:
         self.ctx, self.repo, self.storage_name = ctx, repo, storage_name
         self.passphrase_file, self.kit = passphrase_file, kit
         self.lock_wait = 0.0
+        self.transfers = 2
         self.held = contextlib.ExitStack()  # leases held until the command ends (released on errors too)
         self._resource: BackupStorage | None = None
 
@@ -139,6 +140,14 @@ def _now() -> datetime:
     help="Wait this long for a conflicting lock (a running backup or prune) to go away.",
 )
 @click.option(
+    "--transfers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="LIFEBOAT_TRANSFERS",
+    help="Uploads (backup) and downloads (restore) in flight; raise it for distant S3 [env: LIFEBOAT_TRANSFERS].",
+)
+@click.option(
     "--recovery-kit",
     "kit",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -151,6 +160,7 @@ def repo(
     storage_name: str | None,
     passphrase_file: Path | None,
     lock_wait: float,
+    transfers: int,
     kit: Path | None,
 ) -> None:
     """The repository: init, backup, snapshots, restore, check, forget, prune, export, keys, unlock."""
@@ -158,6 +168,7 @@ def repo(
     assert ctx is not None
     target = RepoTarget(ctx, repo, storage_name, passphrase_file, kit)
     target.lock_wait = lock_wait
+    target.transfers = transfers
     click_ctx.obj = target
     click_ctx.call_on_close(target.held.close)
 
@@ -227,9 +238,9 @@ def backup(
         def progress(state: Progress) -> None:
             display.update(state.bytes_read, state.files, state.current)
 
-        result = Archiver(repository, parent=parent, compression=compression, progress=progress).run(
-            sources, tag_map, socket.gethostname(), _now().isoformat()
-        )
+        result = Archiver(
+            repository, parent=parent, compression=compression, uploads=target.transfers, progress=progress
+        ).run(sources, tag_map, socket.gethostname(), _now().isoformat())
     summary = result.snapshot.summary
     _emit(
         output,
@@ -285,7 +296,9 @@ def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str
         def progress(state: RestoreProgress) -> None:
             display.update(state.bytes, state.files)
 
-        result = Restorer(repository, progress=progress).restore(snapshot, target_dir, subpath, delete)
+        result = Restorer(repository, workers=max(4, target.transfers), progress=progress).restore(
+            snapshot, target_dir, subpath, delete
+        )
     _emit(output, asdict(result), f"restored {result.files} files, {human_bytes(result.bytes)} to {target_dir}")
     for problem in result.problems:
         click.echo(f"warning: {problem}", err=True)

@@ -95,9 +95,12 @@ class Archiver:
         parent: SnapshotEntry | None = None,
         compression: str = "auto",
         workers: int | None = None,
+        uploads: int = 2,
         progress: ProgressCallback | None = None,
     ) -> None:
+        """`uploads`: packs stored at once; raise it for object stores far away (latency)."""
         self.repository = repository
+        self.uploads = uploads
         self.parent = parent
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.compression = compression
@@ -124,7 +127,7 @@ class Archiver:
         """Archive `sources` into a new snapshot; raises on storage errors (nothing is committed)."""
         started = time.monotonic()
         self._check_sources(sources)
-        writer = self.repository.blob_writer(self.compression)
+        writer = self.repository.blob_writer(self.compression, self.uploads)
         slots = threading.BoundedSemaphore(self.workers * 4)  # bounds queued work, hence memory
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="archive")
         try:

@@ -33,6 +33,8 @@ class FaultInjectingStorage:
         self.faults = list(faults or [])
         self._lock = threading.Lock()
         self.calls: list[tuple[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most save/load calls running at once (with "delay" faults: latency)
 
     def _fault_for(self, operation: str, key: str) -> Fault | None:
         with self._lock:
@@ -58,7 +60,23 @@ class FaultInjectingStorage:
         if fault.kind == "delay":
             time.sleep(fault.delay)
 
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
     def save(self, key: str, data: bytes) -> bool:
+        self._enter()
+        try:
+            return self._save(key, data)
+        finally:
+            self._leave()
+
+    def _save(self, key: str, data: bytes) -> bool:
         fault = self._fault_for("save", key)
         if fault is not None:
             if fault.kind == "cut":
@@ -68,6 +86,13 @@ class FaultInjectingStorage:
         return self.inner.save(key, data)
 
     def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        self._enter()
+        try:
+            return self._load(key, offset, length)
+        finally:
+            self._leave()
+
+    def _load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         fault = self._fault_for("load", key)
         data = self.inner.load(key, offset, length)
         if fault is None:

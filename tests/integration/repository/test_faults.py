@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.errors import BackupCorrupted, StorageError, StorageUnavailable
+from controller.repository.archiver import Archiver, DirectorySource
 from controller.repository.checker import Checker
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
@@ -16,7 +17,7 @@ from controller.storage.local import LocalStorage
 from controller.storage.memory import MemoryStorage
 from controller.storage.retrying import RetryingStorage
 from tests.support.fault_injecting_storage import Fault, FaultInjectingStorage
-from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
+from tests.support.repository import PASSPHRASE, T0, backup, random_bytes, small_repository, tree_state, write_tree
 
 
 def is_pack(key: str) -> bool:
@@ -126,3 +127,23 @@ def test_after_a_failed_upload_the_backup_stops_taking_work(tmp_path: Path) -> N
     backup(small_repository(baseline, pack_size=64 * 1024), tmp_path / "src")  # type: ignore[arg-type]
     packs = [key for operation, key in baseline.calls if operation == "save" and is_pack(key)]
     assert len(attempted) <= len(packs) // 3, f"{len(attempted)} of {len(packs)} pack uploads attempted"
+
+
+@pytest.mark.parametrize("transfers", [1, 4])
+def test_transfers_in_flight_follow_the_setting_under_latency(tmp_path: Path, transfers: int) -> None:
+    _, injector, _ = setup(tmp_path, [])
+    write_tree(tmp_path / "src", {f"t{i}": random_bytes(300 + i, 60_000) for i in range(24)})
+    injector.faults = [
+        Fault("save", is_pack, "delay", times=10_000, delay=0.05),
+        Fault("load", is_pack, "delay", times=10_000, delay=0.05),
+    ]
+    repository = Repository.open(injector, PASSPHRASE)  # type: ignore[arg-type]
+    injector.max_in_flight = 0  # the setup's own backup used the default
+    result = Archiver(repository, workers=2, uploads=transfers).run(
+        [DirectorySource("", tmp_path / "src")], {}, "h", T0.isoformat()
+    )
+    assert injector.max_in_flight == transfers  # uploads overlap up to the setting, never beyond
+    injector.max_in_flight = 0
+    Restorer(repository, workers=transfers).restore(repository.load_snapshot(result.id), tmp_path / "out")
+    # File content downloads overlap up to the setting; the walk may read one tree beside them.
+    assert transfers <= injector.max_in_flight <= transfers + 1
