@@ -11,13 +11,14 @@ from controller.errors import BackupCorrupted
 from controller.repository.checker import Checker
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
-from controller.storage.local import LocalStorage
+from controller.storage.base import Storage
+from tests.integration.repository.conftest import tamper
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, write_tree
 
 
 @dataclass
 class Damaged:
-    storage: LocalStorage
+    storage: Storage
     first: str  # snapshot holding only a.bin
     second: str  # snapshot holding a.bin (deduplicated) and b.bin
     packs_of_b: set[str]
@@ -25,8 +26,7 @@ class Damaged:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Damaged:
-    storage = LocalStorage(tmp_path / "repo")
+def repo(tmp_path: Path, storage: Storage) -> Damaged:
     repository = small_repository(storage, pack_size=64 * 1024)
     source = tmp_path / "src"
     write_tree(source, {"a.bin": random_bytes(1, 100_000)})
@@ -41,13 +41,7 @@ def repo(tmp_path: Path) -> Damaged:
     return Damaged(storage, first.id, second.id, packs_of_b, index_of_second)
 
 
-def rewrite(storage: LocalStorage, key: str, data: bytes) -> None:
-    path = storage.root / key
-    path.chmod(0o644)
-    path.write_bytes(data)
-
-
-def restore_file(storage: LocalStorage, snapshot_id: str, name: str, target: Path) -> bytes:
+def restore_file(storage: Storage, snapshot_id: str, name: str, target: Path) -> bytes:
     repository = Repository.open(storage, PASSPHRASE)
     Restorer(repository).restore(repository.load_snapshot(snapshot_id), target, subpath=name)
     return (target / name).read_bytes()
@@ -62,7 +56,7 @@ def test_flipped_byte_is_found_by_read_data_and_named(repo: Damaged, tmp_path: P
     key = sorted(repo.packs_of_b)[0]
     data = bytearray(repo.storage.load(key))
     data[100] ^= 0xFF
-    rewrite(repo.storage, key, bytes(data))
+    tamper(repo.storage, key, bytes(data))
     assert Checker(Repository.open(repo.storage, PASSPHRASE)).check().ok  # structure alone cannot see it
     report = Checker(Repository.open(repo.storage, PASSPHRASE)).check(read_data_percent=100)
     (damage,) = report.damage
@@ -76,7 +70,7 @@ def test_flipped_byte_is_found_by_read_data_and_named(repo: Damaged, tmp_path: P
 
 def test_truncated_pack_is_reported_with_every_blob_it_held(repo: Damaged) -> None:
     key = sorted(repo.packs_of_b)[0]
-    rewrite(repo.storage, key, repo.storage.load(key)[:-10])
+    tamper(repo.storage, key, repo.storage.load(key)[:-10])
     report = Checker(Repository.open(repo.storage, PASSPHRASE)).check(read_data_percent=100)
     (damage,) = report.damage
     assert damage.object == key and "pack" in damage.problem
@@ -85,7 +79,7 @@ def test_truncated_pack_is_reported_with_every_blob_it_held(repo: Damaged) -> No
 
 def test_deleted_pack_is_found_by_the_structure_check(repo: Damaged, tmp_path: Path) -> None:
     key = sorted(repo.packs_of_b)[0]
-    (repo.storage.root / key).unlink()
+    tamper(repo.storage, key, None)
     report = Checker(Repository.open(repo.storage, PASSPHRASE)).check()
     (damage,) = report.damage
     assert (damage.object, damage.problem) == (key, "pack is missing")
@@ -94,7 +88,7 @@ def test_deleted_pack_is_found_by_the_structure_check(repo: Damaged, tmp_path: P
 
 
 def test_deleted_index_leaves_earlier_snapshots_intact(repo: Damaged, tmp_path: Path) -> None:
-    (repo.storage.root / repo.index_of_second).unlink()
+    tamper(repo.storage, repo.index_of_second, None)
     report = Checker(Repository.open(repo.storage, PASSPHRASE)).check()
     assert not report.ok
     assert all(d.snapshots == {repo.second} for d in report.damage)
@@ -103,6 +97,6 @@ def test_deleted_index_leaves_earlier_snapshots_intact(repo: Damaged, tmp_path: 
 
 
 def test_garbage_in_an_index_file_is_named(repo: Damaged) -> None:
-    rewrite(repo.storage, repo.index_of_second, b"not an index at all" * 10)
+    tamper(repo.storage, repo.index_of_second, b"not an index at all" * 10)
     report = Checker(Repository.open(repo.storage, PASSPHRASE)).check()
     assert any(d.object == repo.index_of_second and "index unreadable" in d.problem for d in report.damage)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from controller.repository.repository import Repository, SnapshotEntry
 from controller.repository.restorer import Restorer
-from controller.storage.memory import MemoryStorage
+from controller.storage.base import Storage
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
 
 
@@ -21,9 +21,9 @@ def make_source(root: Path) -> None:
     write_tree(root, {f"dir{i}/file{j}.bin": random_bytes(i * 100 + j, 30_000) for i in range(3) for j in range(5)})
 
 
-def test_unchanged_files_are_not_read_again(tmp_path: Path) -> None:
+def test_unchanged_files_are_not_read_again(tmp_path: Path, storage: Storage) -> None:
     make_source(tmp_path / "src")
-    repository = small_repository(MemoryStorage())
+    repository = small_repository(storage)
     first = backup(repository, tmp_path / "src")
     second = backup(repository, tmp_path / "src", parent=entry(repository, first.id))
     assert second.snapshot.summary.bytes_read == 0
@@ -32,10 +32,10 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path) -> None:
     assert second.snapshot.tree == first.snapshot.tree
 
 
-def test_changed_files_are_read_and_every_snapshot_restores_alone(tmp_path: Path) -> None:
+def test_changed_files_are_read_and_every_snapshot_restores_alone(tmp_path: Path, storage: Storage) -> None:
     source = tmp_path / "src"
     make_source(source)
-    repository = small_repository(MemoryStorage())
+    repository = small_repository(storage)
     first = backup(repository, source)
     state_one = tree_state(source)
     (source / "dir1" / "file2.bin").write_bytes(random_bytes(999, 30_000))
@@ -48,11 +48,11 @@ def test_changed_files_are_read_and_every_snapshot_restores_alone(tmp_path: Path
         assert tree_state(out) == expected
 
 
-def test_same_mtime_but_new_ctime_is_read_again(tmp_path: Path) -> None:
+def test_same_mtime_but_new_ctime_is_read_again(tmp_path: Path, storage: Storage) -> None:
     source = tmp_path / "src"
     make_source(source)
     target = source / "dir2" / "file4.bin"
-    repository = small_repository(MemoryStorage())
+    repository = small_repository(storage)
     first = backup(repository, source)
     before = target.stat()
     target.write_bytes(random_bytes(5, 30_000))  # same size
@@ -61,18 +61,17 @@ def test_same_mtime_but_new_ctime_is_read_again(tmp_path: Path) -> None:
     assert second.snapshot.summary.bytes_read == 30_000
 
 
-def test_full_backup_reads_everything(tmp_path: Path) -> None:
+def test_full_backup_reads_everything(tmp_path: Path, storage: Storage) -> None:
     make_source(tmp_path / "src")
-    repository = small_repository(MemoryStorage())
+    repository = small_repository(storage)
     first = backup(repository, tmp_path / "src")
     full = backup(repository, tmp_path / "src")  # no parent: a full backup
     assert full.snapshot.summary.bytes_read == first.snapshot.summary.bytes == 15 * 30_000
     assert full.snapshot.summary.bytes_added < 3000  # read again, but deduplicated
 
 
-def test_parent_chunks_missing_from_the_index_are_read_again(tmp_path: Path) -> None:
+def test_parent_chunks_missing_from_the_index_are_read_again(tmp_path: Path, storage: Storage) -> None:
     make_source(tmp_path / "src")
-    storage = MemoryStorage()
     repository = small_repository(storage)
     first = backup(repository, tmp_path / "src")
     for info in list(storage.list("index/")):
@@ -82,7 +81,7 @@ def test_parent_chunks_missing_from_the_index_are_read_again(tmp_path: Path) -> 
     assert second.snapshot.summary.bytes_read == 15 * 30_000
 
 
-def test_a_file_that_keeps_changing_is_reported(tmp_path: Path) -> None:
+def test_a_file_that_keeps_changing_is_reported(tmp_path: Path, storage: Storage) -> None:
     source = tmp_path / "src"
     source.mkdir()
     growing = source / "app.log"
@@ -100,7 +99,7 @@ def test_a_file_that_keeps_changing_is_reported(tmp_path: Path) -> None:
     writer = threading.Thread(target=append)
     writer.start()
     try:
-        result = backup(small_repository(MemoryStorage()), source)
+        result = backup(small_repository(storage), source)
     finally:
         stop.set()
         writer.join()

@@ -9,18 +9,18 @@ from controller.repository.checker import Checker
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
-from controller.storage.local import LocalStorage
+from controller.storage.base import Storage
+from tests.integration.repository.conftest import tamper
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
 
 LATER = datetime.now(UTC) + timedelta(hours=2)  # local objects carry real mtimes: past the grace period
 
 
-def total_pack_bytes(storage: LocalStorage) -> int:
+def total_pack_bytes(storage: Storage) -> int:
     return sum(i.size for i in storage.list("data/"))
 
 
-def test_forget_then_prune_frees_space_and_keeps_the_rest_intact(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "repo")
+def test_forget_then_prune_frees_space_and_keeps_the_rest_intact(tmp_path: Path, storage: Storage) -> None:
     repository = small_repository(storage, pack_size=64 * 1024)
     source = tmp_path / "src"
     states, ids = [], []
@@ -44,8 +44,7 @@ def test_forget_then_prune_frees_space_and_keeps_the_rest_intact(tmp_path: Path)
         assert tree_state(out) == state
 
 
-def test_mostly_garbage_packs_are_repacked(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "repo")
+def test_mostly_garbage_packs_are_repacked(tmp_path: Path, storage: Storage) -> None:
     repository = small_repository(storage, pack_size=1024 * 1024)  # one pack holds everything
     source = tmp_path / "src"
     write_tree(source, {"big.bin": random_bytes(1, 400_000), "small.bin": random_bytes(2, 20_000)})
@@ -62,8 +61,7 @@ def test_mostly_garbage_packs_are_repacked(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "small.bin").read_bytes() == random_bytes(2, 20_000)
 
 
-def test_dry_run_changes_nothing(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "repo")
+def test_dry_run_changes_nothing(tmp_path: Path, storage: Storage) -> None:
     repository = small_repository(storage)
     write_tree(tmp_path / "src", {"a": random_bytes(1, 50_000)})
     repository.forget(backup(repository, tmp_path / "src").id)
@@ -73,13 +71,12 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert sorted(i.key for i in storage.list("")) == keys
 
 
-def test_prune_aborts_when_a_snapshot_tree_is_unreadable(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "repo")
+def test_prune_aborts_when_a_snapshot_tree_is_unreadable(tmp_path: Path, storage: Storage) -> None:
     repository = small_repository(storage)
     write_tree(tmp_path / "src", {"a": random_bytes(1, 50_000)})
     backup(repository, tmp_path / "src")
     tree_pack = min(storage.list("data/"), key=lambda i: i.size).key
-    (storage.root / tree_pack).unlink()
+    tamper(storage, tree_pack, None)
     keys = sorted(i.key for i in storage.list(""))
     try:
         Pruner(Repository.open(storage, PASSPHRASE), now=LATER).prune()
