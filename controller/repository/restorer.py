@@ -1,9 +1,12 @@
 """Restorer: make a directory identical to a snapshot (or to one of its sub-paths).
 
-Files are written by a worker pool; each file's chunks are fetched with one ranged read per
-run of adjacent blobs in a pack, verified, and all-zero chunks become holes (sparse files).
-Directory metadata is set after their contents (post-order), so mtimes stay as recorded.
-With `delete`, entries the snapshot does not have are removed from the target.
+Two phases, as in restic. First the walk creates directories, links and special files and
+creates every regular file empty. Then the content is restored pack by pack: each needed
+region of a pack is read once (one ranged GET on S3), its blobs are verified and written
+to every file and offset that uses them, and all-zero chunks become holes (sparse files).
+A file gets its metadata when its last blob is written; directories get theirs last,
+deepest first, so their mtimes stay as recorded. With `delete`, entries the snapshot does
+not have are removed from the target.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ import os
 import shutil
 import stat
 import threading
+from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.errors import BackupNotFound
+from controller.repository.index import BlobLocation
 from controller.repository.records import Node, NodeType, Snapshot
 from controller.repository.repository import Repository
+from controller.repository.writer import pack_key
 
-_SEGMENT_BYTES = 16 * 1024 * 1024  # a file larger than this is restored by several workers at once
+_MAX_GAP = 1024 * 1024  # unneeded bytes worth reading to avoid another request
+_MAX_REGION = 32 * 1024 * 1024  # bounds each worker's buffer
 
 
 @dataclass
@@ -52,6 +59,22 @@ def find_node(repository: Repository, snapshot: Snapshot, subpath: str) -> Node:
     return node
 
 
+@dataclass
+class _File:
+    path: Path
+    node: Node
+    remaining: int  # blobs still to write
+
+
+@dataclass(frozen=True)
+class _Use:
+    """One blob of one pack, and every place it must be written."""
+
+    blob_id: bytes
+    location: BlobLocation
+    targets: tuple[tuple[_File, int], ...]  # (file, offset in the file)
+
+
 class Restorer:
     def __init__(
         self, repository: Repository, workers: int = 4, progress: Callable[[RestoreProgress], None] | None = None
@@ -61,37 +84,41 @@ class Restorer:
         self._progress_callback = progress
         self._progress = RestoreProgress()
         self._lock = threading.Lock()
-        self._hardlinks: dict[tuple[int, int], tuple[Path, Future[None]]] = {}
         self._is_root = os.geteuid() == 0
         self._problems: list[str] = []
+        self._files: list[_File] = []
+        self._directories: list[tuple[Path, Node]] = []  # post-order: children before parents
+        self._links: list[tuple[Path, Path]] = []  # (first name of a hard-linked file, another name)
+        self._first_names: dict[tuple[int, int], Path] = {}
 
     def restore(self, snapshot: Snapshot, target: Path, subpath: str = "", delete: bool = False) -> RestoreResult:
         node = find_node(self.repository, snapshot, subpath)
         target.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="restore") as pool:
-            if node.type == NodeType.DIR:
-                assert node.subtree is not None
-                pending = self._restore_dir_contents(node.subtree, target, delete, pool)
-                for future in pending:
-                    future.result()
-                if subpath:
-                    self._set_metadata(target, node)
-            else:
-                self._restore_entry(node, target / node.name, pool).result()
+        if node.type == NodeType.DIR:
+            assert node.subtree is not None
+            self._walk(node.subtree, target, delete)
+            if subpath:
+                self._directories.append((target, node))
+        else:
+            self._place(node, target / node.name)
+        self._restore_content()
+        for first, other in self._links:
+            if other.exists() or other.is_symlink():
+                _remove(other)
+            os.link(first, other)
+        for path, directory in self._directories:
+            self._set_metadata(path, directory)
         return RestoreResult(self._progress.files, self._progress.bytes, self._problems)
 
-    def _restore_dir_contents(
-        self, tree_id: str, directory: Path, delete: bool, pool: ThreadPoolExecutor
-    ) -> list[Future[None]]:
-        """Restore a directory's entries; returns futures the caller must wait on."""
+    # Phase one: the tree
+
+    def _walk(self, tree_id: str, directory: Path, delete: bool) -> None:
         nodes = self.repository.load_tree(tree_id)
         if delete:
             keep = {n.name for n in nodes}
             for existing in os.scandir(directory):
                 if existing.name not in keep:
                     _remove(Path(existing.path))
-        futures: list[Future[None]] = []
-        directories: list[tuple[Node, Path, list[Future[None]]]] = []
         for node in nodes:
             path = directory / node.name
             if node.type == NodeType.DIR:
@@ -99,43 +126,97 @@ class Restorer:
                     _remove(path)
                 path.mkdir(exist_ok=True)
                 assert node.subtree is not None
-                inner = self._restore_dir_contents(node.subtree, path, delete, pool)
-                directories.append((node, path, inner))
+                self._walk(node.subtree, path, delete)
+                self._directories.append((path, node))
             else:
-                futures.append(self._restore_entry(node, path, pool))
-        for node, path, inner in directories:
-            for future in inner:
-                future.result()
-            self._set_metadata(path, node)
-        return futures
+                self._place(node, path)
 
-    def _restore_entry(self, node: Node, path: Path, pool: ThreadPoolExecutor) -> Future[None]:
-        if node.type == NodeType.FILE:
-            key = (node.device, node.inode)
-            if node.links > 1 and node.inode:
-                with self._lock:
-                    first = self._hardlinks.get(key)
-                if first is not None:
-                    return pool.submit(self._link, first, node, path)
-            future = self._start_file(node, path, pool)
-            if node.links > 1 and node.inode:
-                with self._lock:
-                    self._hardlinks.setdefault(key, (path, future))
-            return future
-        done: Future[None] = Future()
-        try:
+    def _place(self, node: Node, path: Path) -> None:
+        if node.type != NodeType.FILE:
             self._make_special(node, path)
-            done.set_result(None)
-        except OSError as err:
-            done.set_exception(err)
-        return done
+            return
+        key = (node.device, node.inode)
+        if node.links > 1 and node.inode:
+            first = self._first_names.get(key)
+            if first is not None:
+                self._links.append((first, path))
+                return
+            self._first_names[key] = path
+        os.close(_create(path))
+        self._files.append(_File(path, node, len(node.content)))
 
-    def _link(self, first: tuple[Path, Future[None]], node: Node, path: Path) -> None:
-        first_path, first_done = first
-        first_done.result()
-        if path.exists() or path.is_symlink():
-            _remove(path)
-        os.link(first_path, path)
+    # Phase two: the content, pack by pack
+
+    def _restore_content(self) -> None:
+        uses: dict[bytes, dict[bytes, list[tuple[_File, int]]]] = defaultdict(dict)
+        locations: dict[bytes, BlobLocation] = {}
+        for file in self._files:
+            if not file.node.content:
+                self._finish(file)
+                continue
+            offset = 0
+            for content in file.node.content:
+                blob_id = bytes.fromhex(content)
+                location = locations.get(blob_id) or self.repository.locate(blob_id)
+                locations[blob_id] = location
+                uses[location.pack].setdefault(blob_id, []).append((file, offset))
+                offset += location.raw_length
+        plans = [
+            sorted((_Use(b, locations[b], tuple(t)) for b, t in blobs.items()), key=lambda u: u.location.offset)
+            for blobs in uses.values()
+        ]
+        plans.sort(key=len, reverse=True)  # big packs first: the pool ends with short tasks
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="restore") as pool:
+            for finished in [pool.submit(self._restore_pack, plan) for plan in plans]:
+                finished.result()
+
+    def _restore_pack(self, plan: list[_Use]) -> None:
+        """Read the pack's needed regions once each and write their blobs everywhere."""
+        start = 0
+        while start < len(plan):
+            end = start + 1
+            region_start = plan[start].location.offset
+            while end < len(plan):
+                previous, following = plan[end - 1].location, plan[end].location
+                gap = following.offset - (previous.offset + previous.length)
+                if gap > _MAX_GAP or following.offset + following.length - region_start > _MAX_REGION:
+                    break
+                end += 1
+            last = plan[end - 1].location
+            data = memoryview(
+                self.repository.storage.load(
+                    pack_key(plan[start].location.pack), region_start, last.offset + last.length - region_start
+                )
+            )
+            for use in plan[start:end]:
+                relative = use.location.offset - region_start
+                plaintext = self.repository.open_sealed(use.blob_id, data[relative : relative + use.location.length])
+                for file, offset in use.targets:
+                    self._write(file, offset, plaintext)
+            start = end
+
+    def _write(self, file: _File, offset: int, data: bytes) -> None:
+        if not (data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data)):  # zeros stay holes
+            fd = os.open(file.path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                os.pwrite(fd, data, offset)
+            finally:
+                os.close(fd)
+        with self._lock:
+            self._progress.bytes += len(data)
+            file.remaining -= 1
+            done = file.remaining == 0
+        if done:
+            self._finish(file)
+
+    def _finish(self, file: _File) -> None:
+        os.truncate(file.path, file.node.size)  # also extends over a trailing hole
+        self._set_metadata(file.path, file.node)
+        with self._lock:
+            self._progress.files += 1
+            snapshot = RestoreProgress(self._progress.files, self._progress.bytes)
+        if self._progress_callback is not None:
+            self._progress_callback(snapshot)
 
     def _make_special(self, node: Node, path: Path) -> None:
         if path.exists() or path.is_symlink():
@@ -153,96 +234,6 @@ class Restorer:
                 self._problems.append(f"cannot create device {path} without root")
             return
         self._set_metadata(path, node)
-
-    def _start_file(self, node: Node, path: Path, pool: ThreadPoolExecutor) -> Future[None]:
-        """Restore a file; large files are split into segments written by several workers.
-
-        No file descriptor stays open between tasks, so a directory of many files cannot
-        exhaust them; the last segment to finish truncates the file and sets its metadata.
-        """
-        segments = self._segments(node)
-        if len(segments) <= 1:
-            return pool.submit(self._write_whole, node, path, segments[0][1] if segments else [])
-        os.close(_create(path))
-        done: Future[None] = Future()
-        remaining = [len(segments)]
-        errors: list[BaseException] = []
-
-        def segment_done(finished: Future[None]) -> None:
-            error = finished.exception()
-            with self._lock:
-                if error is not None:
-                    errors.append(error)
-                remaining[0] -= 1
-                last = remaining[0] == 0
-            if not last:
-                return
-            try:
-                if errors:
-                    raise errors[0]
-                self._finish_file(path, node)
-                done.set_result(None)
-            except BaseException as err:
-                done.set_exception(err)
-
-        for offset, blob_ids in segments:
-            pool.submit(self._write_segment, path, offset, blob_ids).add_done_callback(segment_done)
-        return done
-
-    def _segments(self, node: Node) -> list[tuple[int, list[bytes]]]:
-        """(file offset, blob ids) runs of about _SEGMENT_BYTES, from the index's sizes."""
-        segments: list[tuple[int, list[bytes]]] = []
-        offset, start, current = 0, 0, []  # type: int, int, list[bytes]
-        for content in node.content:
-            blob_id = bytes.fromhex(content)
-            current.append(blob_id)
-            offset += self.repository.locate(blob_id).raw_length
-            if offset - start >= _SEGMENT_BYTES:
-                segments.append((start, current))
-                start, current = offset, []
-        if current:
-            segments.append((start, current))
-        return segments
-
-    def _write_whole(self, node: Node, path: Path, blob_ids: list[bytes]) -> None:
-        """The common case, all through one descriptor: no path lookup after the open."""
-        fd = _create(path)
-        try:
-            self._write_blobs(fd, 0, blob_ids)
-            os.ftruncate(fd, node.size)
-            self._set_metadata(fd, node)
-        finally:
-            os.close(fd)
-        self._count_file()
-
-    def _write_segment(self, path: Path, offset: int, blob_ids: list[bytes]) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-        try:
-            self._write_blobs(fd, offset, blob_ids)
-        finally:
-            os.close(fd)
-
-    def _write_blobs(self, fd: int, offset: int, blob_ids: list[bytes]) -> None:
-        for data in self.repository.load_blobs(blob_ids):
-            if data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data):
-                offset += len(data)  # leave a hole: sparse zero runs stay sparse
-                continue
-            os.pwrite(fd, data, offset)
-            offset += len(data)
-            with self._lock:
-                self._progress.bytes += len(data)
-
-    def _finish_file(self, path: Path, node: Node) -> None:
-        os.truncate(path, node.size)  # also extends over a trailing hole
-        self._set_metadata(path, node)
-        self._count_file()
-
-    def _count_file(self) -> None:
-        with self._lock:
-            self._progress.files += 1
-            snapshot = RestoreProgress(self._progress.files, self._progress.bytes)
-        if self._progress_callback is not None:
-            self._progress_callback(snapshot)
 
     def _set_metadata(self, target: Path | int, node: Node) -> None:
         """Owner, mode, xattrs, then times (last: the others would move ctime, not mtime).
