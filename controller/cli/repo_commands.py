@@ -26,6 +26,7 @@ from controller.cli.text import human_bytes, table
 from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
 from controller.repository.archiver import Archiver, DirectorySource, Progress
 from controller.repository.checker import Checker
+from controller.repository.crypto import MasterKey
 from controller.repository.exporter import export_tar
 from controller.repository.keys import list_keys, master_key_from_kit, recovery_kit, remove_key, write_key_file
 from controller.repository.locks import remove_locks
@@ -437,6 +438,12 @@ def _new_passphrase(environ: dict[str, str], file: Path | None) -> bytes:
     return value.encode()
 
 
+def _add_key(storage: Storage, master: MasterKey, target: RepoTarget, new_passphrase_file: Path | None) -> str:
+    """A key file for the new passphrase (from the file or LIFEBOAT_NEW_PASSPHRASE); its id."""
+    passphrase = _new_passphrase(target.ctx.environ, new_passphrase_file)
+    return write_key_file(storage, master, passphrase, _now(), socket.gethostname(), getpass.getuser())
+
+
 _NEW = click.option("--new-passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 
 
@@ -456,14 +463,7 @@ def key_list(target: RepoTarget, output: str) -> None:
 def key_add(target: RepoTarget, new_passphrase_file: Path | None) -> None:
     """Add a key file for another passphrase."""
     repository = target.open(lock="key add", exclusive=True)
-    new_id = write_key_file(
-        repository.storage,
-        repository.master,
-        _new_passphrase(target.ctx.environ, new_passphrase_file),
-        _now(),
-        socket.gethostname(),
-        getpass.getuser(),
-    )
+    new_id = _add_key(repository.storage, repository.master, target, new_passphrase_file)
     click.echo(f"added key {new_id[:8]}")
 
 
@@ -488,14 +488,7 @@ def key_passwd(target: RepoTarget, new_passphrase_file: Path | None) -> None:
     repository = target.open(lock="key passwd", exclusive=True)
     if not repository.key_id:
         raise LifeboatError("opened with a recovery kit: use `key add` to set a passphrase")
-    new_id = write_key_file(
-        repository.storage,
-        repository.master,
-        _new_passphrase(target.ctx.environ, new_passphrase_file),
-        _now(),
-        socket.gethostname(),
-        getpass.getuser(),
-    )
+    new_id = _add_key(repository.storage, repository.master, target, new_passphrase_file)
     remove_key(repository.storage, repository.key_id)
     click.echo(f"changed passphrase: key {repository.key_id[:8]} replaced by {new_id[:8]}")
 
@@ -526,12 +519,5 @@ def key_import(target: RepoTarget, kit_file: Path, new_passphrase_file: Path | N
     repository = Repository.open_with_master_key(target.storage(), master)
     if repository_id and repository_id != repository.config.id:
         raise LifeboatError(f"the kit is for repository {repository_id[:8]}, not {repository.config.id[:8]}")
-    new_id = write_key_file(
-        repository.storage,
-        master,
-        _new_passphrase(target.ctx.environ, new_passphrase_file),
-        _now(),
-        socket.gethostname(),
-        getpass.getuser(),
-    )
+    new_id = _add_key(repository.storage, master, target, new_passphrase_file)
     click.echo(f"added key {new_id[:8]} from the recovery kit")

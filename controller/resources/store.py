@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
+from controller.durable import fsync_directory
 from controller.errors import ResourceNotFound
-from controller.resources.atomic_write import directory_lock, sync_directory, write_atomically
+from controller.resources.atomic_write import directory_lock, write_atomically
 from controller.resources.documents import Document, split_documents
 from controller.resources.loader import LoadedResource, LoadResult, load_paths, sidecar_path
 from controller.resources.writeback import find_document, replace_status_block
@@ -130,7 +131,7 @@ class ResourceStore:
                 raise ResourceNotFound(f'{kind} "{name}" disappeared from {live.path} while deleting; retry')
             if len(documents) == 1:
                 live.path.unlink()
-                sync_directory(live.path.parent)
+                fsync_directory(live.path.parent)
             else:
                 write_atomically(live.path, _without_document(text, target.index, documents))
             self._forget_sidecar_status(live)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from controller.durable import fsync_directory
 from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
 from controller.storage.base import ObjectInfo, check_key
 
@@ -62,7 +63,7 @@ class LocalStorage:
                 created = False
             finally:
                 os.unlink(temp)
-            _fsync_dir(path.parent)
+            fsync_directory(path.parent)
             return created
         except OSError as err:
             raise _translate(err, f"{self.root}: saving {key}") from None
@@ -110,16 +111,8 @@ class LocalStorage:
         path = self._path(key)
         try:
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_directory(path.parent)
         except FileNotFoundError:
             return
         except OSError as err:
             raise _translate(err, f"{self.root}: removing {key}") from None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,12 +11,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+
+from controller.storage.s3 import S3Settings, S3Storage
 
 ACCESS_KEY = "lifeboat-test"
 SECRET_KEY = "lifeboat-test-secret"
@@ -53,6 +55,21 @@ class S3Endpoint:
         self.client().create_bucket(Bucket=name)
         return name
 
+    def settings(self, prefix: str = "") -> S3Settings:
+        """Settings for a fresh bucket on this endpoint, with the test identity."""
+        return S3Settings(
+            bucket=self.new_bucket(),
+            prefix=prefix,
+            endpoint=self.url,
+            region="us-east-1",
+            path_style=True,
+            access_key_id=ACCESS_KEY,
+            secret_access_key=SECRET_KEY,
+        )
+
+    def storage(self, prefix: str = "") -> S3Storage:
+        return S3Storage(self.settings(prefix))
+
 
 def weed_binary() -> str | None:
     beside = Path(sys.executable).parent / "weed"
@@ -75,6 +92,23 @@ def _free_ports(count: int) -> list[int]:
                 continue
         ports.append(port)
     return ports
+
+
+def _wait_until_serving(
+    endpoint: S3Endpoint, timeout: float, logs: Callable[[], str], alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Until a bucket can be created: the gateway answers only once every part is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not alive():
+            raise RuntimeError(f"weed exited: {logs()}")
+        try:
+            endpoint.new_bucket()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SeaweedFS S3 not ready: {logs()}") from None
+            time.sleep(0.5)
 
 
 @contextmanager
@@ -109,17 +143,9 @@ def seaweedfs_server(timeout: float = 90.0) -> Iterator[S3Endpoint]:
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     endpoint = S3Endpoint(f"http://127.0.0.1:{s3}")
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"weed exited: {(base / 'weed.log').read_text()[-2000:]}")
-            try:
-                endpoint.new_bucket()  # the gateway answers only once master, volume and filer are up
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"SeaweedFS S3 not ready: {(base / 'weed.log').read_text()[-2000:]}") from None
-                time.sleep(0.5)
+        _wait_until_serving(
+            endpoint, timeout, lambda: (base / "weed.log").read_text()[-2000:], alive=lambda: process.poll() is None
+        )
         yield endpoint
     finally:
         process.terminate()
@@ -208,15 +234,7 @@ def seaweedfs_cluster(volumes: int = 2, timeout: float = 120.0) -> Iterator[Seaw
     try:
         for name in ["master", *(f"volume{i}" for i in range(volumes)), "filer", "s3"]:
             cluster.start(name)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                cluster.endpoint.new_bucket()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"SeaweedFS cluster not ready:\n{cluster.logs()}") from None
-                time.sleep(0.5)
+        _wait_until_serving(cluster.endpoint, timeout, cluster.logs)
         yield cluster
     finally:
         for name in list(cluster.processes):

@@ -8,8 +8,7 @@ import pytest
 
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage
-from controller.storage.s3 import S3Settings, S3Storage
-from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint
+from tests.support.seaweedfs import S3Endpoint
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -17,17 +16,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "local":
         return LocalStorage(tmp_path / "repo")
     endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
-    return S3Storage(
-        S3Settings(
-            bucket=endpoint.new_bucket(),
-            prefix="repo",
-            endpoint=endpoint.url,
-            region="us-east-1",
-            path_style=True,
-            access_key_id=ACCESS_KEY,
-            secret_access_key=SECRET_KEY,
-        )
-    )
+    return endpoint.storage(prefix="repo")
 
 
 def tamper(storage: Storage, key: str, data: bytes | None) -> None:

@@ -9,21 +9,13 @@ from controller.repository.checker import Checker
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository, SnapshotEntry
 from controller.repository.restorer import Restorer
-from controller.storage.s3 import S3Settings, S3Storage
+from controller.storage.s3 import S3Storage
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
-from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint
+from tests.support.seaweedfs import S3Endpoint
 
 
 def test_repository_round_trip_on_s3(s3_endpoint: S3Endpoint, tmp_path: Path) -> None:
-    settings = S3Settings(
-        bucket=s3_endpoint.new_bucket(),
-        prefix="hosts/a",
-        endpoint=s3_endpoint.url,
-        region="us-east-1",
-        path_style=True,
-        access_key_id=ACCESS_KEY,
-        secret_access_key=SECRET_KEY,
-    )
+    settings = s3_endpoint.settings(prefix="hosts/a")
     repository = small_repository(S3Storage(settings), pack_size=128 * 1024)
     source = tmp_path / "src"
     write_tree(source, {f"d{i}/f{j}": random_bytes(i * 10 + j, 60_000) for i in range(4) for j in range(4)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -26,17 +27,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         yield LocalStorage(tmp_path / "repo")
     else:
         endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
-        yield S3Storage(
-            S3Settings(
-                bucket=endpoint.new_bucket(),
-                prefix="repos/one",
-                endpoint=endpoint.url,
-                region="us-east-1",
-                path_style=True,
-                access_key_id=ACCESS_KEY,
-                secret_access_key=SECRET_KEY,
-            )
-        )
+        yield endpoint.storage(prefix="repos/one")
 
 
 def test_save_then_load_whole_and_ranges(storage: Storage) -> None:
@@ -118,16 +109,7 @@ def test_local_errors_map_to_permanent_or_transient(code: int, expected: type[Ex
 def test_s3_credential_errors_are_permanent_and_say_which(
     s3_endpoint: S3Endpoint, key_id: str, secret: str, message: str
 ) -> None:
-    storage = S3Storage(
-        S3Settings(
-            bucket=s3_endpoint.new_bucket(),
-            endpoint=s3_endpoint.url,
-            region="us-east-1",
-            path_style=True,
-            access_key_id=key_id,
-            secret_access_key=secret,
-        )
-    )
+    storage = S3Storage(dataclasses.replace(s3_endpoint.settings(), access_key_id=key_id, secret_access_key=secret))
     with pytest.raises(StorageError, match=message) as caught:
         list(storage.list("keys/"))
     assert not isinstance(caught.value, StorageUnavailable)
