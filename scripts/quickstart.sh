@@ -24,8 +24,14 @@ echo "== storages"
 "$LIFEBOAT" get storages
 echo "== policies"
 "$LIFEBOAT" get policies
-echo "== backups in the catalog ($LIFEBOAT_CATALOG)"
-"$LIFEBOAT" get backups
+echo "== a backup of $DEMO/data into the quickstart repository (passphrase from the storage's secret file)"
+unset LIFEBOAT_PASSPHRASE BACKUP_ENCRYPTION_KEY
+"$LIFEBOAT" repo --storage quickstart snapshots >/dev/null 2>&1 || "$LIFEBOAT" repo --storage quickstart init
+date >> "$DEMO/data/hello.txt"   # something new each run, so the incremental has work to do
+"$LIFEBOAT" repo --storage quickstart backup "$DEMO/data" --tag policy=quickstart-files
+"$LIFEBOAT" repo --storage quickstart snapshots
+"$LIFEBOAT" repo --storage quickstart check
 echo
-echo "The resources are loaded and valid. The controller that runs their schedules is not"
-echo "built yet (issue: The controller); until then this is what Lifeboat can do here."
+echo "The resources are loaded and valid, and the repository holds real backups. The"
+echo "controller that runs policy schedules by itself is the next piece to build (issue:"
+echo "The controller); until then, backups are taken with \`lifeboat repo ... backup\`."
