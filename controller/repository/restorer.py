@@ -235,22 +235,20 @@ class Restorer:
             return
         self._set_metadata(path, node)
 
-    def _set_metadata(self, target: Path | int, node: Node) -> None:
+    def _set_metadata(self, path: Path, node: Node) -> None:
         """Owner, mode, xattrs, then times (last: the others would move ctime, not mtime).
-        `target` is a path (never followed if a symlink) or an open descriptor."""
-        symlink = node.type == NodeType.SYMLINK
-        follow = isinstance(target, int)
+        A symlink's own metadata is set, never its target's."""
         if self._is_root:
-            os.chown(target, node.uid, node.gid, follow_symlinks=follow)
-        if not symlink:
-            os.chmod(target, node.mode)
+            os.chown(path, node.uid, node.gid, follow_symlinks=False)
+        if node.type != NodeType.SYMLINK:
+            os.chmod(path, node.mode)
         for name, value in node.xattrs.items():
             try:
-                os.setxattr(target, name, base64.b64decode(value), follow_symlinks=follow)
+                os.setxattr(path, name, base64.b64decode(value), follow_symlinks=False)
             except OSError as err:
                 with self._lock:
-                    self._problems.append(f"cannot set xattr {name} on {target}: {err.strerror}")
-        os.utime(target, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=follow)
+                    self._problems.append(f"cannot set xattr {name} on {path}: {err.strerror}")
+        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
 
 
 def _create(path: Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import random
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage, _translate
 from controller.storage.memory import MemoryStorage
-from controller.storage.s3 import S3Settings, S3Storage
+from controller.storage.s3 import MULTIPART_THRESHOLD, S3Settings, S3Storage
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint
 
 
@@ -131,3 +132,16 @@ def test_s3_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
     )
     with pytest.raises(StorageUnavailable, match="endpoint unreachable"):
         storage.load("config")
+
+
+def test_s3_large_objects_go_multipart_and_read_back(s3_endpoint: S3Endpoint) -> None:
+    storage = s3_endpoint.storage(prefix="big")
+    data = random.Random(7).randbytes(MULTIPART_THRESHOLD + 5 * 1024 * 1024)
+    assert storage.save("data/ab/large", data) is True
+    head = s3_endpoint.client().head_object(Bucket=storage.settings.bucket, Key="big/data/ab/large")
+    assert head["ETag"].strip('"').endswith("-5")  # five 16 MiB parts: a multipart upload
+    assert storage.load("data/ab/large") == data
+    assert (
+        storage.load("data/ab/large", MULTIPART_THRESHOLD, 1000)
+        == data[MULTIPART_THRESHOLD : MULTIPART_THRESHOLD + 1000]
+    )
