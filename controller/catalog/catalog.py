@@ -88,13 +88,6 @@ class Catalog:
             session.commit()
             return merged
 
-    def add_items(self, backup_id: str, items: list[BackupItem]) -> None:
-        with self.session() as session:
-            for item in items:
-                item.backup_id = backup_id
-                session.add(item)
-            session.commit()
-
     def get_backup(self, backup_id: str) -> Backup:
         with self.session() as session:
             backup = session.get(Backup, backup_id)

@@ -22,10 +22,6 @@ class RestorePhase(StrEnum):
     FAILED = "Failed"  # nothing was changed, or the change could not be undone (message says which)
     ROLLED_BACK = "RolledBack"  # the restore failed and the safety backup was put back
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in {RestorePhase.SUCCEEDED, RestorePhase.FAILED, RestorePhase.ROLLED_BACK}
-
 
 class RestoreSpec(Model):
     backup: str | None = Field(default=None, description="Id of the backup to restore.")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from controller.resources.backup_policy import BackupPolicy
 from controller.resources.backup_storage import BackupStorage
+from controller.resources.meta import Condition, ConditionStatus, find_condition, set_condition
 from controller.resources.restore import Restore
 from tests.builders import a_policy, a_restore, a_storage
 
@@ -172,3 +173,17 @@ def test_restore_needs_one_source() -> None:
 def test_unknown_field_is_rejected() -> None:
     loc, msg = error_of(BackupPolicy, a_policy(spec={"retension": {"keepLast": 1}}))
     assert (loc, msg) == ("spec.retension", "Extra inputs are not permitted")
+
+
+def test_set_condition_keeps_transition_time_while_status_holds() -> None:
+    t0, t1 = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+    ready = Condition(type="Ready", status=ConditionStatus.TRUE, reason="Reconciled", last_transition_time=t0)
+    other = Condition(type="Reconciling", status=ConditionStatus.FALSE, reason="Idle", last_transition_time=t0)
+    same = set_condition([ready, other], ready.model_copy(update={"message": "again", "last_transition_time": t1}))
+    assert [(c.type, c.last_transition_time, c.message) for c in same] == [
+        ("Ready", t0, "again"),  # status unchanged: the transition time stays
+        ("Reconciling", t0, ""),
+    ]
+    flip = Condition(type="Ready", status=ConditionStatus.FALSE, reason="Invalid", last_transition_time=t1)
+    assert find_condition(set_condition(same, flip), "Ready") == flip  # status changed: the new time
+    assert set_condition([], ready) == [ready]
