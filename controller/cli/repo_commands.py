@@ -379,7 +379,8 @@ def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) ->
         output,
         asdict(report),
         f"{verb} {human_bytes(report.bytes_freed)}: {report.packs_deleted} packs deleted, "
-        f"{report.packs_repacked} repacked, {report.unindexed_deleted} unindexed removed",
+        f"{report.packs_repacked} repacked, {report.unindexed_deleted} unindexed removed, "
+        f"{report.incomplete_writes_removed} abandoned uploads removed",
     )
 
 

@@ -30,6 +30,7 @@ class PruneReport:
     unindexed_deleted: int = 0
     bytes_freed: int = 0
     index_files_replaced: int = 0
+    incomplete_writes_removed: int = 0  # temp files or multipart uploads of killed writers
 
 
 class Pruner:
@@ -98,7 +99,10 @@ class Pruner:
         report.bytes_freed = sum(pack_sizes[pack_key(p)].size for p in gone if pack_key(p) in pack_sizes) + sum(
             info.size for info in stale_unindexed
         )
-        if dry_run or (not gone and not stale_unindexed):
+        if dry_run:
+            return report
+        report.incomplete_writes_removed = storage.remove_incomplete(self.now - self.grace)
+        if not gone and not stale_unindexed:
             return report
 
         new_entries = self._repack(repack, used, per_pack)

@@ -51,6 +51,11 @@ class Storage(Protocol):
         """Delete the object; deleting a missing object is not an error."""
         ...
 
+    def remove_incomplete(self, started_before: datetime) -> int:
+        """Drop writes abandoned by killed processes (temp files, multipart uploads) begun before
+        `started_before`; how many were dropped. Only prune calls it, past its grace period."""
+        ...
+
     def describe(self) -> str:
         """Where this storage is, for messages (never holds a secret)."""
         ...

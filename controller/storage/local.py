@@ -107,6 +107,19 @@ class LocalStorage:
         except OSError as err:
             raise _translate(err, f"{self.root}: listing {prefix}") from None
 
+    def remove_incomplete(self, started_before: datetime) -> int:
+        removed = 0
+        for directory, _subdirs, files in os.walk(self.root):
+            for name in files:
+                temp = Path(directory) / name
+                if not name.startswith(_TEMP_PREFIX):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if datetime.fromtimestamp(temp.stat().st_mtime, UTC) < started_before:
+                        temp.unlink()
+                        removed += 1
+        return removed
+
     def remove(self, key: str) -> None:
         path = self._path(key)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TypeVar
 
 from tenacity import (
@@ -74,6 +75,9 @@ class RetryingStorage:
 
     def remove(self, key: str) -> None:
         self._call(f"removing {key}", lambda: self.inner.remove(key))
+
+    def remove_incomplete(self, started_before: datetime) -> int:
+        return self._call("removing incomplete writes", lambda: self.inner.remove_incomplete(started_before))
 
     def describe(self) -> str:
         return self.inner.describe()

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.client import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
 
@@ -46,7 +46,6 @@ _EXPLAINED = {
     "PermanentRedirect": "the bucket is in another region (set region)",
     "AuthorizationHeaderMalformed": "the region does not match the bucket's (set region)",
 }
-MULTIPART_THRESHOLD = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,8 @@ class S3Settings:
     access_key_id: str | None = None  # None: the standard AWS credential chain
     secret_access_key: str | None = None
     max_connections: int = 16
+    multipart_threshold: int = 64 * 1024 * 1024  # objects this large go up in parts
+    part_size: int = 16 * 1024 * 1024  # S3 requires at least 5 MiB for all parts but the last
 
 
 class S3Storage:
@@ -108,7 +109,7 @@ class S3Storage:
         try:
             if self._exists(full):
                 return False
-            if len(data) >= MULTIPART_THRESHOLD:
+            if len(data) >= self.settings.multipart_threshold:
                 self._upload_multipart(full, data)
             else:
                 digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
@@ -118,13 +119,72 @@ class S3Storage:
             raise self._translate(err, f"saving {key}") from None
 
     def _upload_multipart(self, full: str, data: bytes) -> None:
-        config = TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD,
-            multipart_chunksize=16 * 1024 * 1024,
-            max_concurrency=4,
-            use_threads=True,
-        )
-        self._client.upload_fileobj(io.BytesIO(data), self.settings.bucket, full, Config=config)
+        """Upload in parts, reusing the parts an interrupted upload of the same key left behind.
+
+        Keys name their content, so an abandoned upload under this key carries the same
+        bytes: a stored part whose size and MD5 match is kept, the others are sent.
+        """
+        bucket, size = self.settings.bucket, self.settings.part_size
+        parts = {number: data[offset : offset + size] for number, offset in enumerate(range(0, len(data), size), 1)}
+        upload_id, stored = self._abandoned_upload(full)
+        if upload_id is None:
+            upload_id = self._client.create_multipart_upload(Bucket=bucket, Key=full)["UploadId"]
+
+        def send(number: int) -> dict[str, Any]:
+            part = parts[number]
+            digest = hashlib.md5(part, usedforsecurity=False)
+            etag = f'"{digest.hexdigest()}"'
+            if stored.get(number) != (etag, len(part)):
+                answer = self._client.upload_part(
+                    Bucket=bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                    ContentMD5=base64.b64encode(digest.digest()).decode(),
+                )
+                etag = answer["ETag"]
+            return {"PartNumber": number, "ETag": etag}
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            completed = list(pool.map(send, sorted(parts)))
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": completed}
+            )
+        except ClientError as err:
+            # Another writer completed the same upload first: the object is there.
+            if str(err.response.get("Error", {}).get("Code", "")) != "NoSuchUpload" or not self._exists(full):
+                raise
+
+    def _abandoned_upload(self, full: str) -> tuple[str | None, dict[int, tuple[str, int]]]:
+        """The newest unfinished upload of exactly this key and its parts (number → (ETag, size))."""
+        answer = self._client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)
+        uploads = [u for u in answer.get("Uploads", []) if u["Key"] == full]
+        if not uploads:
+            return None, {}
+        upload_id = str(max(uploads, key=lambda u: u["Initiated"])["UploadId"])
+        stored: dict[int, tuple[str, int]] = {}
+        paginator = self._client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=self.settings.bucket, Key=full, UploadId=upload_id):
+            for part in page.get("Parts", []):
+                stored[int(part["PartNumber"])] = (str(part["ETag"]), int(part["Size"]))
+        return upload_id, stored
+
+    def remove_incomplete(self, started_before: datetime) -> int:
+        removed = 0
+        try:
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=self._prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < started_before:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.settings.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed += 1
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, "removing incomplete uploads") from None
+        return removed
 
     def _exists(self, full: str) -> bool:
         try:

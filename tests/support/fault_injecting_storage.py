@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from controller.errors import StorageError, StorageUnavailable
 from controller.storage.base import ObjectInfo, Storage
@@ -126,6 +127,9 @@ class FaultInjectingStorage:
         if fault is not None:
             self._raise(fault, f"removing {key}")
         self.inner.remove(key)
+
+    def remove_incomplete(self, started_before: datetime) -> int:
+        return self.inner.remove_incomplete(started_before)
 
     def describe(self) -> str:
         return f"fault-injecting({self.inner.describe()})"

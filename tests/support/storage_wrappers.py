@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from controller.storage.base import ObjectInfo, Storage
 
@@ -30,6 +31,9 @@ class RecordingStorage:
 
     def remove(self, key: str) -> None:
         self.inner.remove(key)
+
+    def remove_incomplete(self, started_before: datetime) -> int:
+        return self.inner.remove_incomplete(started_before)
 
     def describe(self) -> str:
         return f"recording({self.inner.describe()})"

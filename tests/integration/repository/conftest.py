@@ -8,6 +8,7 @@ import pytest
 
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage
+from controller.storage.s3 import S3Storage
 from tests.support.seaweedfs import S3Endpoint
 
 
@@ -32,3 +33,22 @@ def tamper(storage: Storage, key: str, data: bytes | None) -> None:
     storage.remove(key)
     if data is not None:
         storage.save(key, data)
+
+
+def abandon_a_write(storage: Storage, key: str) -> None:
+    """Leave what a writer killed mid-save leaves: a temp file (local) or an unfinished multipart upload (S3)."""
+    if isinstance(storage, LocalStorage):
+        path = storage.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / ".tmp-killed").write_bytes(b"half a pack")
+        return
+    assert isinstance(storage, S3Storage)
+    storage._client.create_multipart_upload(Bucket=storage.settings.bucket, Key=storage._key(key))
+
+
+def abandoned_writes(storage: Storage) -> int:
+    if isinstance(storage, LocalStorage):
+        return len(list(storage.root.rglob(".tmp-*")))
+    assert isinstance(storage, S3Storage)
+    answer = storage._client.list_multipart_uploads(Bucket=storage.settings.bucket, Prefix=storage._key("data"))
+    return len(answer.get("Uploads", []))

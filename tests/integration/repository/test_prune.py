@@ -10,7 +10,7 @@ from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
 from controller.storage.base import Storage
-from tests.integration.repository.conftest import tamper
+from tests.integration.repository.conftest import abandon_a_write, abandoned_writes, tamper
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
 
 LATER = datetime.now(UTC) + timedelta(hours=2)  # local objects carry real mtimes: past the grace period
@@ -59,6 +59,21 @@ def test_mostly_garbage_packs_are_repacked(tmp_path: Path, storage: Storage) -> 
     assert Checker(fresh).check(read_data_percent=100).ok
     Restorer(fresh).restore(fresh.load_snapshot(second.id), tmp_path / "out")
     assert (tmp_path / "out" / "small.bin").read_bytes() == random_bytes(2, 20_000)
+
+
+def test_prune_removes_writes_abandoned_by_killed_processes_after_the_grace_period(
+    tmp_path: Path, storage: Storage
+) -> None:
+    repository = small_repository(storage)
+    write_tree(tmp_path / "src", {"a": random_bytes(1, 50_000)})
+    backup(repository, tmp_path / "src")
+    abandon_a_write(storage, "data/ab/" + "ab" * 32)
+    assert Pruner(Repository.open(storage, PASSPHRASE), now=LATER).prune(dry_run=True).incomplete_writes_removed == 0
+    young = Pruner(Repository.open(storage, PASSPHRASE), now=datetime.now(UTC)).prune()
+    assert young.incomplete_writes_removed == 0 and abandoned_writes(storage) == 1  # may still be running
+    report = Pruner(Repository.open(storage, PASSPHRASE), now=LATER).prune()
+    assert report.incomplete_writes_removed == 1 and abandoned_writes(storage) == 0
+    assert Checker(Repository.open(storage, PASSPHRASE)).check(read_data_percent=100).ok
 
 
 def test_dry_run_changes_nothing(tmp_path: Path, storage: Storage) -> None:

@@ -8,15 +8,18 @@ import os
 import random
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage, _translate
 from controller.storage.memory import MemoryStorage
-from controller.storage.s3 import MULTIPART_THRESHOLD, S3Settings, S3Storage
+from controller.storage.s3 import S3Settings, S3Storage
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint
 
 
@@ -101,6 +104,26 @@ def test_local_errors_map_to_permanent_or_transient(code: int, expected: type[Ex
 
 
 @pytest.mark.parametrize(
+    ("code", "status", "expected", "message"),
+    [
+        # AWS's answers to a bucket in another region: SeaweedFS has no regions to produce them.
+        ("PermanentRedirect", 301, StorageError, "the bucket is in another region"),
+        ("AuthorizationHeaderMalformed", 400, StorageError, "the region does not match"),
+        ("NoSuchBucket", 404, StorageError, "the bucket does not exist"),
+        ("NoSuchKey", 404, ObjectNotFound, "not found"),
+        ("SlowDown", 503, StorageUnavailable, "SlowDown"),
+        ("", 500, StorageUnavailable, "500"),
+    ],
+)
+def test_s3_error_answers_map_to_clear_errors(code: str, status: int, expected: type[Exception], message: str) -> None:
+    storage = S3Storage(S3Settings(bucket="b", endpoint="http://127.0.0.1:9", region="eu-west-1"))
+    answer: Any = {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    translated = storage._translate(ClientError(answer, "GetObject"), "loading config")
+    assert type(translated) is expected
+    assert message in str(translated) and "s3://b: loading config" in str(translated)
+
+
+@pytest.mark.parametrize(
     ("key_id", "secret", "message"),
     [
         (ACCESS_KEY, "wrong-secret", "the secret access key is wrong"),
@@ -134,14 +157,71 @@ def test_s3_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
         storage.load("config")
 
 
+MiB = 1024 * 1024
+
+
+def small_parts(endpoint: S3Endpoint, prefix: str) -> S3Storage:
+    """Multipart from 10 MiB in 5 MiB parts (S3's smallest), so tests stay small."""
+    settings = dataclasses.replace(endpoint.settings(prefix), multipart_threshold=10 * MiB, part_size=5 * MiB)
+    return S3Storage(settings)
+
+
+def count_part_uploads(storage: S3Storage) -> list[int]:
+    """The part numbers the client sends, recorded by a botocore event hook (the calls are real)."""
+    sent: list[int] = []
+    storage._client.meta.events.register(
+        "before-call.s3.UploadPart", lambda params, **_: sent.append(int(params["query_string"]["partNumber"]))
+    )
+    return sent
+
+
 def test_s3_large_objects_go_multipart_and_read_back(s3_endpoint: S3Endpoint) -> None:
-    storage = s3_endpoint.storage(prefix="big")
-    data = random.Random(7).randbytes(MULTIPART_THRESHOLD + 5 * 1024 * 1024)
+    storage = small_parts(s3_endpoint, "big")
+    data = random.Random(7).randbytes(22 * MiB)
     assert storage.save("data/ab/large", data) is True
     head = s3_endpoint.client().head_object(Bucket=storage.settings.bucket, Key="big/data/ab/large")
-    assert head["ETag"].strip('"').endswith("-5")  # five 16 MiB parts: a multipart upload
+    assert head["ETag"].strip('"').endswith("-5")  # four 5 MiB parts and a 2 MiB one
     assert storage.load("data/ab/large") == data
-    assert (
-        storage.load("data/ab/large", MULTIPART_THRESHOLD, 1000)
-        == data[MULTIPART_THRESHOLD : MULTIPART_THRESHOLD + 1000]
-    )
+    assert storage.load("data/ab/large", 10 * MiB - 10, 1000) == data[10 * MiB - 10 : 10 * MiB + 990]
+
+
+def test_s3_interrupted_multipart_upload_resumes_from_its_completed_parts(s3_endpoint: S3Endpoint) -> None:
+    storage = small_parts(s3_endpoint, "resume")
+    data = random.Random(8).randbytes(22 * MiB)
+    client, bucket, key = s3_endpoint.client(), storage.settings.bucket, "resume/data/cd/large"
+    # A killed writer left parts 1 and 3 of this key behind, and a part 2 whose bytes are wrong.
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    for number, body in ((1, data[: 5 * MiB]), (2, bytes(5 * MiB)), (3, data[10 * MiB : 15 * MiB])):
+        client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body)
+    sent = count_part_uploads(storage)
+    assert storage.save("data/cd/large", data) is True
+    assert sorted(sent) == [2, 4, 5]
+    assert storage.load("data/cd/large") == data
+    assert not client.list_multipart_uploads(Bucket=bucket, Prefix="resume/").get("Uploads")
+
+
+def test_s3_remove_incomplete_aborts_only_old_abandoned_uploads(s3_endpoint: S3Endpoint) -> None:
+    storage = s3_endpoint.storage(prefix="abandoned")
+    client, bucket = s3_endpoint.client(), storage.settings.bucket
+    other = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/data/x")["UploadId"]
+    client.create_multipart_upload(Bucket=bucket, Key="abandoned/data/ef/large")
+    started = client.list_multipart_uploads(Bucket=bucket, Prefix="abandoned/")["Uploads"][0]["Initiated"]
+    assert storage.remove_incomplete(started - timedelta(minutes=1)) == 0  # too young
+    assert storage.remove_incomplete(started + timedelta(seconds=1)) == 1
+    assert not client.list_multipart_uploads(Bucket=bucket, Prefix="abandoned/").get("Uploads")
+    remaining = client.list_multipart_uploads(Bucket=bucket, Prefix="elsewhere/")["Uploads"]
+    assert [u["UploadId"] for u in remaining] == [other]  # another prefix's uploads are not ours
+
+
+def test_local_remove_incomplete_drops_old_temp_files_only(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    storage.save("data/ab/abcd", b"kept")
+    old_temp = tmp_path / "repo" / "data" / "ab" / ".tmp-0123"
+    young_temp = tmp_path / "repo" / "data" / "ab" / ".tmp-4567"
+    old_temp.write_bytes(b"half")
+    young_temp.write_bytes(b"half")
+    os.utime(old_temp, (1_700_000_000, 1_700_000_000))
+    cutoff = datetime.fromtimestamp(1_700_000_100, UTC)
+    assert storage.remove_incomplete(cutoff) == 1
+    assert not old_temp.exists() and young_temp.exists()
+    assert storage.load("data/ab/abcd") == b"kept"
