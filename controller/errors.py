@@ -12,8 +12,12 @@ LifeboatError              .code; str(e) is one sentence a person can act on
 ├── TransientError         retried (storage/retrying.py, the reconciler's action runner)
 │   ├── StorageUnavailable
 │   └── DockerUnavailable
+├── AppNotFound            no Compose project of that name on this Docker host
 ├── BackupNotFound         BACKUP_NOT_FOUND
 ├── BackupCreateFailed     BACKUP_CREATE_FAILED
+│   ├── NothingToBackUp    the app has no volume, mount, database or path to read
+│   ├── DumpFailed         a database dump exited non-zero, was empty or cut short
+│   └── HookFailed         a pre/post hook failed with onError: fail
 ├── BackupCorrupted        BACKUP_CORRUPTED
 ├── RestoreFailed          RESTORE_FAILED
 └── QuotaExceeded          BACKUP_QUOTA_EXCEEDED
@@ -128,12 +132,28 @@ class DockerUnavailable(TransientError):
     code = "DOCKER_UNAVAILABLE"
 
 
+class AppNotFound(LifeboatError):
+    code = "APP_NOT_FOUND"
+
+
 class BackupNotFound(LifeboatError):
     code = "BACKUP_NOT_FOUND"
 
 
 class BackupCreateFailed(LifeboatError):
     code = "BACKUP_CREATE_FAILED"
+
+
+class NothingToBackUp(BackupCreateFailed):
+    pass
+
+
+class DumpFailed(BackupCreateFailed):
+    pass
+
+
+class HookFailed(BackupCreateFailed):
+    pass
 
 
 class BackupCorrupted(LifeboatError):

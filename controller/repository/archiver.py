@@ -11,12 +11,13 @@ and reported if it changes again.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,11 +64,18 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+@dataclass(frozen=True)
+class SourceStats:
+    files: int
+    bytes: int
+
+
 @dataclass
 class ArchiveResult:
     id: str
     snapshot: Snapshot
     problems: list[str]  # unreadable files and files that kept changing: the snapshot is incomplete
+    sources: dict[str, SourceStats] = field(default_factory=dict)  # by source name
 
 
 class _Job:
@@ -97,8 +105,13 @@ class Archiver:
         workers: int | None = None,
         uploads: int = 2,
         progress: ProgressCallback | None = None,
+        after_streams: Callable[[], None] | None = None,
     ) -> None:
-        """`uploads`: packs stored at once; raise it for object stores far away (latency)."""
+        """`uploads`: packs stored at once; raise it for object stores far away (latency).
+
+        Streams (database dumps) are archived before any directory; `after_streams` runs
+        between the two, which is where an app is paused or stopped for a consistent copy.
+        """
         self.repository = repository
         self.uploads = uploads
         self.parent = parent
@@ -113,6 +126,9 @@ class Archiver:
         self._hardlinks: dict[tuple[int, int], Future[list[str]]] = {}
         self._pending: deque[_PendingDir] = deque()
         self._local = threading.local()
+        self._after_streams = after_streams
+        self._streamed: dict[int, Node] = {}  # id(StreamSource) → its archived node
+        self._source_stats: dict[str, SourceStats] = {}
 
     def _cdc(self) -> FastCDC:
         found: FastCDC | None = getattr(self._local, "cdc", None)
@@ -152,7 +168,7 @@ class Archiver:
             warnings=[*self._problems, *self._notes],
         )
         snapshot_id = self.repository.save_snapshot(snapshot)
-        return ArchiveResult(snapshot_id, snapshot, list(self._problems))
+        return ArchiveResult(snapshot_id, snapshot, list(self._problems), dict(self._source_stats))
 
     @staticmethod
     def _check_sources(sources: Sequence[Source]) -> None:
@@ -173,6 +189,12 @@ class Archiver:
         when: str,
     ) -> str:
         mtime_ns = _rfc3339_to_ns(when)
+        for source in sources:
+            if isinstance(source, StreamSource):
+                with self._counting(source.name):
+                    self._streamed[id(source)] = self._archive_stream(source, source.name.rsplit("/", 1)[-1], writer)
+        if self._after_streams is not None:
+            self._after_streams()
         if len(sources) == 1 and sources[0].name == "" and isinstance(sources[0], DirectorySource):
             parent_nodes = self._parent_nodes([])
             node = self._walk_dir(sources[0].path, "", parent_nodes, writer, pool, slots)
@@ -204,15 +226,18 @@ class Archiver:
                 nodes.append(Node(name, NodeType.DIR, mode=0o755, mtime_ns=mtime_ns, subtree=subtree))
                 self._summary.dirs += 1
             elif isinstance(item, DirectorySource):
-                node = self._walk_dir(
-                    item.path, "/".join([*path, name]), self._parent_nodes([*path, name]), writer, pool, slots
-                )
-                self._finish_directories(writer, block=True)
+                with self._counting(item.name):
+                    node = self._walk_dir(
+                        item.path, "/".join([*path, name]), self._parent_nodes([*path, name]), writer, pool, slots
+                    )
+                    self._finish_directories(writer, block=True)
                 node.name = name
                 nodes.append(node)
             else:
                 assert isinstance(item, StreamSource)
-                nodes.append(self._archive_stream(item, name, writer, mtime_ns))
+                streamed = self._streamed[id(item)]
+                streamed.mtime_ns = mtime_ns
+                nodes.append(streamed)
         return self._save_tree(nodes, writer)
 
     def _parent_nodes(self, path: list[str]) -> dict[str, Node] | None:
@@ -413,12 +438,19 @@ class Archiver:
             self._advance(len(chunk), writer, shown)
         return ids, size
 
-    def _archive_stream(self, source: StreamSource, name: str, writer: BlobWriter, mtime_ns: int) -> Node:
+    def _archive_stream(self, source: StreamSource, name: str, writer: BlobWriter) -> Node:
         ids, size = self._chunk(source.reader, writer, source.name)
         with self._lock:
             self._summary.files += 1
             self._summary.bytes += size
-        return Node(name, NodeType.FILE, mode=0o600, mtime_ns=mtime_ns, size=size, content=ids)
+        return Node(name, NodeType.FILE, mode=0o600, size=size, content=ids)
+
+    @contextlib.contextmanager
+    def _counting(self, name: str) -> Iterator[None]:
+        """Record the files and bytes one source adds to the snapshot (sources run one at a time)."""
+        files, size = self._summary.files, self._summary.bytes
+        yield
+        self._source_stats[name] = SourceStats(self._summary.files - files, self._summary.bytes - size)
 
     # Reporting
 

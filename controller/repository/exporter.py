@@ -8,12 +8,12 @@ Content is streamed blob by blob: memory stays bounded whatever the snapshot's s
 from __future__ import annotations
 
 import base64
-import io
 import os
 import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from controller.repository.file_reader import open_content
 from controller.repository.records import Node, NodeType, Snapshot
 from controller.repository.repository import Repository
 from controller.repository.restorer import find_node
@@ -26,28 +26,6 @@ _TYPES = {
     NodeType.CHARDEV: tarfile.CHRTYPE,
     NodeType.BLOCKDEV: tarfile.BLKTYPE,
 }
-
-
-class _BlobReader(io.RawIOBase):
-    """A file object over a node's content blobs, fetched lazily in order."""
-
-    def __init__(self, blobs: Iterator[bytes]) -> None:
-        self._blobs = blobs
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buffer:
-            try:
-                self._buffer = next(self._blobs)
-            except StopIteration:
-                return 0
-        count = min(len(target), len(self._buffer))
-        target[:count] = self._buffer[:count]
-        self._buffer = self._buffer[count:]
-        return count
 
 
 def export_tar(repository: Repository, snapshot: Snapshot, out: BinaryIO, subpath: str = "") -> int:
@@ -65,8 +43,8 @@ def export_tar(repository: Repository, snapshot: Snapshot, out: BinaryIO, subpat
                     info.type, info.linkname, info.size = tarfile.LNKTYPE, seen_links[key], 0
                 else:
                     seen_links.setdefault(key, path)
-                    content = _BlobReader(repository.load_blobs([bytes.fromhex(c) for c in node.content]))
-            archive.addfile(info, io.BufferedReader(content, 1024 * 1024) if content is not None else None)
+                    content = open_content(repository, node)
+            archive.addfile(info, content)
             count += 1
     return count
 

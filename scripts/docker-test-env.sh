@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The Docker engine and the local images the test suite uses; each step is skipped when done.
+#   lifeboat-test/busybox:1   busybox-static and its applet links (web-like app containers)
+#   lifeboat-test/db:1        Debian bookworm with PostgreSQL and MariaDB (database containers)
+# No registry is involved: images are imported from folders built here.
+set -euo pipefail
+
+log() { echo "docker-test-env: $*"; }
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    nohup dockerd >/var/log/lifeboat-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    docker info >/dev/null 2>&1 || { tail -20 /var/log/lifeboat-dockerd.log; log "dockerd did not start"; exit 1; }
+fi
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+if ! image_exists lifeboat-test/busybox:1; then
+    log "building lifeboat-test/busybox:1"
+    dir=$(mktemp -d)
+    mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc" "$dir/data"
+    cp "$(command -v busybox || echo /bin/busybox)" "$dir/bin/busybox"
+    for applet in $("$dir/bin/busybox" --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$dir/bin/$applet"
+    done
+    echo "root:x:0:0:root:/root:/bin/sh" >"$dir/etc/passwd"
+    echo "root:x:0:" >"$dir/etc/group"
+    tar -C "$dir" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - lifeboat-test/busybox:1 >/dev/null
+    rm -rf "$dir"
+fi
+
+if ! image_exists lifeboat-test/db:1; then
+    log "building lifeboat-test/db:1 (debootstrap, about two minutes)"
+    dir=$(mktemp -d)
+    debootstrap --variant=minbase --include=postgresql,mariadb-server,mariadb-client bookworm "$dir" \
+        http://deb.debian.org/debian >/tmp/lifeboat-debootstrap.log 2>&1 \
+        || { tail -20 /tmp/lifeboat-debootstrap.log; log "debootstrap failed"; exit 1; }
+    # Packages start their own clusters and services at install; the image starts clean.
+    rm -rf "$dir/var/lib/postgresql/"* "$dir/var/lib/mysql/"* "$dir/var/cache/apt/archives/"*.deb
+    install -m 0755 "$(dirname "$0")/db-entrypoint.sh" "$dir/usr/local/bin/db-entrypoint"
+    tar -C "$dir" -c . | docker import \
+        -c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        -c 'ENV LANG=C.UTF-8' \
+        -c 'ENTRYPOINT ["/usr/local/bin/db-entrypoint"]' - lifeboat-test/db:1 >/dev/null
+    rm -rf "$dir"
+fi
+log "ready"
