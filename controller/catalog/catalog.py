@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
-from controller.catalog.models import Backup, BackupItem, BackupStatus, Event, RestoreRun
+from controller.catalog.models import Backup, BackupItem, BackupStatus, Event, QuiescedContainer, RestoreRun
 from controller.catalog.schema import ensure_schema
 from controller.errors import BackupNotFound, CatalogError
 
@@ -130,6 +130,27 @@ class Catalog:
         with self.session() as session:
             query = select(RestoreRun).where(col(RestoreRun.restore_name) == restore_name)
             return list(session.exec(query.order_by(col(RestoreRun.started_at))))
+
+    # Containers Lifeboat paused or stopped
+
+    def record_quiesced(self, entry: QuiescedContainer) -> QuiescedContainer:
+        with self.session() as session:
+            session.add(entry)
+            session.commit()
+            session.refresh(entry)
+        return entry
+
+    def release_quiesced(self, entry_id: int) -> None:
+        with self.session() as session:
+            found = session.get(QuiescedContainer, entry_id)
+            if found is not None:
+                session.delete(found)
+                session.commit()
+
+    def quiesced_on(self, host: str) -> list[QuiescedContainer]:
+        with self.session() as session:
+            query = select(QuiescedContainer).where(col(QuiescedContainer.host) == host)
+            return list(session.exec(query.order_by(col(QuiescedContainer.id))))
 
     # Events
 

@@ -116,6 +116,24 @@ class RestoreRun(SQLModel, table=True):
     message: str = ""
 
 
+class QuiescedContainer(SQLModel, table=True):
+    """A container Lifeboat paused or stopped, written before it acts and removed after it
+    resumed the container: what is left here after a crash is what repair starts again."""
+
+    __tablename__ = "quiesced_containers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    container_id: str = Field(index=True)
+    container_name: str
+    app: str = Field(index=True)
+    action: str  # "paused" or "stopped"
+    operation: str  # the backup id or restore run that did it
+    host: str = Field(index=True)
+    owner_pid: int
+    owner_started: str  # the owner's process start time: a reused pid is not the owner
+    since: datetime = _time()
+
+
 class Event(SQLModel, table=True):
     """Something that happened to a resource, for `lifeboat describe` and the API."""
 

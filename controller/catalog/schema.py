@@ -12,11 +12,17 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, inspect
 from sqlmodel import SQLModel
 
-from controller.catalog.models import SchemaVersion
+from controller.catalog.models import QuiescedContainer, SchemaVersion
 from controller.errors import CatalogError
 
-# MIGRATIONS[n] upgrades a version-n catalog to version n+1. Append; never edit.
-MIGRATIONS: list[Callable[[Connection], None]] = []
+
+
+def _add_quiesced_containers(connection: Connection) -> None:
+    QuiescedContainer.__table__.create(connection)  # type: ignore[attr-defined]
+
+
+# MIGRATIONS[n - 1] upgrades a version-n catalog to version n+1. Append; never edit.
+MIGRATIONS: list[Callable[[Connection], None]] = [_add_quiesced_containers]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from controller.catalog.catalog import BackupFilter, Catalog
-from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind, RestoreRun
+from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind, QuiescedContainer, RestoreRun
 from controller.catalog.schema import SCHEMA_VERSION
 from controller.errors import BackupNotFound, CatalogError
 
@@ -160,3 +160,49 @@ def test_unreachable_database_is_one_clear_error_without_password() -> None:
     with pytest.raises(CatalogError, match=r"cannot open the catalog postgresql://u:\*\*\*@127.0.0.1:1/db") as caught:
         Catalog("postgresql://u:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) -> None:
+    first = Catalog(catalog_url)
+    first.add_backup(a_backup("kept"))
+    first.close()
+    engine = create_engine(catalog_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:  # what Lifeboat's first schema looked like
+        connection.execute(text("DROP TABLE quiesced_containers"))
+        connection.execute(text("UPDATE schema_version SET version = 1"))
+    engine.dispose()
+    migrated = Catalog(catalog_url)
+    assert migrated.previous_version == 1
+    assert migrated.get_backup("kept").app_id == "wordpress001"
+    entry = migrated.record_quiesced(
+        QuiescedContainer(
+            container_id="c1",
+            container_name="wp-web-1",
+            app="wp",
+            action="stopped",
+            operation="b1",
+            host="h1",
+            owner_pid=42,
+            owner_started="123",
+            since=T0,
+        )
+    )
+    migrated.record_quiesced(
+        QuiescedContainer(
+            container_id="c2",
+            container_name="other",
+            app="x",
+            action="paused",
+            operation="b2",
+            host="h2",
+            owner_pid=43,
+            owner_started="124",
+            since=T0,
+        )
+    )
+    assert [e.container_id for e in migrated.quiesced_on("h1")] == ["c1"]
+    assert entry.id is not None
+    migrated.release_quiesced(entry.id)
+    assert migrated.quiesced_on("h1") == []
+    assert [e.container_id for e in migrated.quiesced_on("h2")] == ["c2"]
+    migrated.close()

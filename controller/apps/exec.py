@@ -1,0 +1,183 @@
+"""Commands run inside containers (docker exec), streaming: a dump is read from a
+command's stdout as it is produced, a restore is written to a command's stdin, and
+nothing lands in a temporary file. Secrets travel in the exec environment, never argv."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from docker import DockerClient
+from docker.utils.socket import frames_iter
+
+from controller.apps.docker_api import docker_errors
+
+_STDOUT, _STDERR = 1, 2
+_STDERR_KEPT = 4096  # the tail of a tool's stderr kept for error messages
+
+
+@dataclass(frozen=True)
+class ExecCommand:
+    argv: list[str]
+    environment: dict[str, str] = field(default_factory=dict, repr=False)  # may hold passwords
+    user: str = ""
+
+    def shown(self) -> str:
+        """The command for messages: argv only (which never holds a secret)."""
+        return " ".join(self.argv)
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: str
+
+
+class _StderrTail:
+    def __init__(self) -> None:
+        self._data = b""
+
+    def add(self, chunk: bytes) -> None:
+        self._data = (self._data + chunk)[-_STDERR_KEPT:]
+
+    def text(self) -> str:
+        return self._data.decode("utf-8", "replace").strip()
+
+
+def _create(client: DockerClient, container_id: str, command: ExecCommand, stdin: bool) -> str:
+    with docker_errors(f"starting {command.argv[0]} in container {container_id[:12]}"):
+        created: dict[str, Any] = client.api.exec_create(
+            container_id,
+            command.argv,
+            stdout=True,
+            stderr=True,
+            stdin=stdin,
+            environment=command.environment,
+            user=command.user,
+        )
+    return str(created["Id"])
+
+
+def _exit_code(client: DockerClient, exec_id: str) -> int:
+    with docker_errors("reading an exec's exit code"):
+        code = client.api.exec_inspect(exec_id)["ExitCode"]
+    return -1 if code is None else int(code)
+
+
+def run(client: DockerClient, container_id: str, command: ExecCommand, stdin: bytes = b"") -> ExecResult:
+    """Run to completion and collect the output (hooks, readiness probes, small queries)."""
+    if stdin:
+        status = feed(client, container_id, command, [stdin])
+        return ExecResult(status.exit_code, b"", status.stderr)
+    exec_id = _create(client, container_id, command, stdin=False)
+    out, err = bytearray(), _StderrTail()
+    with docker_errors(f"running {command.argv[0]}"):
+        for stdout_chunk, stderr_chunk in client.api.exec_start(exec_id, stream=True, demux=True):
+            out += stdout_chunk or b""
+            err.add(stderr_chunk or b"")
+    return ExecResult(_exit_code(client, exec_id), bytes(out), err.text())
+
+
+class OutputStream(io.RawIOBase):
+    """A command's stdout as a file object. At the end it checks the command's outcome and
+    raises `failure(message)` instead of a clean EOF when the exit code is not 0, or when
+    `check_end` (given the output's last bytes) says the output is incomplete."""
+
+    def __init__(
+        self,
+        client: DockerClient,
+        container_id: str,
+        command: ExecCommand,
+        failure: type[Exception],
+        check_end: Any = None,
+    ) -> None:
+        self._client, self._command, self._failure, self._check_end = client, command, failure, check_end
+        self._exec_id = _create(client, container_id, command, stdin=False)
+        with docker_errors(f"running {command.argv[0]}"):
+            self._frames: Iterator[tuple[bytes | None, bytes | None]] = client.api.exec_start(
+                self._exec_id, stream=True, demux=True
+            )
+        self._buffer = b""
+        self._tail = b""
+        self._stderr = _StderrTail()
+        self.bytes_read = 0
+        self._finished = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer:
+            if self._finished:
+                return 0
+            try:
+                stdout_chunk, stderr_chunk = next(self._frames)
+            except StopIteration:
+                self._finish()
+                return 0
+            self._stderr.add(stderr_chunk or b"")
+            self._buffer = stdout_chunk or b""
+        count = min(len(target), len(self._buffer))
+        target[:count] = self._buffer[:count]
+        self._tail = (self._tail + self._buffer[:count])[-256:]
+        self._buffer = self._buffer[count:]
+        self.bytes_read += count
+        return count
+
+    def _finish(self) -> None:
+        self._finished = True
+        code = _exit_code(self._client, self._exec_id)
+        said = f": {self._stderr.text()}" if self._stderr.text() else ""
+        if code != 0:
+            raise self._failure(f"{self._command.shown()} exited with {code}{said}")
+        if self.bytes_read == 0:
+            raise self._failure(f"{self._command.shown()} produced no output{said}")
+        if self._check_end is not None and not self._check_end(self._tail):
+            raise self._failure(f"{self._command.shown()} output ends early (no completion mark){said}")
+
+
+@dataclass
+class FeedResult:
+    exit_code: int
+    stderr: str
+    bytes_written: int
+
+
+def feed(client: DockerClient, container_id: str, command: ExecCommand, chunks: Iterable[bytes]) -> FeedResult:
+    """Write `chunks` to the command's stdin, close it, and wait for the command to end.
+
+    Output is drained by a thread while writing, so a chatty command cannot block on a full
+    pipe while we block on its stdin."""
+    exec_id = _create(client, container_id, command, stdin=True)
+    with docker_errors(f"running {command.argv[0]}"):
+        attached = client.api.exec_start(exec_id, socket=True)
+    raw: socket.socket = attached._sock  # type: ignore[union-attr]
+    stderr = _StderrTail()
+
+    def drain() -> None:
+        for stream, data in frames_iter(attached, tty=False):  # type: ignore[no-untyped-call]
+            if stream == _STDERR:
+                stderr.add(data)
+
+    reader = threading.Thread(target=drain, name="exec-output", daemon=True)
+    reader.start()
+    written = 0
+    try:
+        for chunk in chunks:
+            raw.sendall(chunk)
+            written += len(chunk)
+    except OSError:
+        pass  # the command closed its stdin early: its exit code and stderr say why
+    finally:
+        # Also when `chunks` raised: the command must see the end of its input to finish.
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_WR)
+        reader.join()
+        attached.close()
+    return FeedResult(_exit_code(client, exec_id), stderr.text(), written)
