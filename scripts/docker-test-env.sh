@@ -59,4 +59,7 @@ if ! image_exists lifeboat-test/db:1; then
         -c 'ENTRYPOINT ["/usr/local/bin/db-entrypoint"]' - lifeboat-test/db:1 >/dev/null
     rm -rf "$dir"
 fi
+# Names the official images would have, so that discovery by image name is exercised too.
+docker tag lifeboat-test/db:1 lifeboat-test/mariadb:10.11
+docker tag lifeboat-test/db:1 lifeboat-test/postgres:15
 log "ready"

@@ -6,7 +6,9 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from docker import DockerClient
 
+from tests.support.docker_apps import prepare_images
 from tests.support.postgres import postgres_server
 from tests.support.required import skip_or_fail
 from tests.support.seaweedfs import S3Endpoint, seaweedfs_server
@@ -29,3 +31,19 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
             yield endpoint
     except (FileNotFoundError, RuntimeError) as err:
         skip_or_fail("s3", str(err)[-300:])
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[DockerClient]:
+    """The Docker engine with the test images (built by scripts/docker-test-env.sh if missing)."""
+    from controller.apps.docker_api import connect
+    from controller.errors import DockerUnavailable
+
+    try:
+        prepare_images()
+        client = connect()
+    except (FileNotFoundError, subprocess.CalledProcessError, DockerUnavailable) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        skip_or_fail("docker", str(detail).strip()[-300:])
+    yield client
+    client.close()

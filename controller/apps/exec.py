@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
 import socket
 import threading
 from collections.abc import Iterable, Iterator
@@ -70,22 +72,39 @@ def _exit_code(client: DockerClient, exec_id: str) -> int:
     return -1 if code is None else int(code)
 
 
-def run(client: DockerClient, container_id: str, command: ExecCommand, stdin: bytes = b"") -> ExecResult:
-    """Run to completion and collect the output (hooks, readiness probes, small queries)."""
-    if stdin:
-        status = feed(client, container_id, command, [stdin])
-        return ExecResult(status.exit_code, b"", status.stderr)
+def run(client: DockerClient, container_id: str, command: ExecCommand, timeout: float | None = None) -> ExecResult:
+    """Run to completion and collect the output (hooks, readiness probes). Past `timeout`
+    seconds the command's process is killed (the controller shares the host's pid space)
+    and the result has exit code 124, as timeout(1) reports."""
     exec_id = _create(client, container_id, command, stdin=False)
     out, err = bytearray(), _StderrTail()
-    with docker_errors(f"running {command.argv[0]}"):
-        for stdout_chunk, stderr_chunk in client.api.exec_start(exec_id, stream=True, demux=True):
-            out += stdout_chunk or b""
-            err.add(stderr_chunk or b"")
+
+    def collect() -> None:
+        with docker_errors(f"running {command.argv[0]}"):
+            for stdout_chunk, stderr_chunk in client.api.exec_start(exec_id, stream=True, demux=True):
+                out.extend(stdout_chunk or b"")
+                err.add(stderr_chunk or b"")
+
+    worker = threading.Thread(target=collect, name="exec", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        _kill(client, exec_id)
+        worker.join(10)
+        return ExecResult(124, bytes(out), f"timed out after {timeout:g} s; {err.text()}".strip("; "))
     return ExecResult(_exit_code(client, exec_id), bytes(out), err.text())
 
 
+def _kill(client: DockerClient, exec_id: str) -> None:
+    with docker_errors("stopping a command that timed out"):
+        pid = int(client.api.exec_inspect(exec_id).get("Pid") or 0)
+    if pid > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 class OutputStream(io.RawIOBase):
-    """A command's stdout as a file object. At the end it checks the command's outcome and
+    """A command's stdout as a file object, started at the first read. At the end it checks the command's outcome and
     raises `failure(message)` instead of a clean EOF when the exit code is not 0, or when
     `check_end` (given the output's last bytes) says the output is incomplete."""
 
@@ -97,12 +116,10 @@ class OutputStream(io.RawIOBase):
         failure: type[Exception],
         check_end: Any = None,
     ) -> None:
-        self._client, self._command, self._failure, self._check_end = client, command, failure, check_end
-        self._exec_id = _create(client, container_id, command, stdin=False)
-        with docker_errors(f"running {command.argv[0]}"):
-            self._frames: Iterator[tuple[bytes | None, bytes | None]] = client.api.exec_start(
-                self._exec_id, stream=True, demux=True
-            )
+        self._client, self._container_id, self._command = client, container_id, command
+        self._failure, self._check_end = failure, check_end
+        self._exec_id = ""
+        self._frames: Iterator[tuple[bytes | None, bytes | None]] = iter(())
         self._buffer = b""
         self._tail = b""
         self._stderr = _StderrTail()
@@ -112,7 +129,15 @@ class OutputStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _start(self) -> None:
+        """The command starts at the first read: dumps run one after another, when archived."""
+        self._exec_id = _create(self._client, self._container_id, self._command, stdin=False)
+        with docker_errors(f"running {self._command.argv[0]}"):
+            self._frames = self._client.api.exec_start(self._exec_id, stream=True, demux=True)
+
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self._exec_id:
+            self._start()
         while not self._buffer:
             if self._finished:
                 return 0

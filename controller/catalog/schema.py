@@ -16,7 +16,6 @@ from controller.catalog.models import QuiescedContainer, SchemaVersion
 from controller.errors import CatalogError
 
 
-
 def _add_quiesced_containers(connection: Connection) -> None:
     QuiescedContainer.__table__.create(connection)  # type: ignore[attr-defined]
 

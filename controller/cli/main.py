@@ -24,6 +24,10 @@ _COMMANDS = {
     "delete": "controller.cli.resource_commands:delete",
     "crds": "controller.cli.resource_commands:crds",
     "repo": "controller.cli.repo_commands:repo",
+    "apps": "controller.cli.app_commands:apps",
+    "backup": "controller.cli.app_commands:backup",
+    "restore": "controller.cli.app_commands:restore",
+    "repair": "controller.cli.app_commands:repair",
 }
 
 

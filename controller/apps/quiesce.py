@@ -1,0 +1,169 @@
+"""Pause or stop an app's running containers for a consistent copy, and always start them
+again. Each container is recorded in the catalog before Lifeboat touches it and released
+after it runs again, so that a Lifeboat killed in between leaves a record that `repair`
+acts on: it resumes exactly the containers Lifeboat stopped, never others."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from docker import DockerClient
+
+from controller.apps.discovery import AppContainer
+from controller.apps.docker_api import docker_errors
+from controller.catalog.catalog import Catalog
+from controller.catalog.models import QuiescedContainer
+from controller.errors import LifeboatError
+
+HEALTH_TIMEOUT_SECONDS = 180.0
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A process on a host, told apart from a later process that reuses its pid."""
+
+    host: str
+    pid: int
+    started: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(socket.gethostname(), os.getpid(), _start_time(os.getpid()))
+
+    def is_alive(self) -> bool:
+        return self.host == socket.gethostname() and _start_time(self.pid) == self.started
+
+
+def _start_time(pid: int) -> str:
+    """Field 22 of /proc/PID/stat (clock ticks since boot); "" when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def wait_until_up(client: DockerClient, container_id: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
+    """Until the container runs and, when it has a health check, reports healthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with docker_errors(f"inspecting container {container_id[:12]}"):
+            state = client.api.inspect_container(container_id)["State"]
+        health = (state.get("Health") or {}).get("Status")
+        if state.get("Status") == "running" and health in (None, "healthy"):
+            return
+        if state.get("Status") in ("exited", "dead"):
+            raise LifeboatError(f"container {container_id[:12]} exited with code {state.get('ExitCode')}")
+        if time.monotonic() > deadline:
+            raise LifeboatError(f"container {container_id[:12]} is not healthy after {timeout:g} s ({health})")
+        time.sleep(0.5)
+
+
+def _resume(client: DockerClient, container_id: str, action: str) -> None:
+    with docker_errors(f"starting container {container_id[:12]} again"):
+        state = client.api.inspect_container(container_id)["State"]
+        if state.get("Paused"):
+            client.api.unpause(container_id)
+        elif state.get("Status") != "running":
+            client.api.start(container_id)
+
+
+class Quiescer:
+    """Quiesces the given containers on `quiesce()`; `resume()` undoes it (call it in a finally)."""
+
+    def __init__(
+        self,
+        client: DockerClient,
+        catalog: Catalog,
+        app: str,
+        containers: list[AppContainer],
+        action: str,
+        operation: str,
+        clock: Callable[[], datetime],
+        stop_timeout: int = 30,
+    ) -> None:
+        if action not in ("paused", "stopped"):
+            raise ValueError(f"action must be paused or stopped, not {action!r}")
+        self.client, self.catalog, self.app = client, catalog, app
+        self.containers = [c for c in containers if c.running]
+        self.action, self.operation, self.clock = action, operation, clock
+        self.stop_timeout = stop_timeout
+        self._records: list[tuple[QuiescedContainer, AppContainer]] = []
+
+    def quiesce(self) -> None:
+        owner = Owner.this_process()
+        for container in self.containers:
+            record = self.catalog.record_quiesced(
+                QuiescedContainer(
+                    container_id=container.id,
+                    container_name=container.name,
+                    app=self.app,
+                    action=self.action,
+                    operation=self.operation,
+                    host=owner.host,
+                    owner_pid=owner.pid,
+                    owner_started=owner.started,
+                    since=self.clock(),
+                )
+            )
+            self._records.append((record, container))
+            with docker_errors(f"{'pausing' if self.action == 'paused' else 'stopping'} {container.name}"):
+                if self.action == "paused":
+                    self.client.api.pause(container.id)
+                else:
+                    self.client.api.stop(container.id, timeout=self.stop_timeout)
+
+    def resume(self) -> None:
+        """Start every container quiesced here, in reverse order, waiting for each to be up.
+        Tries them all; raises the first failure afterwards."""
+        failures: list[str] = []
+        for record, container in reversed(self._records):
+            try:
+                _resume(self.client, container.id, self.action)
+                wait_until_up(self.client, container.id)
+            except LifeboatError as err:
+                failures.append(f"{container.name}: {err}")
+                continue
+            assert record.id is not None
+            self.catalog.release_quiesced(record.id)
+        self._records.clear()
+        if failures:
+            raise LifeboatError("could not start again: " + "; ".join(failures))
+
+
+@dataclass
+class Repaired:
+    container_name: str
+    action: str  # what Lifeboat had done: paused or stopped
+    outcome: str  # "started", "unpaused", "gone", or the error
+
+
+def repair(client: DockerClient, catalog: Catalog, force: bool = False) -> list[Repaired]:
+    """Resume the containers a dead Lifeboat process on this host left paused or stopped
+    (with `force`, also those of live processes: only when you know they are stuck)."""
+    done = []
+    for record in catalog.quiesced_on(socket.gethostname()):
+        owner = Owner(record.host, record.owner_pid, record.owner_started)
+        if owner.is_alive() and not force:
+            continue
+        try:
+            with docker_errors(f"inspecting {record.container_name}"):
+                exists = bool(client.api.containers(all=True, filters={"id": record.container_id}))
+            if exists:
+                _resume(client, record.container_id, record.action)
+                wait_until_up(client, record.container_id)
+                outcome = "unpaused" if record.action == "paused" else "started"
+            else:
+                outcome = "gone"
+        except LifeboatError as err:
+            done.append(Repaired(record.container_name, record.action, f"failed: {err}"))
+            continue
+        assert record.id is not None
+        catalog.release_quiesced(record.id)
+        done.append(Repaired(record.container_name, record.action, outcome))
+    return done

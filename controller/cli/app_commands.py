@@ -1,0 +1,223 @@
+"""App verbs: `lifeboat apps`, `backup APP`, `restore BACKUP_ID`, `repair`.
+
+Every verb that talks to Docker first repairs what a killed Lifeboat left behind: the
+containers it had paused or stopped are started again, and only those."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from controller.cli.context import CliContext
+from controller.cli.progress import byte_progress
+from controller.cli.repo_commands import RepoTarget
+from controller.cli.text import human_bytes, table
+from controller.errors import InvalidConfig, ResourceNotFound
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from controller.repository.archiver import Progress
+    from controller.resources.meta import SecretRef
+
+pass_context = click.make_pass_decorator(CliContext)
+_OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+
+
+def _docker(ctx: CliContext) -> DockerClient:
+    """The engine, after starting what a dead Lifeboat process left stopped."""
+    from controller.apps.docker_api import connect
+    from controller.apps.quiesce import repair
+
+    client = connect(ctx.environ.get("DOCKER_HOST"))
+    for fixed in repair(client, ctx.catalog):
+        click.echo(
+            f"repair: {fixed.container_name} (left {fixed.action} by a killed Lifeboat): {fixed.outcome}", err=True
+        )
+    return client
+
+
+def _secret_reader(ctx: CliContext) -> Any:
+    from controller.resources.secrets import read_secret
+
+    def read(ref: SecretRef) -> str:
+        return read_secret(ref, ctx.environ, "database password").decode()
+
+    return read
+
+
+def _emit(output: str, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
+
+
+@click.command("apps")
+@click.argument("name", required=False)
+@_OUTPUT
+@pass_context
+def apps(ctx: CliContext, name: str | None, output: str) -> None:
+    """List the Compose apps on this Docker host and what a backup would read."""
+    from controller.apps.discovery import discover, list_app_names
+
+    client = _docker(ctx)
+    names = [name] if name else list_app_names(client)
+    found = [discover(client, n) for n in names]
+    rows, data = [], []
+    for app in found:
+        running = sum(c.running for c in app.containers)
+        mounts = [f"{c.service}:{b.destination}" for c in app.containers for b in c.binds if b.source.is_dir()]
+        databases = [f"{d.service} ({d.source.engine})" for d in app.databases]
+        volumes = [v.key for v in app.volumes()]
+        rows.append(
+            [
+                app.name,
+                f"{running}/{len(app.containers)}",
+                ",".join(volumes) or "-",
+                ",".join(mounts) or "-",
+                ",".join(databases) or "-",
+            ]
+        )
+        data.append(
+            {
+                "app": app.name,
+                "containers": [{"name": c.name, "service": c.service, "state": c.state} for c in app.containers],
+                "volumes": volumes,
+                "mounts": mounts,
+                "databases": [{"service": d.service, "engine": d.source.engine} for d in app.databases],
+            }
+        )
+    _emit(output, data, table(["app", "running", "volumes", "mounts", "databases"], rows) if rows else "no apps")
+
+
+@click.command("backup")
+@click.argument("app")
+@click.option("--policy", "policy_name", metavar="NAME", help="Take the settings of this BackupPolicy.")
+@click.option("--storage", "storage_name", metavar="NAME", help="BackupStorage to write to (default: the policy's).")
+@click.option("--type", "backup_type", type=click.Choice(["full", "incremental", "differential"]))
+@click.option("--consistency", type=click.Choice(["online", "pause", "stop"]))
+@_OUTPUT
+@pass_context
+def backup(
+    ctx: CliContext,
+    app: str,
+    policy_name: str | None,
+    storage_name: str | None,
+    backup_type: str | None,
+    consistency: str | None,
+    output: str,
+) -> None:
+    """Back up APP (a Compose project): its databases, volumes and bind mounts."""
+    from controller.apps.backup import AppBackup, BackupRequest
+    from controller.resources.backup_policy import BackupType, Consistency
+
+    policy = _policy_for(ctx, app, policy_name)
+    request = BackupRequest.from_policy(policy) if policy else BackupRequest(app=app, storage=storage_name or "")
+    request.app = app
+    request.storage = storage_name or request.storage
+    if not request.storage:
+        raise click.UsageError(f"no BackupPolicy for app {app!r}: give --storage NAME (or --policy NAME)")
+    if backup_type:
+        request.backup_type = BackupType(backup_type)
+    if consistency:
+        request.consistency = Consistency(consistency)
+    client = _docker(ctx)
+    target = RepoTarget(ctx, None, request.storage, None, None)
+    repository = target.open(lock="backup")
+    with target.held, byte_progress(f"backup {app}", None, output == "text") as display:
+
+        def progress(state: Progress) -> None:
+            display.update(state.bytes_read, state.files, state.current)
+
+        row = AppBackup(client, ctx.catalog, repository, read_secret=_secret_reader(ctx), progress=progress).run(
+            request
+        )
+    items = ctx.catalog.items_of(row.backup_id)
+    _emit(
+        output,
+        {"backup": row.model_dump(mode="json"), "items": [i.model_dump(mode="json") for i in items]},
+        f"backup {row.backup_id} completed: {row.files} files, {human_bytes(row.size_bytes)} "
+        f"({human_bytes(row.bytes_added)} added)\n"
+        + table(
+            ["item", "kind", "files", "size"],
+            [[i.name, i.kind.value, str(i.files), human_bytes(i.bytes)] for i in items],
+        ),
+    )
+
+
+def _policy_for(ctx: CliContext, app: str, name: str | None) -> Any:
+    from controller.resources.backup_policy import BackupPolicy
+
+    if name is None and not ctx.resources_dir.exists():
+        return None
+    policies = [r.resource for r in ctx.store.load().of_kind("BackupPolicy")]
+    if name is not None:
+        chosen = next((p for p in policies if p.metadata.name == name), None)
+        if chosen is None:
+            raise ResourceNotFound(f'BackupPolicy "{name}" not found in {ctx.resources_dir}')
+        return chosen
+    for_app = [p for p in policies if isinstance(p, BackupPolicy) and p.spec.app == app]
+    if len(for_app) > 1:
+        names = ", ".join(p.metadata.name for p in for_app)
+        raise InvalidConfig(f"several BackupPolicies back up app {app!r} ({names}); choose one with --policy")
+    return for_app[0] if for_app else None
+
+
+@click.command("restore")
+@click.argument("backup_id")
+@click.option("--target-app", metavar="APP", help="Restore into this app (a clone) instead of the backed-up one.")
+@click.option("--no-safety-backup", is_flag=True, help="Do not back up the target first (no rollback possible).")
+@click.option("--volume", "volumes", multiple=True, metavar="KEY", help="Only this volume (repeatable).")
+@click.option("--database", "databases", multiple=True, metavar="SERVICE", help="Only this database (repeatable).")
+@_OUTPUT
+@pass_context
+def restore(
+    ctx: CliContext,
+    backup_id: str,
+    target_app: str | None,
+    no_safety_backup: bool,
+    volumes: tuple[str, ...],
+    databases: tuple[str, ...],
+    output: str,
+) -> None:
+    """Restore BACKUP_ID: the app is stopped, its data made identical to the backup, and started."""
+    from controller.apps.restore import AppRestore, RestoreRequest
+    from controller.resources.restore import RestorePhase
+
+    backup_row = ctx.catalog.get_backup(backup_id)
+    client = _docker(ctx)
+    target = RepoTarget(ctx, None, backup_row.storage, None, None)
+    repository = target.open(lock="restore")
+    with target.held:
+        run = AppRestore(
+            client, ctx.catalog, repository, storage_name=backup_row.storage, read_secret=_secret_reader(ctx)
+        ).run(
+            RestoreRequest(
+                backup_id,
+                target_app=target_app,
+                safety_backup=not no_safety_backup,
+                volumes=list(volumes) or None,
+                databases=list(databases) or None,
+            )
+        )
+    _emit(output, run.model_dump(mode="json"), f"restore {run.id}: {run.phase}: {run.message}")
+    if run.phase != RestorePhase.SUCCEEDED.value:
+        sys.exit(1)
+
+
+@click.command("repair")
+@click.option("--force", is_flag=True, help="Also resume containers held by live Lifeboat processes.")
+@pass_context
+def repair(ctx: CliContext, force: bool) -> None:
+    """Start again the containers a killed Lifeboat left paused or stopped (only those)."""
+    from controller.apps.docker_api import connect
+    from controller.apps.quiesce import repair as repair_containers
+
+    fixed = repair_containers(connect(ctx.environ.get("DOCKER_HOST")), ctx.catalog, force=force)
+    for entry in fixed:
+        click.echo(f"{entry.container_name}: {entry.outcome} (was {entry.action})")
+    if not fixed:
+        click.echo("nothing to repair")
+    if any(entry.outcome.startswith("failed") for entry in fixed):
+        sys.exit(1)
