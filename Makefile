@@ -21,7 +21,7 @@ run: $(STAMP)
 test: $(STAMP)
 	scripts/prepare-test-env.sh
 	$(MAKE) lint typecheck
-	LIFEBOAT_REQUIRE=postgres,s3 $(BIN)/pytest
+	LIFEBOAT_REQUIRE=postgres,s3,docker $(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller tests

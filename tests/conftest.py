@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from docker import DockerClient
 
-from tests.support.docker_apps import prepare_images
+from tests.support.docker_apps import prepare_images, sweep
 from tests.support.postgres import postgres_server
 from tests.support.required import skip_or_fail
 from tests.support.seaweedfs import S3Endpoint, seaweedfs_server
@@ -42,8 +42,10 @@ def docker_client() -> Iterator[DockerClient]:
     try:
         prepare_images()
         client = connect()
+        sweep(client)
     except (FileNotFoundError, subprocess.CalledProcessError, DockerUnavailable) as err:
         detail = getattr(err, "stderr", "") or str(err)
         skip_or_fail("docker", str(detail).strip()[-300:])
     yield client
+    sweep(client)
     client.close()

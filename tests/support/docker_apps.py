@@ -18,6 +18,7 @@ MARIADB = "lifeboat-test/mariadb:10.11"
 POSTGRES = "lifeboat-test/postgres:15"
 ROOT_PASSWORD = "root-pw-Qx7"
 PG_PASSWORD = "pg-pw-Zr4"
+TEST_LABEL = "io.lifeboat.test"  # on everything the suite creates, so that leftovers can be swept
 # PID 1 ignores SIGTERM unless it traps it: exit at once so stops take no 10 s.
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
@@ -37,11 +38,12 @@ class TestApp:
     volumes: dict[str, Any] = field(default_factory=dict)  # key → Volume
 
     def labels(self, service: str) -> dict[str, str]:
-        return {"com.docker.compose.project": self.name, "com.docker.compose.service": service}
+        return {"com.docker.compose.project": self.name, "com.docker.compose.service": service, TEST_LABEL: "1"}
 
     def volume(self, key: str) -> str:
         volume = self.client.volumes.create(
-            f"{self.name}_{key}", labels={"com.docker.compose.project": self.name, "com.docker.compose.volume": key}
+            f"{self.name}_{key}",
+            labels={"com.docker.compose.project": self.name, "com.docker.compose.volume": key, TEST_LABEL: "1"},
         )
         self.volumes[key] = volume
         return str(volume.name)
@@ -80,6 +82,14 @@ class TestApp:
             container.remove(force=True)
         for volume in self.volumes.values():
             volume.remove(force=True)
+
+
+def sweep(client: DockerClient) -> None:
+    """Remove what earlier, interrupted test runs left behind."""
+    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters={"label": TEST_LABEL}):
+        volume.remove(force=True)
 
 
 def health(test: list[str]) -> dict[str, Any]:

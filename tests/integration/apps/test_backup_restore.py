@@ -99,7 +99,8 @@ def test_postgresql_app_with_a_bind_mount_restores_every_row(
     (tmp_path / "shop-config" / "shop.ini").write_text("[shop]\ncurrency = EUR\n")
     postgres_sql(
         app,
-        "CREATE TABLE orders (id serial PRIMARY KEY, total numeric); INSERT INTO orders (total) SELECT g FROM generate_series(1, 1000) g;",
+        "CREATE TABLE orders (id serial PRIMARY KEY, total numeric);"
+        "INSERT INTO orders (total) SELECT g FROM generate_series(1, 1000) g;",
     )
     backup_id = take_backup(docker_client, catalog, repository, app.name, consistency=Consistency.PAUSE)
     assert app.state("web") == "running"
@@ -184,3 +185,30 @@ def test_restore_into_a_clone_leaves_the_original_alone(
     assert mariadb_sql(clone, "SELECT title FROM wp_posts ORDER BY id") == "hello\nworld\n"
     assert tree_state(clone.mountpoint("uploads")) == tree_state(app.mountpoint("uploads"))
     assert mariadb_sql(app, "SELECT count(*) FROM wp_posts") == "0\n"  # the original is untouched
+
+
+def mongo_image(client: DockerClient) -> str | None:
+    tags = [tag for image in client.images.list() for tag in image.tags]
+    return next((tag for tag in tags if "mongo" in tag.rsplit("/", 1)[-1].split(":")[0]), None)
+
+
+def test_mongodb_app_round_trip(
+    docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
+) -> None:
+    image = mongo_image(docker_client)
+    if image is None:
+        pytest.skip("no mongod image on this host: MongoDB is in none of the package registries reachable here")
+    app = TestApp(docker_client, f"mongo{made_apps.__len__()}x")
+    made_apps.append(app)
+    credentials = {"MONGO_INITDB_ROOT_USERNAME": "admin", "MONGO_INITDB_ROOT_PASSWORD": "mongo-pw"}
+    app.run("db", image, [], environment=credentials, volumes={app.volume("data"): {"bind": "/data/db", "mode": "rw"}})
+    shell = ["mongosh", "--quiet", "-u", "admin", "-p", "mongo-pw", "--authenticationDatabase", "admin", "shop"]
+    for _ in range(120):
+        if app.containers["db"].exec_run([*shell, "--eval", "db.runCommand({ping: 1}).ok"])[0] == 0:
+            break
+    app.exec("db", [*shell, "--eval", "db.orders.insertMany([{n: 1}, {n: 2}, {n: 3}])"])
+    backup_id = take_backup(docker_client, catalog, repository, app.name)
+    app.exec("db", [*shell, "--eval", "db.orders.drop()"])
+    run = restore(docker_client, catalog, repository, backup_id)
+    assert run.phase == RestorePhase.SUCCEEDED.value, run.message
+    assert app.exec("db", [*shell, "--eval", "db.orders.countDocuments()"]).strip() == "3"

@@ -1,0 +1,114 @@
+"""`lifeboat apps`, `backup APP`, `restore BACKUP_ID` and `repair` as processes, on the real
+Docker engine; a SIGKILL while the app is stopped is repaired by the next invocation."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from docker import DockerClient
+
+from controller.catalog.catalog import Catalog
+from controller.catalog.models import BackupStatus
+from tests.e2e.conftest import LIFEBOAT, Lifeboat
+from tests.support.docker_apps import BUSYBOX, IDLE, TestApp, mariadb_sql, wordpress_like
+from tests.support.repository import random_bytes
+
+PASSPHRASE = "e2e apps passphrase"
+
+
+@pytest.fixture
+def apps_env(
+    lifeboat: Lifeboat, docker_client: DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Lifeboat, list[TestApp]]]:
+    lifeboat.resources.mkdir(parents=True)
+    (lifeboat.resources / "storage.yaml").write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupStorage\nmetadata: {name: local}\n"
+        f"spec:\n  local: {{path: {lifeboat.home / 'repo'}}}\n"
+        "  encryption: {passphrase: {env: APPS_TEST_PASSPHRASE}}\n"
+    )
+    monkeypatch.setenv("APPS_TEST_PASSPHRASE", PASSPHRASE)  # the runner passes the environment on
+    assert lifeboat("repo", "--storage", "local", "init").code == 0
+    apps: list[TestApp] = []
+    yield lifeboat, apps
+    for app in apps:
+        app.remove()
+
+
+def test_apps_backup_restore_through_the_cli(
+    apps_env: tuple[Lifeboat, list[TestApp]], docker_client: DockerClient
+) -> None:
+    lifeboat, apps = apps_env
+    app = wordpress_like(docker_client)
+    apps.append(app)
+    (app.mountpoint("uploads") / "logo.png").write_bytes(random_bytes(3, 50_000))
+    mariadb_sql(app, "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);")
+
+    listed = lifeboat("apps", app.name, "-o", "json")
+    assert listed.code == 0, listed.err
+    (info,) = json.loads(listed.out)
+    assert info["volumes"] == ["uploads"] and info["databases"] == [{"service": "db", "engine": "mariadb"}]
+
+    made = lifeboat("backup", app.name, "--storage", "local", "-o", "json")
+    assert made.code == 0, made.err
+    backup_id = json.loads(made.out)["backup"]["backup_id"]
+    mariadb_sql(app, "DROP TABLE t")
+    (app.mountpoint("uploads") / "logo.png").unlink()
+
+    restored = lifeboat("restore", backup_id)
+    assert restored.code == 0, restored.err
+    assert "Succeeded" in restored.out
+    assert mariadb_sql(app, "SELECT a FROM t ORDER BY a") == "1\n2\n"
+    assert (app.mountpoint("uploads") / "logo.png").read_bytes() == random_bytes(3, 50_000)
+
+
+def test_unknown_app_and_unknown_backup_are_one_line_errors(apps_env: tuple[Lifeboat, list[TestApp]]) -> None:
+    lifeboat, _ = apps_env
+    missing = lifeboat("backup", "no-such-app", "--storage", "local")
+    assert missing.code == 1 and missing.err.strip() == (
+        "error: no app 'no-such-app': no container has the label com.docker.compose.project=no-such-app"
+    )
+    unknown = lifeboat("restore", "nope")
+    assert unknown.code == 1 and unknown.err.strip() == "error: no backup with id 'nope' in the catalog"
+
+
+def test_a_backup_killed_while_the_app_is_stopped_is_repaired_by_the_next_invocation(
+    apps_env: tuple[Lifeboat, list[TestApp]], docker_client: DockerClient
+) -> None:
+    lifeboat, apps = apps_env
+    app = wordpress_like(docker_client)
+    apps.append(app)
+    worker = app.run("worker", BUSYBOX, IDLE)
+    worker.stop(timeout=1)  # stopped by its operator: Lifeboat must leave it stopped
+    for number in range(6):  # enough data that reading the volume takes a while
+        (app.mountpoint("uploads") / f"big{number}.bin").write_bytes(random_bytes(10 + number, 40_000_000))
+
+    process = subprocess.Popen(
+        [LIFEBOAT, "backup", app.name, "--storage", "local", "--consistency", "stop"],
+        env=lifeboat.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while app.state("web") == "running" and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the backup ended before the app was stopped"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert app.state("web") == "exited" and app.state("db") == "exited"
+
+    listed = lifeboat("apps", app.name)
+    assert listed.code == 0, listed.err
+    assert f"repair: {app.name}-web-1 (left stopped by a killed Lifeboat): started" in listed.err
+    assert f"repair: {app.name}-db-1 (left stopped by a killed Lifeboat): started" in listed.err
+    assert app.state("web") == "running" and app.state("db") == "running"
+    assert app.state("worker") == "exited"
+    assert lifeboat("repair").out.strip() == "nothing to repair"
+    catalog = Catalog(f"sqlite:///{lifeboat.home / 'catalog.db'}")
+    (row,) = catalog.list_backups()
+    assert row.status != BackupStatus.COMPLETED  # the killed backup never claims to be complete
+    catalog.close()
