@@ -25,8 +25,11 @@ postgres)
         echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
         echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
         if [ -n "${POSTGRES_DB:-}" ] && [ "$POSTGRES_DB" != "$user" ] || [ "$user" != postgres ]; then
-            runuser -u postgres -- pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
-            runuser -u postgres -- createdb -U "$user" "${POSTGRES_DB:-$user}"
+            # A private socket: nobody mistakes this short-lived setup server for the real one.
+            mkdir -p /run/postgresql/setup && chown postgres /run/postgresql/setup
+            runuser -u postgres -- pg_ctl -D "$PGDATA" -w start \
+                -o "-c listen_addresses='' -c unix_socket_directories=/run/postgresql/setup" >/dev/null
+            runuser -u postgres -- createdb -h /run/postgresql/setup -U "$user" "${POSTGRES_DB:-$user}"
             runuser -u postgres -- pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
         fi
     fi
@@ -40,6 +43,7 @@ mariadb | mysqld | mariadbd)
     chown -R mysql:mysql "$datadir" /run/mysqld
     if [ ! -d "$datadir/mysql" ]; then
         mariadb-install-db --user=mysql --datadir="$datadir" --auth-root-authentication-method=normal >/dev/null
+        # Setup runs on a private socket: nobody mistakes this server for the real one.
         mariadbd --user=mysql --datadir="$datadir" --skip-networking --socket=/run/mysqld/init.sock &
         pid=$!
         for _ in $(seq 1 60); do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Docker engine and the local images the test suite uses; each step is skipped when done.
 #   lifeboat-test/busybox:1   busybox-static and its applet links (web-like app containers)
-#   lifeboat-test/db:1        Debian bookworm with PostgreSQL and MariaDB (database containers)
+#   lifeboat-test/db:2        Debian bookworm with PostgreSQL and MariaDB (database containers)
 # No registry is involved: images are imported from folders built here.
 set -euo pipefail
 
@@ -44,8 +44,8 @@ if ! image_exists lifeboat-test/busybox:1; then
     rm -rf "$dir"
 fi
 
-if ! image_exists lifeboat-test/db:1; then
-    log "building lifeboat-test/db:1 (debootstrap, about two minutes)"
+if ! image_exists lifeboat-test/db:2; then
+    log "building lifeboat-test/db:2 (debootstrap, about two minutes)"
     dir=$(mktemp -d)
     debootstrap --variant=minbase --include=postgresql,mariadb-server,mariadb-client bookworm "$dir" \
         http://deb.debian.org/debian >/tmp/lifeboat-debootstrap.log 2>&1 \
@@ -56,10 +56,10 @@ if ! image_exists lifeboat-test/db:1; then
     tar -C "$dir" -c . | docker import \
         -c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'ENV LANG=C.UTF-8' \
-        -c 'ENTRYPOINT ["/usr/local/bin/db-entrypoint"]' - lifeboat-test/db:1 >/dev/null
+        -c 'ENTRYPOINT ["/usr/local/bin/db-entrypoint"]' - lifeboat-test/db:2 >/dev/null
     rm -rf "$dir"
 fi
 # Names the official images would have, so that discovery by image name is exercised too.
-docker tag lifeboat-test/db:1 lifeboat-test/mariadb:10.11
-docker tag lifeboat-test/db:1 lifeboat-test/postgres:15
+docker tag lifeboat-test/db:2 lifeboat-test/mariadb:10.11
+docker tag lifeboat-test/db:2 lifeboat-test/postgres:15
 log "ready"

@@ -235,15 +235,19 @@ class AppRestore:
                 self.client.api.stop(container.id)
 
     def _wait_ready(self, database: Database) -> None:
+        """Until the server answers twice, a second apart: images that initialise an empty
+        volume run a short-lived setup server first, which must not take the import."""
         command = database.source.ready_command(database.credentials)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        answered = 0
         while True:
             result = run(self.client, database.container.id, command, timeout=30)
-            if result.exit_code == 0:
+            answered = answered + 1 if result.exit_code == 0 else 0
+            if answered == 2:
                 return
             if time.monotonic() > deadline:
                 raise RestoreFailed(f"{database.container.name} does not accept connections: {result.stderr}")
-            time.sleep(0.5)
+            time.sleep(1.0 if answered else 0.5)
 
     # Ending
 

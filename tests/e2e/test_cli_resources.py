@@ -20,7 +20,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_validate_examples_exits_zero(lifeboat: Lifeboat) -> None:
-    result = lifeboat("validate", "-f", str(ROOT / "examples"))
+    result = lifeboat(
+        "validate", "-f", str(ROOT / "examples" / "quickstart"), "-f", str(ROOT / "examples" / "resources")
+    )
     assert result.code == 0, result.err
     assert "resource(s) valid" in result.out
 

@@ -12,9 +12,10 @@ from controller.apps.backup import AppBackup, BackupRequest
 from controller.apps.restore import AppRestore, RestoreRequest
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus, ItemKind
-from controller.errors import DumpFailed
+from controller.errors import DumpFailed, HookFailed
 from controller.repository.repository import Repository
-from controller.resources.backup_policy import BackupType, Consistency, DatabaseOverride
+from controller.repository.restorer import Restorer
+from controller.resources.backup_policy import BackupType, Consistency, DatabaseOverride, Hook, Hooks, OnError
 from controller.resources.meta import SecretRef
 from controller.resources.restore import RestorePhase
 from tests.integration.repository.conftest import tamper
@@ -212,3 +213,39 @@ def test_mongodb_app_round_trip(
     run = restore(docker_client, catalog, repository, backup_id)
     assert run.phase == RestorePhase.SUCCEEDED.value, run.message
     assert app.exec("db", [*shell, "--eval", "db.orders.countDocuments()"]).strip() == "3"
+
+
+def test_hooks_run_around_the_backup_and_a_failing_pre_hook_fails_it(
+    docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
+) -> None:
+    app = wordpress_like(docker_client)
+    made_apps.append(app)
+    marker = Hook(service="web", command=["sh", "-c", "echo flushed > /var/www/uploads/.flushed"])
+    flaky = Hook(service="web", command=["sh", "-c", "echo cache busy >&2; exit 7"], on_error=OnError.CONTINUE)
+    slow = Hook(service="web", command=["sleep", "60"], timeout_seconds=1, on_error=OnError.CONTINUE)
+    backup_id = take_backup(
+        docker_client,
+        catalog,
+        repository,
+        app.name,
+        hooks=Hooks(pre=[marker], post=[flaky, slow]),
+        consistency=Consistency.PAUSE,
+    )
+    snapshot = repository.load_snapshot(catalog.get_backup(backup_id).snapshot_id or "")
+    out = app.mountpoint("uploads").parent / "restored-check"
+    Restorer(repository).restore(snapshot, out, subpath="volumes/uploads")
+    assert (out / ".flushed").read_text() == "flushed\n"  # the pre-hook ran before the volume was read
+    hooks = [i for i in catalog.items_of(backup_id) if i.kind == ItemKind.HOOK]
+    assert [(h.exit_code, h.error) for h in hooks] == [
+        (0, None),
+        (7, "exited with 7: cache busy"),
+        (124, "exited with 124: timed out after 1 s"),
+    ]
+    assert "sleep 60" not in app.exec("web", ["ps"])  # the timed-out command was killed
+
+    failing = Hook(service="web", command=["sh", "-c", "echo maintenance mode unavailable >&2; exit 3"])
+    with pytest.raises(HookFailed, match="maintenance mode unavailable"):
+        take_backup(docker_client, catalog, repository, app.name, hooks=Hooks(pre=[failing]))
+    assert catalog.list_backups()[0].status == BackupStatus.FAILED
+    assert len(repository.snapshots()) == 1
+    assert app.state("web") == "running"
