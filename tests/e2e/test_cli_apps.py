@@ -22,9 +22,9 @@ PASSPHRASE = "e2e apps passphrase"
 
 
 @pytest.fixture
-def apps_env(
-    lifeboat: Lifeboat, docker_client: DockerClient, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Lifeboat, list[TestApp]]]:
+def apps_env(lifeboat: Lifeboat, monkeypatch: pytest.MonkeyPatch, docker_client: DockerClient) -> Lifeboat:
+    """A resources directory with a local BackupStorage, its repository initialised, and the
+    Docker engine up (or the test skipped)."""
     lifeboat.resources.mkdir(parents=True)
     (lifeboat.resources / "storage.yaml").write_text(
         "apiVersion: lifeboat.io/v1alpha1\nkind: BackupStorage\nmetadata: {name: local}\n"
@@ -33,18 +33,18 @@ def apps_env(
     )
     monkeypatch.setenv("APPS_TEST_PASSPHRASE", PASSPHRASE)  # the runner passes the environment on
     assert lifeboat("repo", "--storage", "local", "init").code == 0
-    apps: list[TestApp] = []
-    yield lifeboat, apps
-    for app in apps:
-        app.remove()
+    return lifeboat
 
 
-def test_apps_backup_restore_through_the_cli(
-    apps_env: tuple[Lifeboat, list[TestApp]], docker_client: DockerClient
-) -> None:
-    lifeboat, apps = apps_env
-    app = wordpress_like(docker_client)
-    apps.append(app)
+@pytest.fixture
+def app(docker_client: DockerClient) -> Iterator[TestApp]:
+    made = wordpress_like(docker_client)
+    yield made
+    made.remove()
+
+
+def test_apps_backup_restore_through_the_cli(apps_env: Lifeboat, app: TestApp) -> None:
+    lifeboat = apps_env
     (app.mountpoint("uploads") / "logo.png").write_bytes(random_bytes(3, 50_000))
     mariadb_sql(app, "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);")
 
@@ -66,8 +66,8 @@ def test_apps_backup_restore_through_the_cli(
     assert (app.mountpoint("uploads") / "logo.png").read_bytes() == random_bytes(3, 50_000)
 
 
-def test_unknown_app_and_unknown_backup_are_one_line_errors(apps_env: tuple[Lifeboat, list[TestApp]]) -> None:
-    lifeboat, _ = apps_env
+def test_unknown_app_and_unknown_backup_are_one_line_errors(apps_env: Lifeboat) -> None:
+    lifeboat = apps_env
     missing = lifeboat("backup", "no-such-app", "--storage", "local")
     assert missing.code == 1 and missing.err.strip() == (
         "error: no app 'no-such-app': no container has the label com.docker.compose.project=no-such-app"
@@ -77,11 +77,9 @@ def test_unknown_app_and_unknown_backup_are_one_line_errors(apps_env: tuple[Life
 
 
 def test_a_backup_killed_while_the_app_is_stopped_is_repaired_by_the_next_invocation(
-    apps_env: tuple[Lifeboat, list[TestApp]], docker_client: DockerClient
+    apps_env: Lifeboat, app: TestApp
 ) -> None:
-    lifeboat, apps = apps_env
-    app = wordpress_like(docker_client)
-    apps.append(app)
+    lifeboat = apps_env
     worker = app.run("worker", BUSYBOX, IDLE)
     worker.stop(timeout=1)  # stopped by its operator: Lifeboat must leave it stopped
     for number in range(6):  # enough data that reading the volume takes a while

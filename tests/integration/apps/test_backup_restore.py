@@ -54,13 +54,18 @@ def fill_wordpress_db(app: TestApp) -> None:
     )
 
 
-def test_wordpress_like_app_comes_back_byte_identical_and_running(
-    docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
-) -> None:
-    app = wordpress_like(docker_client)
+def wordpress_with_data(client: DockerClient, made_apps: list[TestApp]) -> TestApp:
+    app = wordpress_like(client)
     made_apps.append(app)
     write_uploads(app)
     fill_wordpress_db(app)
+    return app
+
+
+def test_wordpress_like_app_comes_back_byte_identical_and_running(
+    docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
+) -> None:
+    app = wordpress_with_data(docker_client, made_apps)
     files_then = tree_state(app.mountpoint("uploads"))
     backup_id = take_backup(docker_client, catalog, repository, app.name, consistency=Consistency.STOP)
 
@@ -119,10 +124,7 @@ def test_postgresql_app_with_a_bind_mount_restores_every_row(
 def test_a_failed_import_rolls_back_to_the_data_before_the_restore(
     docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
 ) -> None:
-    app = wordpress_like(docker_client)
-    made_apps.append(app)
-    write_uploads(app)
-    fill_wordpress_db(app)
+    app = wordpress_with_data(docker_client, made_apps)
     backup_id = take_backup(docker_client, catalog, repository, app.name)
     # Make the backup's dump unreadable: flip a byte inside its (only) blob in the pack.
     snapshot = repository.load_snapshot(catalog.get_backup(backup_id).snapshot_id or "")
@@ -172,10 +174,7 @@ def test_a_failing_dump_fails_the_backup_with_the_tools_stderr(
 def test_restore_into_a_clone_leaves_the_original_alone(
     docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
 ) -> None:
-    app = wordpress_like(docker_client)
-    made_apps.append(app)
-    write_uploads(app)
-    fill_wordpress_db(app)
+    app = wordpress_with_data(docker_client, made_apps)
     backup_id = take_backup(docker_client, catalog, repository, app.name, backup_type=BackupType.FULL)
     mariadb_sql(app, "DELETE FROM wp_posts")
     clone = wordpress_like(docker_client, f"{app.name}clone")

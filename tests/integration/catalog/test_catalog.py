@@ -174,32 +174,22 @@ def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) ->
     migrated = Catalog(catalog_url)
     assert migrated.previous_version == 1
     assert migrated.get_backup("kept").app_id == "wordpress001"
-    entry = migrated.record_quiesced(
-        QuiescedContainer(
-            container_id="c1",
-            container_name="wp-web-1",
+
+    def quiesced(container: str, host: str) -> QuiescedContainer:
+        return QuiescedContainer(
+            container_id=container,
+            container_name=f"{container}-1",
             app="wp",
             action="stopped",
             operation="b1",
-            host="h1",
+            host=host,
             owner_pid=42,
             owner_started="123",
             since=T0,
         )
-    )
-    migrated.record_quiesced(
-        QuiescedContainer(
-            container_id="c2",
-            container_name="other",
-            app="x",
-            action="paused",
-            operation="b2",
-            host="h2",
-            owner_pid=43,
-            owner_started="124",
-            since=T0,
-        )
-    )
+
+    entry = migrated.record_quiesced(quiesced("c1", "h1"))
+    migrated.record_quiesced(quiesced("c2", "h2"))
     assert [e.container_id for e in migrated.quiesced_on("h1")] == ["c1"]
     assert entry.id is not None
     migrated.release_quiesced(entry.id)
