@@ -1,0 +1,51 @@
+"""Host-path backups (no Docker): catalog rows, items, and which parent each backup type uses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.apps.backup import AppBackup, BackupRequest
+from controller.catalog.catalog import Catalog
+from controller.catalog.models import BackupStatus, ItemKind
+from controller.errors import NothingToBackUp
+from controller.repository.repository import Repository
+from controller.resources.backup_policy import BackupType
+from tests.support.repository import T0, random_bytes, write_tree
+
+
+def run(catalog: Catalog, repository: Repository, source: Path, backup_type: BackupType, minute: int) -> str:
+    request = BackupRequest(app=None, storage="test", policy="platform", paths=[str(source)], backup_type=backup_type)
+    clock = lambda: T0 + timedelta(minutes=minute)  # noqa: E731
+    return AppBackup(None, catalog, repository, clock=clock).run(request).backup_id
+
+
+def test_full_incremental_and_differential_pick_their_parents(
+    tmp_path: Path, catalog: Catalog, repository: Repository
+) -> None:
+    source = tmp_path / "etc-platform"
+    write_tree(source, {"a.conf": b"a=1\n", "big.bin": random_bytes(1, 200_000)})
+    full = run(catalog, repository, source, BackupType.FULL, 0)
+    (source / "b.conf").write_text("b=2\n")
+    incremental = run(catalog, repository, source, BackupType.INCREMENTAL, 1)
+    (source / "c.conf").write_text("c=3\n")
+    differential = run(catalog, repository, source, BackupType.DIFFERENTIAL, 2)
+
+    rows = {row.backup_id: row for row in catalog.list_backups()}
+    snapshot_of = {backup_id: rows[backup_id].snapshot_id for backup_id in rows}
+    assert rows[full].parent_id is None
+    assert rows[incremental].parent_id == snapshot_of[full]
+    assert rows[differential].parent_id == snapshot_of[full]  # the last full, not the incremental
+    assert all(row.status == BackupStatus.COMPLETED for row in rows.values())
+    assert rows[incremental].bytes_added < 50_000  # big.bin was not stored again
+    (item,) = catalog.items_of(differential)
+    assert (item.kind, item.name, item.files) == (ItemKind.PATH, f"paths/{str(source).strip('/')}", 4)
+
+
+def test_nothing_to_back_up_is_a_clear_failure(catalog: Catalog, repository: Repository) -> None:
+    with pytest.raises(NothingToBackUp, match="nothing to back up: no app and no paths"):
+        AppBackup(None, catalog, repository).run(BackupRequest(app=None, storage="test"))
+    (row,) = catalog.list_backups()
+    assert row.status == BackupStatus.FAILED and row.error_code == "BACKUP_CREATE_FAILED"
