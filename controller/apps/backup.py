@@ -120,6 +120,8 @@ def snapshot_layout(
                     sources.append(DirectorySource(name, bind.source))
                     items.append(BackupItem(backup_id="", kind=ItemKind.BIND_MOUNT, name=name))
     for path in request.paths:
+        if not Path(path).is_dir():
+            raise BackupCreateFailed(f"path {path} (in the policy's paths) is not a directory on this host")
         name = f"paths/{path.strip('/')}"
         sources.append(DirectorySource(name, Path(path)))
         items.append(BackupItem(backup_id="", kind=ItemKind.PATH, name=name))

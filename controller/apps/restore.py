@@ -24,7 +24,7 @@ from controller.apps.discovery import PROJECT_LABEL, VOLUME_LABEL, App, Database
 from controller.apps.docker_api import docker_errors
 from controller.apps.exec import feed, run
 from controller.apps.quiesce import Quiescer, wait_until_up
-from controller.catalog.catalog import Catalog
+from controller.catalog.catalog import BackupFilter, Catalog
 from controller.catalog.models import Backup, BackupStatus, RestoreRun
 from controller.errors import BackupCorrupted, BackupNotFound, LifeboatError, RestoreFailed
 from controller.repository.file_reader import open_content
@@ -55,6 +55,17 @@ class _Plan:
     mounts: list[tuple[str, Path]] = field(default_factory=list)  # (snapshot path, host path)
     databases: list[tuple[str, Database]] = field(default_factory=list)  # (snapshot path, target database)
     notes: list[str] = field(default_factory=list)
+
+
+def backup_at(catalog: Catalog, policy: str, point_in_time: datetime) -> Backup:
+    """The policy's latest completed backup at or before `point_in_time` (Restore.spec.policy
+    + pointInTime); safety backups are the app's, not the policy's, so they never match."""
+    found = catalog.list_backups(
+        BackupFilter(policy=policy, status=BackupStatus.COMPLETED, created_before=point_in_time, limit=1)
+    )
+    if not found:
+        raise BackupNotFound(f"policy {policy!r} has no completed backup at or before {point_in_time.isoformat()}")
+    return found[0]
 
 
 class AppRestore:

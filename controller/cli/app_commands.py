@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -165,7 +166,9 @@ def _policy_for(ctx: CliContext, app: str, name: str | None) -> Any:
 
 
 @click.command("restore")
-@click.argument("backup_id")
+@click.argument("backup_id", required=False)
+@click.option("--policy", "policy_name", metavar="NAME", help="With --at: that policy's backup at a point in time.")
+@click.option("--at", "point_in_time", metavar="RFC3339", help="The latest backup at or before this time.")
 @click.option("--target-app", metavar="APP", help="Restore into this app (a clone) instead of the backed-up one.")
 @click.option("--no-safety-backup", is_flag=True, help="Do not back up the target first (no rollback possible).")
 @click.option("--volume", "volumes", multiple=True, metavar="KEY", help="Only this volume (repeatable).")
@@ -174,18 +177,26 @@ def _policy_for(ctx: CliContext, app: str, name: str | None) -> Any:
 @pass_context
 def restore(
     ctx: CliContext,
-    backup_id: str,
+    backup_id: str | None,
+    policy_name: str | None,
+    point_in_time: str | None,
     target_app: str | None,
     no_safety_backup: bool,
     volumes: tuple[str, ...],
     databases: tuple[str, ...],
     output: str,
 ) -> None:
-    """Restore BACKUP_ID: the app is stopped, its data made identical to the backup, and started."""
-    from controller.apps.restore import AppRestore, RestoreRequest
+    """Restore BACKUP_ID (or --policy NAME --at TIME): the app is stopped, its data made
+    identical to the backup, and started; on failure it runs on its safety backup."""
+    from controller.apps.restore import AppRestore, RestoreRequest, backup_at
     from controller.resources.restore import RestorePhase
 
-    backup_row = ctx.catalog.get_backup(backup_id)
+    if bool(backup_id) == bool(policy_name and point_in_time):
+        raise click.UsageError("give BACKUP_ID, or --policy NAME with --at RFC3339")
+    if backup_id:
+        backup_row = ctx.catalog.get_backup(backup_id)
+    else:
+        backup_row = backup_at(ctx.catalog, policy_name or "", _rfc3339(point_in_time or ""))
     client = _docker(ctx)
     target = RepoTarget(ctx, None, backup_row.storage, None, None)
     repository = target.open(lock="restore")
@@ -194,7 +205,7 @@ def restore(
             client, ctx.catalog, repository, storage_name=backup_row.storage, read_secret=_secret_reader(ctx)
         ).run(
             RestoreRequest(
-                backup_id,
+                backup_row.backup_id,
                 target_app=target_app,
                 safety_backup=not no_safety_backup,
                 volumes=list(volumes) or None,
@@ -204,6 +215,16 @@ def restore(
     _emit(output, run.model_dump(mode="json"), f"restore {run.id}: {run.phase}: {run.message}")
     if run.phase != RestorePhase.SUCCEEDED.value:
         sys.exit(1)
+
+
+def _rfc3339(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"expected an RFC 3339 time such as 2026-11-24T03:00:00Z, got {text!r}") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no offset; add Z or +01:00")
+    return parsed
 
 
 @click.command("repair")

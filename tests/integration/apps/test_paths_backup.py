@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from controller.apps.backup import AppBackup, BackupRequest
+from controller.apps.restore import backup_at
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus, ItemKind
-from controller.errors import NothingToBackUp
+from controller.errors import BackupCreateFailed, BackupNotFound, NothingToBackUp
 from controller.repository.repository import Repository
 from controller.resources.backup_policy import BackupType
 from tests.support.repository import T0, random_bytes, write_tree
@@ -49,3 +50,21 @@ def test_nothing_to_back_up_is_a_clear_failure(catalog: Catalog, repository: Rep
         AppBackup(None, catalog, repository).run(BackupRequest(app=None, storage="test"))
     (row,) = catalog.list_backups()
     assert row.status == BackupStatus.FAILED and row.error_code == "BACKUP_CREATE_FAILED"
+
+
+def test_point_in_time_picks_the_latest_completed_backup_at_or_before_it(
+    tmp_path: Path, catalog: Catalog, repository: Repository
+) -> None:
+    source = tmp_path / "etc-platform"
+    write_tree(source, {"a.conf": b"a=1\n"})
+    first = run(catalog, repository, source, BackupType.FULL, 0)
+    second = run(catalog, repository, source, BackupType.INCREMENTAL, 10)
+    (source / "a.conf").rename(tmp_path / "a.conf")
+    source.rmdir()  # the third backup fails: its path is gone
+    with pytest.raises(BackupCreateFailed, match=f"path {source} .in the policy's paths. is not a directory"):
+        run(catalog, repository, source, BackupType.INCREMENTAL, 20)
+    assert backup_at(catalog, "platform", T0 + timedelta(minutes=9)).backup_id == first
+    assert backup_at(catalog, "platform", T0 + timedelta(minutes=10)).backup_id == second
+    assert backup_at(catalog, "platform", T0 + timedelta(days=1)).backup_id == second  # not the failed one
+    with pytest.raises(BackupNotFound, match="policy 'platform' has no completed backup at or before 2025"):
+        backup_at(catalog, "platform", T0 - timedelta(days=400))
