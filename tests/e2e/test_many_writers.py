@@ -66,8 +66,11 @@ def test_concurrent_writers_and_prune_keep_every_committed_snapshot_restorable(t
                 return
             with lock:
                 expected[json.loads(done.stdout)["id"]] = content
+                counts["backups"] += 1
             round_ += 1
             time.sleep(0.3)  # leave the exclusive lock a chance between backups
+
+    counts = {"backups": 0, "forgotten": 0, "prunes": 0}
 
     def pruner() -> None:
         while time.monotonic() < stop:
@@ -82,10 +85,12 @@ def test_concurrent_writers_and_prune_keep_every_committed_snapshot_restorable(t
                 with lock:
                     for snapshot_id in oldest:
                         expected.pop(snapshot_id)
+                    counts["forgotten"] += len(oldest)
             done = lifeboat("repo", "--repo", str(repo), "--lock-wait", "60", "prune", "--grace-minutes", "0")
             if done.returncode != 0:
                 errors.append(f"prune: {done.stderr}")
                 return
+            counts["prunes"] += 1
 
     threads = [threading.Thread(target=writer, args=(app,)) for app in ("wordpress001", "gitea002")]
     threads.append(threading.Thread(target=pruner))
@@ -109,4 +114,5 @@ def test_concurrent_writers_and_prune_keep_every_committed_snapshot_restorable(t
     # The shared files are stored about once for both apps and every round (deduplication
     # across writers; the two first backups may race and both upload them).
     stored = sum(i.size for i in LocalStorage(repo).list("data/"))
+    print(f"many writers: {counts} in {RUN_SECONDS:g} s; {len(expected)} snapshots kept, all restored identically")
     assert stored < len(expected) * (200_000 + 90_000) + 2 * sum(map(len, SHARED.values()))
