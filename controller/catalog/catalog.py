@@ -95,6 +95,16 @@ class Catalog:
             session.commit()
             return merged
 
+    def delete_backup(self, backup_id: str) -> None:
+        """Forget a backup's record and its items (retention removed its snapshot)."""
+        with self.session() as session:
+            for item in session.exec(select(BackupItem).where(col(BackupItem.backup_id) == backup_id)):
+                session.delete(item)
+            found = session.get(Backup, backup_id)
+            if found is not None:
+                session.delete(found)
+            session.commit()
+
     def get_backup(self, backup_id: str) -> Backup:
         with self.session() as session:
             backup = session.get(Backup, backup_id)
@@ -132,6 +142,11 @@ class Catalog:
             merged = session.merge(run)
             session.commit()
             return merged
+
+    def restore_runs_in_phase(self, phase: str) -> list[RestoreRun]:
+        with self.session() as session:
+            query = select(RestoreRun).where(col(RestoreRun.phase) == phase)
+            return list(session.exec(query.order_by(col(RestoreRun.started_at))))
 
     def restore_runs(self, restore_name: str) -> list[RestoreRun]:
         with self.session() as session:

@@ -242,3 +242,46 @@ def repair(ctx: CliContext, force: bool) -> None:
         click.echo("nothing to repair")
     if any(entry.outcome.startswith("failed") for entry in fixed):
         sys.exit(1)
+
+
+@click.command("controller")
+@click.option("--resync-seconds", default=60.0, show_default=True, help="Longest time between two passes.")
+@click.option("--once", is_flag=True, help="Recover, run one pass, wait for the work it started, and exit.")
+@pass_context
+def controller(ctx: CliContext, resync_seconds: float, once: bool) -> None:
+    """Run the reconcile loop on the resources directory until stopped (SIGTERM or Ctrl-C)."""
+    import logging
+    import signal
+    import threading
+
+    from controller.apps.docker_api import connect
+    from controller.reconciler.loop import run_controller
+    from controller.reconciler.reconciler import Reconciler
+    from controller.reconciler.work_queue import WorkQueue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    wake, stop = threading.Event(), threading.Event()
+    queue = WorkQueue(ctx.config.limits.max_concurrent_backups, on_done=wake.set)
+    reconciler = Reconciler(
+        ctx.resources_dir,
+        ctx.catalog,
+        lambda: connect(ctx.environ.get("DOCKER_HOST")),
+        queue,
+        environ=ctx.environ,
+    )
+    click.echo(f"lifeboat controller: watching {ctx.resources_dir}", err=True)
+    if once:
+        for note in reconciler.recover():
+            click.echo(f"recovered: {note}", err=True)
+        reconciler.pass_once()
+        queue.wait_idle()
+        reconciler.pass_once()  # the status of what just finished
+        return
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        stop.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    run_controller(reconciler, wake, stop, resync_seconds)

@@ -28,6 +28,7 @@ _COMMANDS = {
     "backup": "controller.cli.app_commands:backup",
     "restore": "controller.cli.app_commands:restore",
     "repair": "controller.cli.app_commands:repair",
+    "controller": "controller.cli.app_commands:controller",
 }
 
 

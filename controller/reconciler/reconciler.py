@@ -1,0 +1,394 @@
+"""One reconcile pass (DESIGN.md §3): load every resource, compare with the catalog, start
+what is due, and write each resource's status. Level-triggered: a second pass with nothing
+new changes nothing and writes nothing.
+
+Work (backups, retention, restores) runs on the WorkQueue; each job records its outcome in
+the catalog, and the status written by the next pass is derived from the catalog, so a
+status never claims more than the catalog knows."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from docker import DockerClient
+
+from controller.apps.backup import AppBackup, BackupRequest
+from controller.apps.restore import AppRestore, RestoreRequest, backup_at
+from controller.catalog.catalog import BackupFilter, Catalog
+from controller.catalog.models import Backup, BackupStatus, RestoreRun
+from controller.errors import LifeboatError, ResourceProblem, WriteConflict
+from controller.reconciler.retention import Dated, plan_retention
+from controller.reconciler.schedule_plan import plan_schedule
+from controller.reconciler.storage_factory import passphrase_for_resource, storage_for_resource
+from controller.reconciler.work_queue import WorkQueue
+from controller.repository.repository import Repository
+from controller.resources.backup_policy import BackupCounts, BackupPolicy, BackupPolicyStatus, LastBackup
+from controller.resources.backup_storage import BackupStorage, BackupStorageStatus
+from controller.resources.loader import LoadedResource, load_paths
+from controller.resources.meta import Condition, ConditionStatus, SecretRef, set_condition, spec_generation
+from controller.resources.restore import Restore, RestorePhase, RestoreStatus
+from controller.resources.secrets import read_secret
+from controller.resources.writeback import find_document, write_status
+
+log = logging.getLogger(__name__)
+LOCK_WAIT = timedelta(minutes=10)
+_STATUS_TYPES: dict[str, type[BackupStorageStatus | BackupPolicyStatus | RestoreStatus]] = {
+    "BackupStorage": BackupStorageStatus,
+    "BackupPolicy": BackupPolicyStatus,
+    "Restore": RestoreStatus,
+}
+_TERMINAL = {RestorePhase.SUCCEEDED.value, RestorePhase.FAILED.value, RestorePhase.ROLLED_BACK.value}
+
+
+def _wall_clock() -> datetime:
+    """Leases compare this host's clock with the storage's: always the real time, even when
+    the reconciler runs on a test clock."""
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        resources: Path,
+        catalog: Catalog,
+        docker: Callable[[], DockerClient],
+        queue: WorkQueue,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        environ: Mapping[str, str],
+    ) -> None:
+        self.resources, self.catalog, self.docker, self.queue = resources, catalog, docker, queue
+        self.clock, self.environ = clock, environ
+        self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
+
+    # Start-up
+
+    def recover(self) -> list[str]:
+        """After a crash: in-flight backups become failed, running restores Failed, and
+        containers a killed process stopped are started again."""
+        notes = []
+        host = socket.gethostname()
+        for row in self.catalog.list_backups(BackupFilter(status=BackupStatus.IN_PROGRESS, limit=10_000)):
+            if row.host != host:
+                continue
+            row.status, row.error_code = BackupStatus.FAILED, "BACKUP_CREATE_FAILED"
+            row.error_message, row.completed_at = "interrupted: the controller stopped during the backup", self.clock()
+            self.catalog.save_backup(row)
+            notes.append(f"backup {row.backup_id} marked failed (interrupted)")
+        for run in self.catalog.restore_runs_in_phase(RestorePhase.RUNNING.value):
+            safety = f"; safety backup {run.safety_backup_id} holds the state before it" if run.safety_backup_id else ""
+            run.phase, run.completed_at = RestorePhase.FAILED.value, self.clock()
+            run.message = f"interrupted by a controller restart; the app's containers were started again{safety}"
+            self.catalog.save_restore_run(run)
+            notes.append(f"restore {run.id} marked Failed (interrupted)")
+        try:
+            from controller.apps.quiesce import repair
+
+            notes += [f"started {r.container_name} again ({r.outcome})" for r in repair(self.docker(), self.catalog)]
+        except LifeboatError as err:
+            notes.append(f"could not repair containers: {err}")
+        return notes
+
+    # The pass
+
+    def pass_once(self) -> None:
+        loaded = load_paths([self.resources]) if self.resources.exists() else None
+        if loaded is None:
+            return
+        for problem in loaded.problems:
+            self._report_invalid(problem)
+        storages = {r.name: r for r in loaded.of_kind("BackupStorage")}
+        self.next_due = None
+        for item in loaded.of_kind("BackupStorage"):
+            self._storage(item)
+        for item in loaded.of_kind("BackupPolicy"):
+            self._policy(item, storages)
+        for item in loaded.of_kind("Restore"):
+            self._restore(item)
+
+    # Storages
+
+    def _open(self, storage: BackupStorage) -> Repository:
+        store = storage_for_resource(storage, self.environ)
+        passphrase = passphrase_for_resource(storage, self.environ)
+        try:
+            store.stat("config")
+        except LifeboatError:
+            return Repository.init(store, passphrase, self.clock(), socket.gethostname(), "lifeboat-controller")
+        return Repository.open(store, passphrase)
+
+    def _storage(self, item: LoadedResource) -> None:
+        storage = item.resource
+        assert isinstance(storage, BackupStorage)
+        old = storage.status or BackupStorageStatus()
+        status = old.model_copy(deep=True)
+        status.observed_generation = item.generation
+        try:
+            repository = self._open(storage)
+            status.reachable, status.snapshots = True, len(repository.snapshots())
+            condition = self._condition("Ready", True, "Reachable", "the repository opens", item)
+        except LifeboatError as err:
+            status.reachable = False
+            condition = self._condition("Ready", False, err.__class__.__name__, str(err), item)
+        status.conditions = set_condition(old.conditions, condition)
+        self._write(item, status)
+
+    # Policies
+
+    def _policy(self, item: LoadedResource, storages: dict[str, LoadedResource]) -> None:
+        policy = item.resource
+        assert isinstance(policy, BackupPolicy)
+        old = policy.status or BackupPolicyStatus()
+        status = old.model_copy(deep=True)
+        name, now = policy.metadata.name, self.clock()
+        storage = storages.get(policy.spec.storage)
+        if storage is None:
+            ready = self._condition(
+                "Ready", False, "StorageNotFound", f'no BackupStorage "{policy.spec.storage}"', item
+            )
+        else:
+            ready = self._condition("Ready", True, "Scheduled" if policy.spec.schedule else "Manual", "", item)
+        rows = self.catalog.list_backups(BackupFilter(policy=name, limit=10_000))
+        plan = plan_schedule(
+            policy.spec.schedule,
+            policy.spec.suspend,
+            old.next_run_at,
+            old.observed_generation != item.generation,
+            rows[0].created_at if rows else None,
+            now,
+        )
+        status.next_run_at = plan.next_run_at
+        key = policy.spec.app or f"policy:{name}"
+        if plan.run_now and storage is not None:
+            self.queue.submit(key, lambda: self._backup_job(item, storage))
+        if self.queue.busy(key):
+            status.conditions = set_condition(
+                status.conditions, self._condition("Reconciling", True, "BackupRunning", "", item)
+            )
+        else:
+            status.conditions = [c for c in status.conditions if c.type != "Reconciling"]
+        self._policy_status_from_catalog(status, rows, item)
+        status.conditions = set_condition(status.conditions, ready)
+        status.observed_generation = item.generation
+        if status.next_run_at is not None and (self.next_due is None or status.next_run_at < self.next_due):
+            self.next_due = status.next_run_at
+        self._write(item, status)
+
+    def _policy_status_from_catalog(self, status: BackupPolicyStatus, rows: list[Backup], item: LoadedResource) -> None:
+        finished = [r for r in rows if r.status in (BackupStatus.COMPLETED, BackupStatus.FAILED)]
+        completed = [r for r in finished if r.status == BackupStatus.COMPLETED]
+        status.counts = BackupCounts(
+            total=len(finished),
+            succeeded=len(completed),
+            failed=len(finished) - len(completed),
+            retained=len(completed),
+        )
+        if not finished:
+            return
+        latest = finished[0]
+        duration = (latest.completed_at - latest.created_at).total_seconds() if latest.completed_at else 0.0
+        status.last_backup = LastBackup(
+            id=latest.backup_id,
+            time=latest.created_at,
+            type=latest.backup_type,
+            size_bytes=latest.size_bytes,
+            bytes_added=latest.bytes_added,
+            duration_seconds=round(duration, 3),
+        )
+        status.last_successful_backup_time = completed[0].created_at if completed else None
+        succeeded = latest.status == BackupStatus.COMPLETED
+        status.last_error = None if succeeded else latest.error_message
+        reason = "Completed" if succeeded else (latest.error_code or "Failed")
+        message = f"backup {latest.backup_id}" + ("" if succeeded else f": {latest.error_message}")
+        status.conditions = set_condition(
+            status.conditions, self._condition("LastBackupSucceeded", succeeded, reason, message, item)
+        )
+
+    def _backup_job(self, item: LoadedResource, storage_item: LoadedResource) -> None:
+        policy, storage = item.resource, storage_item.resource
+        assert isinstance(policy, BackupPolicy) and isinstance(storage, BackupStorage)
+        try:
+            repository = self._open(storage)
+            client = self.docker() if policy.spec.app else None
+            with repository.locked(False, "backup", _wall_clock, LOCK_WAIT):
+                AppBackup(client, self.catalog, repository, clock=self.clock, read_secret=self._read_secret).run(
+                    BackupRequest.from_policy(policy)
+                )
+            self._apply_retention(policy, repository)
+        except LifeboatError as err:
+            log.warning("backup for policy %s failed: %s", policy.metadata.name, err)
+            self.catalog.record_event(
+                self.clock(), "BackupPolicy", policy.metadata.name, "BackupFailed", str(err), True
+            )
+
+    def _apply_retention(self, policy: BackupPolicy, repository: Repository) -> None:
+        """Runs only after a successful backup: a failing policy never loses old backups."""
+        name = policy.metadata.name
+        rows = self.catalog.list_backups(BackupFilter(policy=name, status=BackupStatus.COMPLETED, limit=10_000))
+        zone = policy.spec.schedule.zone() if policy.spec.schedule else ZoneInfo("UTC")
+        dated = [Dated(r.backup_id, r.created_at) for r in rows]
+        plan = plan_retention(dated, policy.spec.retention, self.clock(), zone)
+        if not plan.forget:
+            return
+        by_id = {r.backup_id: r for r in rows}
+        with repository.locked(True, "forget", _wall_clock, LOCK_WAIT):
+            for backup_id in plan.forget:
+                snapshot_id = by_id[backup_id].snapshot_id
+                if snapshot_id:
+                    repository.forget(snapshot_id)
+                self.catalog.delete_backup(backup_id)
+        message = f"retention removed {len(plan.forget)} backup(s): {', '.join(plan.forget)}"
+        self.catalog.record_event(self.clock(), "BackupPolicy", name, "RetentionApplied", message)
+
+    # Restores
+
+    def _restore(self, item: LoadedResource) -> None:
+        restore = item.resource
+        assert isinstance(restore, Restore)
+        name = restore.metadata.name
+        old = restore.status or RestoreStatus()
+        runs = self.catalog.restore_runs(name)
+        if runs:
+            status = self._restore_status(old, runs[-1], item)
+        elif old.phase.value in _TERMINAL:
+            return  # finished before this catalog knew it: never run twice
+        else:
+            status = old.model_copy(deep=True)
+            target = restore.spec.target_app or self._source_app(restore)
+            self.queue.submit(target or f"restore:{name}", lambda: self._restore_job(item))
+            status.phase = RestorePhase.PENDING
+        status.observed_generation = item.generation
+        self._write(item, status)
+
+    def _source_app(self, restore: Restore) -> str | None:
+        try:
+            return self._resolve(restore).app_id
+        except LifeboatError:
+            return None
+
+    def _resolve(self, restore: Restore) -> Backup:
+        if restore.spec.backup:
+            return self.catalog.get_backup(restore.spec.backup)
+        return backup_at(self.catalog, restore.spec.policy or "", restore.spec.point_in_time or self.clock())
+
+    def _restore_status(self, old: RestoreStatus, run: RestoreRun, item: LoadedResource) -> RestoreStatus:
+        status = old.model_copy(deep=True)
+        status.phase = RestorePhase(run.phase)
+        status.backup_id, status.safety_backup_id = run.backup_id, run.safety_backup_id
+        status.started_at, status.completed_at, status.message = run.started_at, run.completed_at, run.message
+        if run.phase in _TERMINAL:
+            succeeded = run.phase == RestorePhase.SUCCEEDED.value
+            condition = self._condition("Succeeded", succeeded, run.phase, run.message, item)
+            status.conditions = set_condition(status.conditions, condition)
+        return status
+
+    def _restore_job(self, item: LoadedResource) -> None:
+        restore = item.resource
+        assert isinstance(restore, Restore)
+        name = restore.metadata.name
+        if self.catalog.restore_runs(name):
+            return  # another pass queued it first
+        try:
+            backup = self._resolve(restore)
+            storage = self._storages().get(backup.storage)
+            if storage is None:
+                raise LifeboatError(f'backup {backup.backup_id} is in BackupStorage "{backup.storage}", which is gone')
+            repository = self._open(storage)
+            with repository.locked(False, "restore", _wall_clock, LOCK_WAIT):
+                AppRestore(
+                    self.docker(),
+                    self.catalog,
+                    repository,
+                    storage_name=backup.storage,
+                    clock=self.clock,
+                    read_secret=self._read_secret,
+                ).run(
+                    RestoreRequest(
+                        backup.backup_id,
+                        target_app=restore.spec.target_app,
+                        safety_backup=restore.spec.safety_backup,
+                        volumes=restore.spec.volumes,
+                        databases=restore.spec.databases,
+                        restore_name=name,
+                    )
+                )
+        except LifeboatError as err:
+            if not self.catalog.restore_runs(name):  # nothing was changed: record why
+                now = self.clock()
+                self.catalog.save_restore_run(
+                    RestoreRun(
+                        id=f"restore-{name}-{now.strftime('%Y%m%d-%H%M%S')}",
+                        restore_name=name,
+                        backup_id=restore.spec.backup or "",
+                        target_app=restore.spec.target_app or "",
+                        phase=RestorePhase.FAILED.value,
+                        started_at=now,
+                        completed_at=now,
+                        message=f"nothing was changed: {err}",
+                    )
+                )
+
+    def _storages(self) -> dict[str, BackupStorage]:
+        loaded = load_paths([self.resources])
+        return {r.name: r.resource for r in loaded.of_kind("BackupStorage")}  # type: ignore[misc]
+
+    # Status
+
+    def _condition(self, kind: str, ok: bool, reason: str, message: str, item: LoadedResource) -> Condition:
+        return Condition(
+            type=kind,
+            status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+            reason=reason,
+            message=message,
+            last_transition_time=self.clock(),
+            observed_generation=item.generation,
+        )
+
+    def _write(self, item: LoadedResource, status: Any) -> None:
+        mode = getattr(item.resource.spec, "status_mode", None)
+        try:
+            write_status(item.path, item.kind, item.name, item.generation, status, *([mode] if mode else []))
+        except WriteConflict as err:
+            log.info("%s; the next pass retries", err)
+
+    def _report_invalid(self, problem: ResourceProblem) -> None:
+        """Ready=False with the exact problem, written into the invalid resource itself."""
+        if not problem.kind or not problem.name or problem.kind not in ("BackupStorage", "BackupPolicy", "Restore"):
+            log.warning("invalid resource: %s", problem)
+            return
+        path = Path(problem.file)
+        try:
+            text = path.read_text(encoding="utf-8")
+            document = find_document(text, problem.kind, problem.name)
+            if document is None:
+                return
+            data = yaml.safe_load(document.text_of(text)) or {}
+            generation = spec_generation(data.get("spec"))
+            status_type = _STATUS_TYPES[problem.kind]
+            try:
+                status = status_type.model_validate(data.get("status") or {})
+            except ValueError:
+                status = status_type()
+            ready = Condition(
+                type="Ready",
+                status=ConditionStatus.FALSE,
+                reason="Invalid",
+                message=f"{problem.field}: {problem.message}" if problem.field else problem.message,
+                last_transition_time=self.clock(),
+                observed_generation=generation,
+            )
+            status.observed_generation = generation
+            status.conditions = set_condition(status.conditions, ready)
+            write_status(path, problem.kind, problem.name, generation, status)
+        except (OSError, yaml.YAMLError, LifeboatError, ValueError) as err:
+            log.warning("invalid resource %s, and its status could not be written: %s", problem, err)
+
+    def _read_secret(self, ref: SecretRef) -> str:
+        return read_secret(ref, self.environ, "database password").decode()

@@ -1,0 +1,160 @@
+"""Reconcile passes with a controllable clock: schedules, one catch-up run after downtime,
+retention, idempotent passes, edits, suspension and invalid resources, all seen in YAML."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.catalog.catalog import Catalog
+from controller.catalog.models import BackupStatus
+from controller.errors import DockerUnavailable
+from controller.reconciler.reconciler import Reconciler
+from controller.reconciler.work_queue import WorkQueue
+from controller.repository.repository import Repository
+from controller.storage.local import LocalStorage
+from tests.support.repository import write_tree
+
+PASSPHRASE = "reconciler test passphrase"
+START = datetime(2026, 11, 24, 10, 0, 30, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def no_docker() -> None:
+    raise DockerUnavailable("no Docker in this test")
+
+
+POLICY = """\
+# Platform configuration, every minute.
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata:
+  name: platform
+spec:
+  paths: [{source}]
+  schedule: "* * * * *"
+  retention: {{keepLast: 2}}
+  storage: local
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Reconciler, Clock, Path, Catalog]]:
+    resources = tmp_path / "resources"
+    resources.mkdir()
+    (resources / "storage.yaml").write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupStorage\nmetadata: {name: local}\n"
+        f"spec:\n  local: {{path: {tmp_path / 'repo'}}}\n  encryption: {{passphrase: {{env: RECONCILER_PASS}}}}\n"
+    )
+    source = tmp_path / "etc-platform"
+    write_tree(source, {"app.conf": b"x=1\n"})
+    (resources / "policy.yaml").write_text(POLICY.format(source=source))
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    clock = Clock(START)
+    queue = WorkQueue(2)
+    reconciler = Reconciler(resources, catalog, no_docker, queue, clock=clock, environ={"RECONCILER_PASS": PASSPHRASE})  # type: ignore[arg-type]
+    yield reconciler, clock, resources, catalog
+    queue.shutdown()
+    catalog.close()
+
+
+def settle(reconciler: Reconciler) -> None:
+    """A pass, the work it started, and the pass that records the outcome."""
+    reconciler.pass_once()
+    assert reconciler.queue.wait_idle(60)
+    reconciler.pass_once()
+
+
+def status_of(path: Path) -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load(path.read_text())["status"]
+
+
+def test_every_minute_keeps_the_last_two_and_catches_up_once(
+    world: tuple[Reconciler, Clock, Path, Catalog], tmp_path: Path
+) -> None:
+    reconciler, clock, resources, catalog = world
+    settle(reconciler)
+    status = status_of(resources / "policy.yaml")
+    assert status["nextRunAt"] == "2026-11-24T10:01:00Z" and catalog.list_backups() == []
+    storage_status = status_of(resources / "storage.yaml")
+    assert storage_status["reachable"] is True and storage_status["conditions"][0]["status"] == "True"
+
+    for minute in range(1, 6):
+        clock.now = START.replace(second=5) + timedelta(minutes=minute)
+        settle(reconciler)
+        rows = catalog.list_backups()
+        assert len(rows) == min(minute, 2) and all(r.status == BackupStatus.COMPLETED for r in rows)
+    status = status_of(resources / "policy.yaml")
+    assert status["nextRunAt"] == "2026-11-24T10:06:00Z"
+    assert status["lastBackup"]["id"] == catalog.list_backups()[0].backup_id
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "True", "LastBackupSucceeded": "True"}
+    repository = Repository.open(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode())
+    assert {e.id for e in repository.snapshots()} == {r.snapshot_id for r in catalog.list_backups()}
+
+    # Idempotent: another pass at the same instant starts nothing and writes nothing.
+    before = (resources / "policy.yaml").read_bytes()
+    settle(reconciler)
+    assert (resources / "policy.yaml").read_bytes() == before
+    assert len(catalog.list_backups()) == 2
+
+    # Down for 10 minutes: one catch-up run, not ten.
+    first_after = {r.backup_id for r in catalog.list_backups()}
+    clock.advance(minutes=10)
+    settle(reconciler)
+    settle(reconciler)
+    new = [r for r in catalog.list_backups() if r.backup_id not in first_after]
+    assert len(new) == 1
+    assert "# Platform configuration, every minute." in (resources / "policy.yaml").read_text()
+
+
+def test_suspend_edit_and_invalid_policies_show_in_status(world: tuple[Reconciler, Clock, Path, Catalog]) -> None:
+    reconciler, clock, resources, catalog = world
+    settle(reconciler)
+    policy = resources / "policy.yaml"
+    policy.write_text(policy.read_text().replace("  storage: local\n", "  storage: local\n  suspend: true\n"))
+    clock.advance(minutes=3)
+    settle(reconciler)
+    assert catalog.list_backups() == []
+    assert "nextRunAt" not in status_of(policy) or status_of(policy)["nextRunAt"] is None
+
+    policy.write_text(policy.read_text().replace("  suspend: true\n", "").replace('"* * * * *"', '"*/5 * * * *"'))
+    settle(reconciler)
+    assert status_of(policy)["nextRunAt"] == "2026-11-24T10:05:00Z"  # the edit starts from now
+
+    broken = resources / "broken.yaml"
+    broken.write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: broken}\n"
+        'spec:\n  paths: [/srv]\n  schedule: "61 * * * *"\n  retention: {keepLast: 1}\n  storage: local\n'
+    )
+    clock.advance(minutes=3)  # 10:06:30: the */5 run at 10:05 is due
+    settle(reconciler)
+    (ready,) = status_of(broken)["conditions"]
+    assert ready["type"] == "Ready" and ready["status"] == "False" and ready["reason"] == "Invalid"
+    assert "spec.schedule" in ready["message"] and "61" in ready["message"]
+    assert len(catalog.list_backups()) == 1  # the valid policy went on
+
+
+def test_a_policy_naming_a_missing_storage_is_not_ready(world: tuple[Reconciler, Clock, Path, Catalog]) -> None:
+    reconciler, clock, resources, catalog = world
+    policy = resources / "policy.yaml"
+    policy.write_text(policy.read_text().replace("storage: local", "storage: elsewhere"))
+    settle(reconciler)
+    clock.advance(minutes=2)
+    settle(reconciler)
+    ready = next(c for c in status_of(policy)["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "StorageNotFound")
+    assert catalog.list_backups() == []
