@@ -24,14 +24,12 @@ echo "== storages"
 "$LIFEBOAT" get storages
 echo "== policies"
 "$LIFEBOAT" get policies
-echo "== a backup of $DEMO/data into the quickstart repository (passphrase from the storage's secret file)"
 unset LIFEBOAT_PASSPHRASE BACKUP_ENCRYPTION_KEY
-"$LIFEBOAT" repo --storage quickstart snapshots >/dev/null 2>&1 || "$LIFEBOAT" repo --storage quickstart init
-date >> "$DEMO/data/hello.txt"   # something new each run, so the incremental has work to do
-"$LIFEBOAT" repo --storage quickstart backup "$DEMO/data" --tag policy=quickstart-files
-"$LIFEBOAT" repo --storage quickstart snapshots
-"$LIFEBOAT" repo --storage quickstart check
 echo
-echo "The resources are loaded and valid, and the repository holds real backups. The"
-echo "controller that runs policy schedules by itself is the next piece to build (issue:"
-echo "The controller); until then, backups are taken with \`lifeboat repo ... backup\`."
+echo "== starting the controller (Ctrl-C stops it)"
+echo "The quickstart policy backs up $DEMO/data every minute and keeps the last three;"
+echo "the first backup starts at the next full minute. Watch the status it writes into"
+echo "$LIFEBOAT_RESOURCES/policies/quickstart-files.yaml, or run in another terminal:"
+echo "  LIFEBOAT_RESOURCES=$LIFEBOAT_RESOURCES LIFEBOAT_CATALOG=$LIFEBOAT_CATALOG $LIFEBOAT get backups"
+date >> "$DEMO/data/hello.txt"   # something new each run
+exec "$LIFEBOAT" controller --resync-seconds 30

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from docker import DockerClient
 
-from tests.support.docker_apps import prepare_images, sweep
+from tests.support.docker_apps import TestApp, prepare_images, sweep
 from tests.support.postgres import postgres_server
 from tests.support.required import skip_or_fail
 from tests.support.seaweedfs import S3Endpoint, seaweedfs_server
@@ -49,3 +49,12 @@ def docker_client() -> Iterator[DockerClient]:
     yield client
     sweep(client)
     client.close()
+
+
+@pytest.fixture
+def made_apps(docker_client: DockerClient) -> Iterator[list[TestApp]]:
+    """Apps a test creates; removed with their volumes afterwards, whatever happened."""
+    apps: list[TestApp] = []
+    yield apps
+    for app in apps:
+        app.remove()

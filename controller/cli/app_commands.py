@@ -260,6 +260,7 @@ def controller(ctx: CliContext, resync_seconds: float, once: bool) -> None:
     from controller.reconciler.work_queue import WorkQueue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # our own status writes are expected
     wake, stop = threading.Event(), threading.Event()
     queue = WorkQueue(ctx.config.limits.max_concurrent_backups, on_done=wake.set)
     reconciler = Reconciler(

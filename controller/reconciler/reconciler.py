@@ -217,10 +217,19 @@ class Reconciler:
         try:
             repository = self._open(storage)
             client = self.docker() if policy.spec.app else None
+            log.info("backup for policy %s starting", policy.metadata.name)
             with repository.locked(False, "backup", _wall_clock, LOCK_WAIT):
-                AppBackup(client, self.catalog, repository, clock=self.clock, read_secret=self._read_secret).run(
+                row = AppBackup(client, self.catalog, repository, clock=self.clock, read_secret=self._read_secret).run(
                     BackupRequest.from_policy(policy)
                 )
+            log.info(
+                "backup %s of policy %s completed: %d files, %d bytes (%d added)",
+                row.backup_id,
+                policy.metadata.name,
+                row.files,
+                row.size_bytes,
+                row.bytes_added,
+            )
             self._apply_retention(policy, repository)
         except LifeboatError as err:
             log.warning("backup for policy %s failed: %s", policy.metadata.name, err)
@@ -245,6 +254,7 @@ class Reconciler:
                     repository.forget(snapshot_id)
                 self.catalog.delete_backup(backup_id)
         message = f"retention removed {len(plan.forget)} backup(s): {', '.join(plan.forget)}"
+        log.info("policy %s: %s", name, message)
         self.catalog.record_event(self.clock(), "BackupPolicy", name, "RetentionApplied", message)
 
     # Restores

@@ -6,12 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docker import DockerClient
 
 from controller.catalog.catalog import Catalog
 from controller.repository.repository import Repository
 from controller.storage.local import LocalStorage
-from tests.support.docker_apps import TestApp
 from tests.support.repository import small_repository
 
 
@@ -25,12 +23,3 @@ def catalog(tmp_path: Path) -> Iterator[Catalog]:
 @pytest.fixture
 def repository(tmp_path: Path) -> Repository:
     return small_repository(LocalStorage(tmp_path / "repo"))
-
-
-@pytest.fixture
-def made_apps(docker_client: DockerClient) -> Iterator[list[TestApp]]:
-    """Apps a test creates; removed with their volumes afterwards, whatever happened."""
-    apps: list[TestApp] = []
-    yield apps
-    for app in apps:
-        app.remove()

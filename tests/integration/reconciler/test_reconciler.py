@@ -158,3 +158,46 @@ def test_a_policy_naming_a_missing_storage_is_not_ready(world: tuple[Reconciler,
     ready = next(c for c in status_of(policy)["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "StorageNotFound")
     assert catalog.list_backups() == []
+
+
+def test_recovery_marks_interrupted_backups_and_restores(world: tuple[Reconciler, Clock, Path, Catalog]) -> None:
+    import socket
+
+    from controller.catalog.models import Backup, RestoreRun
+
+    reconciler, _clock, _resources, catalog = world
+    here, elsewhere = socket.gethostname(), "another-host"
+    for backup_id, host in (("mine", here), ("theirs", elsewhere)):
+        catalog.add_backup(
+            Backup(
+                backup_id=backup_id,
+                app_id="wp",
+                app_name="wp",
+                backup_type="incremental",
+                status=BackupStatus.IN_PROGRESS,
+                created_at=START,
+                host=host,
+            )
+        )
+    catalog.save_restore_run(
+        RestoreRun(
+            id="r1",
+            restore_name="put-back",
+            backup_id="mine",
+            target_app="wp",
+            phase="Running",
+            safety_backup_id="wp-safety",
+            started_at=START,
+        )
+    )
+    notes = reconciler.recover()
+    assert "backup mine marked failed (interrupted)" in notes and "restore r1 marked Failed (interrupted)" in notes
+    mine = catalog.get_backup("mine")
+    assert (
+        mine.status == BackupStatus.FAILED
+        and mine.error_message == "interrupted: the controller stopped during the backup"
+    )
+    assert catalog.get_backup("theirs").status == BackupStatus.IN_PROGRESS  # another host's work is its own
+    (run,) = catalog.restore_runs("put-back")
+    assert run.phase == "Failed" and "safety backup wp-safety" in run.message
+    assert any("could not repair containers" in note for note in notes)  # no Docker here: said, not fatal
