@@ -7,8 +7,10 @@ and hook. The row says `completed` only when every one of them succeeded."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import secrets
 import socket
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from controller.apps.hooks import run_hooks
 from controller.apps.quiesce import Quiescer
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind
-from controller.errors import BackupCreateFailed, DumpFailed, LifeboatError, NothingToBackUp
+from controller.errors import BackupCreateFailed, DumpFailed, LifeboatError, NothingToBackUp, QuotaExceeded
 from controller.repository.archiver import (
     Archiver,
     ArchiveResult,
@@ -69,6 +71,40 @@ class BackupRequest:
             hooks=spec.hooks,
             compression=spec.compression.value,
         )
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Checked before anything is written: the repository's size against the storage's
+    quotaBytes, and the files to read against limits.max_backup_size_gb."""
+
+    repository_bytes: int | None = None
+    backup_bytes: int | None = None
+
+    def check(self, repository: Repository, sources: list[Source]) -> None:
+        if self.repository_bytes is not None:
+            used = sum(info.size for info in repository.storage.list(""))
+            if used >= self.repository_bytes:
+                raise QuotaExceeded(
+                    f"the repository holds {used} bytes, at or over its quota of {self.repository_bytes} bytes; "
+                    "prune, raise quotaBytes, or shorten retention"
+                )
+        if self.backup_bytes is not None:
+            size = sum(_tree_size(s.path) for s in sources if isinstance(s, DirectorySource))
+            if size > self.backup_bytes:
+                raise QuotaExceeded(
+                    f"the files to back up hold {size} bytes, over limits.max_backup_size_gb "
+                    f"({self.backup_bytes} bytes)"
+                )
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
 
 
 def new_backup_id(subject: str, when: datetime) -> str:
@@ -142,8 +178,10 @@ class AppBackup:
         read_secret: Callable[[SecretRef], str] | None = None,
         progress: ProgressCallback | None = None,
         uploads: int = 2,
+        quota: Quota | None = None,
     ) -> None:
         self.client, self.catalog, self.repository = client, catalog, repository
+        self.quota = quota or Quota()
         self.clock, self.read_secret = clock, read_secret
         self.progress, self.uploads = progress, uploads
 
@@ -209,6 +247,7 @@ class AppBackup:
 
     def _archive(self, row: Backup, app: App | None, request: BackupRequest) -> tuple[ArchiveResult, list[BackupItem]]:
         sources, items, dumps = snapshot_layout(self.client, app, request)
+        self.quota.check(self.repository, sources)
         if not sources:
             raise NothingToBackUp(
                 f"app {request.app!r} has nothing to back up: no volume, bind-mounted directory or database"

@@ -269,6 +269,7 @@ def controller(ctx: CliContext, resync_seconds: float, once: bool) -> None:
         lambda: connect(ctx.environ.get("DOCKER_HOST")),
         queue,
         environ=ctx.environ,
+        max_backup_bytes=int(limit_gb * 1024**3) if (limit_gb := ctx.config.limits.max_backup_size_gb) else None,
     )
     click.echo(f"lifeboat controller: watching {ctx.resources_dir}", err=True)
     if once:

@@ -8,6 +8,7 @@ status never claims more than the catalog knows."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from collections.abc import Callable, Mapping
@@ -18,21 +19,38 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from docker import DockerClient
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
-from controller.apps.backup import AppBackup, BackupRequest
+from controller.apps.backup import AppBackup, BackupRequest, Quota, new_backup_id
 from controller.apps.restore import AppRestore, RestoreRequest, backup_at
 from controller.catalog.catalog import BackupFilter, Catalog
 from controller.catalog.models import Backup, BackupStatus, RestoreRun
-from controller.errors import LifeboatError, ResourceProblem, WriteConflict
+from controller.errors import LifeboatError, ResourceProblem, TransientError, WriteConflict
 from controller.reconciler.retention import Dated, plan_retention
-from controller.reconciler.schedule_plan import plan_schedule
+from controller.reconciler.schedule_plan import next_run_after, plan_schedule
 from controller.reconciler.storage_factory import passphrase_for_resource, storage_for_resource
 from controller.reconciler.work_queue import WorkQueue
+from controller.repository.checker import Checker
+from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
 from controller.resources.backup_policy import BackupCounts, BackupPolicy, BackupPolicyStatus, LastBackup
-from controller.resources.backup_storage import BackupStorage, BackupStorageStatus
+from controller.resources.backup_storage import BackupStorage, BackupStorageStatus, CheckResult
 from controller.resources.loader import LoadedResource, load_paths
-from controller.resources.meta import Condition, ConditionStatus, SecretRef, set_condition, spec_generation
+from controller.resources.meta import (
+    Condition,
+    ConditionStatus,
+    SecretRef,
+    find_condition,
+    set_condition,
+    spec_generation,
+)
 from controller.resources.restore import Restore, RestorePhase, RestoreStatus
 from controller.resources.secrets import read_secret
 from controller.resources.writeback import find_document, write_status
@@ -63,9 +81,13 @@ class Reconciler:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         environ: Mapping[str, str],
+        max_backup_bytes: int | None = None,
+        retry_wait: float = 2.0,
     ) -> None:
         self.resources, self.catalog, self.docker, self.queue = resources, catalog, docker, queue
         self.clock, self.environ = clock, environ
+        self.max_backup_bytes = max_backup_bytes  # limits.max_backup_size_gb
+        self.retry_wait = retry_wait  # first wait before retrying a transient failure
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
 
     # Start-up
@@ -138,7 +160,58 @@ class Reconciler:
             status.reachable = False
             condition = self._condition("Ready", False, err.__class__.__name__, str(err), item)
         status.conditions = set_condition(old.conditions, condition)
+        self._maintenance(item, storage, status)
         self._write(item, status)
+
+    def _maintenance(self, item: LoadedResource, storage: BackupStorage, status: BackupStorageStatus) -> None:
+        """Prune and check on the storage's schedules. Outcomes are catalog events, from which
+        status.lastPrune and status.lastCheck are read (so a crashed job never fakes one)."""
+        name, now = storage.metadata.name, self.clock()
+        events = self.catalog.events_for("BackupStorage", name, limit=50)
+        pruned = [e for e in events if e.reason == "Pruned"]
+        checked = [e for e in events if e.reason in ("Checked", "CheckFailed")]
+        status.last_prune = pruned[-1].time if pruned else status.last_prune
+        if checked:
+            last = checked[-1]
+            status.last_check = CheckResult(time=last.time, ok=last.reason == "Checked", message=last.message)
+        ready = find_condition(status.conditions, "Ready")
+        since = ready.last_transition_time if ready is not None else now
+        maintenance = storage.spec.maintenance
+        for what, schedule, last_time in (
+            ("prune", maintenance.prune, status.last_prune),
+            ("check", maintenance.check, status.last_check.time if status.last_check else None),
+        ):
+            if schedule is not None and next_run_after(schedule, last_time or since) <= now:
+                self.queue.submit(f"storage:{name}", functools.partial(self._maintenance_job, storage, what))
+
+    def _maintenance_job(self, storage: BackupStorage, what: str) -> None:
+        name = storage.metadata.name
+        try:
+            repository = self._open(storage)
+            if what == "prune":
+                with repository.locked(True, "prune", _wall_clock, LOCK_WAIT):
+                    report = Pruner(repository, _wall_clock()).prune()
+                message = (
+                    f"freed {report.bytes_freed} bytes "
+                    f"({report.packs_deleted} packs deleted, {report.packs_repacked} repacked)"
+                )
+                self.catalog.record_event(self.clock(), "BackupStorage", name, "Pruned", message)
+                return
+            percent = storage.spec.maintenance.check_read_data_percent
+            with repository.locked(False, "check", _wall_clock, LOCK_WAIT):
+                checked = Checker(repository).check(read_data_percent=percent)
+            if checked.ok:
+                message = (
+                    f"{checked.snapshots} snapshots, {checked.packs} packs, {checked.packs_read} packs read: no damage"
+                )
+                self.catalog.record_event(self.clock(), "BackupStorage", name, "Checked", message)
+            else:
+                damage = "; ".join(d.describe() for d in checked.damage[:5])
+                self.catalog.record_event(self.clock(), "BackupStorage", name, "CheckFailed", damage, True)
+        except LifeboatError as err:
+            log.warning("%s of storage %s failed: %s", what, name, err)
+            reason = "CheckFailed" if what == "check" else "PruneFailed"
+            self.catalog.record_event(self.clock(), "BackupStorage", name, reason, str(err), True)
 
     # Policies
 
@@ -166,8 +239,9 @@ class Reconciler:
         )
         status.next_run_at = plan.next_run_at
         key = policy.spec.app or f"policy:{name}"
-        if plan.run_now and storage is not None:
-            self.queue.submit(key, lambda: self._backup_job(item, storage))
+        if plan.run_now and storage is not None and not self.queue.submit(key, lambda: self._backup_job(item, storage)):
+            # The app is busy (a restore, or another policy's backup): run when it is free.
+            status.next_run_at = old.next_run_at
         if self.queue.busy(key):
             status.conditions = set_condition(
                 status.conditions, self._condition("Reconciling", True, "BackupRunning", "", item)
@@ -214,28 +288,82 @@ class Reconciler:
     def _backup_job(self, item: LoadedResource, storage_item: LoadedResource) -> None:
         policy, storage = item.resource, storage_item.resource
         assert isinstance(policy, BackupPolicy) and isinstance(storage, BackupStorage)
+        name = policy.metadata.name
+        quota = Quota(storage.spec.quota_bytes, self.max_backup_bytes)
+        started = self.clock()
         try:
-            repository = self._open(storage)
-            client = self.docker() if policy.spec.app else None
-            log.info("backup for policy %s starting", policy.metadata.name)
-            with repository.locked(False, "backup", _wall_clock, LOCK_WAIT):
-                row = AppBackup(client, self.catalog, repository, clock=self.clock, read_secret=self._read_secret).run(
-                    BackupRequest.from_policy(policy)
-                )
+            for attempt in self._retrying("BackupPolicy", name):
+                with attempt:
+                    repository = self._open(storage)
+                    client = self.docker() if policy.spec.app else None
+                    log.info("backup for policy %s starting", name)
+                    with repository.locked(False, "backup", _wall_clock, LOCK_WAIT):
+                        row = AppBackup(
+                            client,
+                            self.catalog,
+                            repository,
+                            clock=self.clock,
+                            read_secret=self._read_secret,
+                            quota=quota,
+                        ).run(BackupRequest.from_policy(policy))
             log.info(
                 "backup %s of policy %s completed: %d files, %d bytes (%d added)",
                 row.backup_id,
-                policy.metadata.name,
+                name,
                 row.files,
                 row.size_bytes,
                 row.bytes_added,
             )
+            self.catalog.record_event(self.clock(), "BackupPolicy", name, "BackupCompleted", f"backup {row.backup_id}")
             self._apply_retention(policy, repository)
         except LifeboatError as err:
-            log.warning("backup for policy %s failed: %s", policy.metadata.name, err)
-            self.catalog.record_event(
-                self.clock(), "BackupPolicy", policy.metadata.name, "BackupFailed", str(err), True
+            log.warning("backup for policy %s failed: %s", name, err)
+            self.catalog.record_event(self.clock(), "BackupPolicy", name, err.code, str(err), True)
+            self._record_failure(policy, storage, started, err)
+
+    def _record_failure(
+        self, policy: BackupPolicy, storage: BackupStorage, started: datetime, err: LifeboatError
+    ) -> None:
+        """A run that failed before its backup row existed (Docker or the storage unreachable)
+        still gets a failed row: the policy's status must show that the run failed."""
+        name = policy.metadata.name
+        if self.catalog.list_backups(BackupFilter(policy=name, created_after=started, limit=1)):
+            return
+        subject = policy.spec.app or name
+        self.catalog.add_backup(
+            Backup(
+                backup_id=new_backup_id(subject, started),
+                app_id=subject,
+                app_name=subject,
+                backup_type=policy.spec.backup_type.value,
+                status=BackupStatus.FAILED,
+                created_at=started,
+                completed_at=self.clock(),
+                policy=name,
+                storage=storage.metadata.name,
+                host=socket.gethostname(),
+                error_code=err.code,
+                error_message=str(err),
             )
+        )
+
+    def _retrying(self, kind: str, name: str) -> Retrying:
+        """Transient failures (Docker or storage unreachable, lock contention) are tried again,
+        three times with backoff and jitter, each retry an event; the rest fail at once."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            message = f"attempt {state.attempt_number} failed, retrying: {error}"
+            log.warning("%s %s: %s", kind, name, message)
+            self.catalog.record_event(self.clock(), kind, name, "Retrying", message, True)
+
+        return Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(3),
+            wait=wait_exponential(multiplier=self.retry_wait, max=60) + wait_random(0, self.retry_wait),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
 
     def _apply_retention(self, policy: BackupPolicy, repository: Repository) -> None:
         """Runs only after a successful backup: a failing policy never loses old backups."""

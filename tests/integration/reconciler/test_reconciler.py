@@ -201,3 +201,78 @@ def test_recovery_marks_interrupted_backups_and_restores(world: tuple[Reconciler
     (run,) = catalog.restore_runs("put-back")
     assert run.phase == "Failed" and "safety backup wp-safety" in run.message
     assert any("could not repair containers" in note for note in notes)  # no Docker here: said, not fatal
+
+
+def test_a_full_storage_fails_the_backup_with_quota_exceeded_before_writing(
+    world: tuple[Reconciler, Clock, Path, Catalog], tmp_path: Path
+) -> None:
+    reconciler, clock, resources, catalog = world
+    storage = resources / "storage.yaml"
+    storage.write_text(storage.read_text() + "  quotaBytes: 400\n")  # its config and key file alone are larger
+    settle(reconciler)
+    clock.advance(minutes=1)
+    settle(reconciler)
+    (row,) = catalog.list_backups()
+    assert row.status == BackupStatus.FAILED and row.error_code == "BACKUP_QUOTA_EXCEEDED"
+    assert "over its quota of 400 bytes" in (row.error_message or "")
+    assert list(LocalStorage(tmp_path / "repo").list("snapshots/")) == []
+    assert list(LocalStorage(tmp_path / "repo").list("data/")) == []
+    last = next(c for c in status_of(resources / "policy.yaml")["conditions"] if c["type"] == "LastBackupSucceeded")
+    assert (last["status"], last["reason"]) == ("False", "BACKUP_QUOTA_EXCEEDED")
+
+
+def test_storage_maintenance_prunes_and_checks_on_schedule(world: tuple[Reconciler, Clock, Path, Catalog]) -> None:
+    reconciler, clock, resources, catalog = world
+    storage = resources / "storage.yaml"
+    storage.write_text(
+        storage.read_text()
+        + '  maintenance:\n    prune: "*/2 * * * *"\n    check: "*/2 * * * *"\n    checkReadDataPercent: 100\n'
+    )
+    settle(reconciler)
+    assert "lastPrune" not in status_of(storage) and "lastCheck" not in status_of(storage)
+    for _ in range(3):  # prune and check share the storage's slot: one per pass
+        clock.advance(minutes=1)
+        settle(reconciler)
+    status = status_of(storage)
+    assert status["lastPrune"] and status["lastCheck"]["ok"] is True
+    assert "no damage" in status["lastCheck"]["message"]
+    reasons = [e.reason for e in catalog.events_for("BackupStorage", "local")]
+    assert "Pruned" in reasons and "Checked" in reasons
+
+
+def test_a_busy_app_defers_its_scheduled_backup_until_it_is_free(
+    world: tuple[Reconciler, Clock, Path, Catalog],
+) -> None:
+    import threading
+
+    reconciler, clock, resources, catalog = world
+    settle(reconciler)
+    release = threading.Event()
+    assert reconciler.queue.submit("policy:platform", release.wait)  # say, a restore of this app
+    clock.advance(minutes=1)
+    reconciler.pass_once()
+    assert catalog.list_backups() == []
+    assert status_of(resources / "policy.yaml")["nextRunAt"] == "2026-11-24T10:01:00Z"  # still due
+    release.set()
+    assert reconciler.queue.wait_idle(10)
+    settle(reconciler)
+    assert len(catalog.list_backups()) == 1
+
+
+def test_transient_failures_are_retried_then_recorded_as_a_failed_run(
+    world: tuple[Reconciler, Clock, Path, Catalog],
+) -> None:
+    reconciler, clock, resources, catalog = world
+    reconciler.retry_wait = 0.01
+    policy = resources / "policy.yaml"
+    policy.write_text(policy.read_text().replace("  paths:", "  app: ghost\n  paths:"))
+    settle(reconciler)
+    clock.advance(minutes=1)
+    settle(reconciler)
+    (row,) = catalog.list_backups()
+    assert row.status == BackupStatus.FAILED and row.error_code == "DOCKER_UNAVAILABLE"
+    events = catalog.events_for("BackupPolicy", "platform")
+    assert [e.reason for e in events].count("Retrying") == 2  # three attempts in all
+    last = next(c for c in status_of(policy)["conditions"] if c["type"] == "LastBackupSucceeded")
+    assert (last["status"], last["reason"]) == ("False", "DOCKER_UNAVAILABLE")
+    assert status_of(policy)["lastError"] == "no Docker in this test"
