@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -101,8 +101,12 @@ def _restore_row(restore: Restore) -> list[str]:
     return [restore.metadata.name, source, spec.target_app or "(source app)", phase, status.message if status else ""]
 
 
-def backup_rows(backups: Sequence[Backup]) -> tuple[list[str], list[list[str]]]:
-    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED"]
+def backup_rows(
+    backups: Sequence[Backup], retention: Mapping[str, str] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """`retention`: what the policy's retention does next with each backup, by id."""
+    outlook = retention or {}
+    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED", "RETENTION"]
     rows = [
         [
             b.backup_id,
@@ -112,6 +116,7 @@ def backup_rows(backups: Sequence[Backup]) -> tuple[list[str], list[list[str]]]:
             b.status.value,
             human_bytes(b.size_bytes),
             _age(b.created_at),
+            outlook.get(b.backup_id, "-"),
         ]
         for b in backups
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,9 @@ from controller.resources.crd import drifted_schema_files, write_schema_files
 from controller.resources.kinds import kind_choices, resolve_kind
 from controller.resources.loader import LoadResult, load_paths
 from controller.resources.store import Action
+
+if TYPE_CHECKING:
+    from controller.catalog.models import Backup
 
 _OUTPUT = click.option(
     "-o",
@@ -97,6 +101,31 @@ def diff(ctx: CliContext, paths: tuple[Path, ...]) -> None:
     sys.exit(1 if changed else 0)
 
 
+def _retention_outlook(ctx: CliContext, backups: list[Backup]) -> dict[str, str]:
+    """What each listed backup's policy retention will do next (from the policy's resource)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from controller.catalog.catalog import BackupFilter
+    from controller.catalog.models import BackupStatus
+    from controller.reconciler.retention import Dated, retention_outlook
+    from controller.resources.backup_policy import BackupPolicy
+
+    names = {b.policy for b in backups if b.policy}
+    if not names or not ctx.resources_dir.exists():
+        return {}
+    outlook: dict[str, str] = {}
+    for loaded in ctx.store.load().of_kind("BackupPolicy"):
+        policy = loaded.resource
+        if not isinstance(policy, BackupPolicy) or policy.metadata.name not in names:
+            continue
+        where = BackupFilter(policy=policy.metadata.name, status=BackupStatus.COMPLETED, limit=100_000)
+        completed = [Dated(b.backup_id, b.created_at) for b in ctx.catalog.list_backups(where)]
+        zone = policy.spec.schedule.zone() if policy.spec.schedule else ZoneInfo("UTC")
+        outlook.update(retention_outlook(completed, policy.spec.retention, datetime.now(UTC), zone))
+    return outlook
+
+
 @click.command("get")
 @click.argument("kind")
 @click.argument("name", required=False)
@@ -115,10 +144,12 @@ def get(
         backups = ctx.catalog.list_backups(BackupFilter(app_id=app, policy=policy, limit=limit))
         if name is not None:
             backups = [ctx.catalog.get_backup(name)]
+        outlook = _retention_outlook(ctx, backups)
         if output == "table":
-            click.echo(table(*backup_rows(backups)))
+            click.echo(table(*backup_rows(backups, outlook)))
         else:
-            click.echo(dump([b.model_dump(mode="json") for b in backups], output))
+            rows = [{**b.model_dump(mode="json"), "retention": outlook.get(b.backup_id)} for b in backups]
+            click.echo(dump(rows, output))
         return
     canonical = _kind_or_exit(kind)
     result = ctx.store.load()

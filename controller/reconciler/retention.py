@@ -69,3 +69,13 @@ def plan_retention(backups: Sequence[Dated], retention: Retention, now: datetime
                 keep(backup, rule)
     plan.forget = [b.id for b in newest_first if b.id not in plan.keep]
     return plan
+
+
+def retention_outlook(
+    completed: Sequence[Dated], retention: Retention, now: datetime, zone: ZoneInfo
+) -> dict[str, str]:
+    """For `lifeboat get backups`: what retention does next with each backup."""
+    plan = plan_retention(completed, retention, now, zone)
+    outlook = {backup_id: "keep (" + ", ".join(reasons) + ")" for backup_id, reasons in plan.keep.items()}
+    outlook.update(dict.fromkeys(plan.forget, "forget next"))
+    return outlook

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
+from controller.catalog.catalog import Catalog
+from controller.catalog.models import Backup, BackupStatus
 from tests.builders import a_policy, a_storage, as_yaml
 from tests.e2e.conftest import Lifeboat
 
@@ -106,6 +109,37 @@ def test_apply_dry_run_and_status_survives_apply(lifeboat: Lifeboat, tmp_path: P
 def test_get_backups_from_an_empty_catalog(lifeboat: Lifeboat) -> None:
     result = lifeboat("get", "backups", "-o", "json")
     assert (result.code, json.loads(result.out)) == (0, [])
+
+
+def test_get_backups_shows_what_retention_does_next(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    source = write(tmp_path / "policy.yaml", as_yaml(a_policy(spec={"retention": {"keepLast": 2}})))
+    assert lifeboat("apply", "-f", str(source)).code == 0
+    catalog = Catalog(lifeboat.env()["LIFEBOAT_CATALOG"])
+    now = datetime.now(UTC)
+    for age, status in (
+        (3, BackupStatus.COMPLETED),
+        (2, BackupStatus.COMPLETED),
+        (1, BackupStatus.FAILED),
+        (0, BackupStatus.COMPLETED),
+    ):
+        catalog.add_backup(
+            Backup(
+                backup_id=f"bk-{age}",
+                app_id="wordpress001",
+                app_name="wordpress001",
+                backup_type="incremental",
+                status=status,
+                created_at=now - timedelta(hours=age),
+                policy="wordpress001",
+            )
+        )
+    catalog.close()
+    result = lifeboat("get", "backups", "-o", "json")
+    assert result.code == 0, result.err
+    outlook = {b["backup_id"]: b["retention"] for b in json.loads(result.out)}
+    assert outlook == {"bk-0": "keep (newest, last)", "bk-1": None, "bk-2": "keep (last)", "bk-3": "forget next"}
+    table = lifeboat("get", "backups").out
+    assert "RETENTION" in table.splitlines()[0] and "forget next" in table
 
 
 def test_unknown_kind_is_a_usage_error(lifeboat: Lifeboat) -> None:
