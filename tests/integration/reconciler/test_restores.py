@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -36,15 +37,9 @@ def setup(tmp_path: Path, client: DockerClient, made: list[TestApp]) -> tuple[Pa
     made.append(app)
     mariadb_sql(app, "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);")
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    repository = Repository.init(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode(), now(), "h", "test")
+    repository = Repository.init(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode(), datetime.now(UTC), "h", "test")
     backup_id = AppBackup(client, catalog, repository).run(BackupRequest(app=app.name, storage="local")).backup_id
     return resources, catalog, app, backup_id
-
-
-def now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def restore_yaml(resources: Path, backup_id: str) -> Path:
@@ -85,7 +80,7 @@ def test_a_restore_resource_runs_once_and_reports_in_its_yaml(
 def test_a_controller_killed_mid_restore_leaves_the_app_running_and_never_restores_twice(
     tmp_path: Path, docker_client: DockerClient, made_apps: list[TestApp]
 ) -> None:
-    resources, catalog, app, backup_id = setup(tmp_path, docker_client, made_apps)
+    resources, catalog, app, _ = setup(tmp_path, docker_client, made_apps)
     for number in range(5):  # enough data that the restore keeps the app stopped for a while
         (app.mountpoint("uploads") / f"big{number}.bin").write_bytes(random_bytes(20 + number, 40_000_000))
     backup_id = (
