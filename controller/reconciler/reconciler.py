@@ -57,6 +57,7 @@ from controller.resources.writeback import find_document, write_status
 
 log = logging.getLogger(__name__)
 LOCK_WAIT = timedelta(minutes=10)
+STALLED_AFTER = 3  # failed runs in a row that make a policy Stalled
 _STATUS_TYPES: dict[str, type[BackupStorageStatus | BackupPolicyStatus | RestoreStatus]] = {
     "BackupStorage": BackupStorageStatus,
     "BackupPolicy": BackupPolicyStatus,
@@ -284,6 +285,14 @@ class Reconciler:
         status.conditions = set_condition(
             status.conditions, self._condition("LastBackupSucceeded", succeeded, reason, message, item)
         )
+        recent = finished[:STALLED_AFTER]
+        if len(recent) == STALLED_AFTER and all(r.status == BackupStatus.FAILED for r in recent):
+            stalled = f"the last {STALLED_AFTER} backups failed; retention deletes nothing until one succeeds"
+            status.conditions = set_condition(
+                status.conditions, self._condition("Stalled", True, reason, stalled, item)
+            )
+        else:
+            status.conditions = [c for c in status.conditions if c.type != "Stalled"]
 
     def _backup_job(self, item: LoadedResource, storage_item: LoadedResource) -> None:
         policy, storage = item.resource, storage_item.resource

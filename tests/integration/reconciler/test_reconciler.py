@@ -220,6 +220,18 @@ def test_a_full_storage_fails_the_backup_with_quota_exceeded_before_writing(
     last = next(c for c in status_of(resources / "policy.yaml")["conditions"] if c["type"] == "LastBackupSucceeded")
     assert (last["status"], last["reason"]) == ("False", "BACKUP_QUOTA_EXCEEDED")
 
+    def conditions() -> dict[str, str]:
+        return {c["type"]: c["status"] for c in status_of(resources / "policy.yaml")["conditions"]}
+
+    for _ in range(2):
+        clock.advance(minutes=1)
+        settle(reconciler)
+    assert conditions()["Stalled"] == "True"  # three failures in a row
+    storage.write_text(storage.read_text().replace("quotaBytes: 400", "quotaBytes: 100000000"))
+    clock.advance(minutes=1)
+    settle(reconciler)
+    assert conditions() == {"Ready": "True", "LastBackupSucceeded": "True"}  # Stalled is gone
+
 
 def test_storage_maintenance_prunes_and_checks_on_schedule(world: tuple[Reconciler, Clock, Path, Catalog]) -> None:
     reconciler, clock, resources, catalog = world
