@@ -40,7 +40,13 @@ from controller.reconciler.work_queue import WorkQueue
 from controller.repository.checker import Checker
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
-from controller.resources.backup_policy import BackupCounts, BackupPolicy, BackupPolicyStatus, LastBackup
+from controller.resources.backup_policy import (
+    BackupCounts,
+    BackupPolicy,
+    BackupPolicyStatus,
+    DeletionPolicy,
+    LastBackup,
+)
 from controller.resources.backup_storage import BackupStorage, BackupStorageStatus, CheckResult
 from controller.resources.loader import LoadedResource, load_paths
 from controller.resources.meta import (
@@ -90,6 +96,7 @@ class Reconciler:
         self.max_backup_bytes = max_backup_bytes  # limits.max_backup_size_gb
         self.retry_wait = retry_wait  # first wait before retrying a transient failure
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
+        self._last_policies: dict[str, LoadedResource] = {}  # as of the last pass, to see removals
 
     # Start-up
 
@@ -135,6 +142,48 @@ class Reconciler:
             self._policy(item, storages)
         for item in loaded.of_kind("Restore"):
             self._restore(item)
+        self._removed_policies(loaded.of_kind("BackupPolicy"), storages, loaded.problems)
+
+    def _removed_policies(
+        self, present: list[LoadedResource], storages: dict[str, LoadedResource], problems: list[ResourceProblem]
+    ) -> None:
+        """A policy whose file is gone stops being scheduled (it is simply not seen); with
+        deletionPolicy: Delete its backups are forgotten too. Only removals seen by this
+        running controller count: one that happened while it was down keeps the backups."""
+        seen = {item.name: item for item in present}
+        invalid = {p.name for p in problems if p.kind == "BackupPolicy"}  # broken, not removed
+        for name, item in list(self._last_policies.items()):
+            if name in seen or name in invalid:
+                continue
+            del self._last_policies[name]
+            policy = item.resource
+            assert isinstance(policy, BackupPolicy)
+            storage = storages.get(policy.spec.storage)
+            if policy.spec.deletion_policy == DeletionPolicy.DELETE and storage is not None:
+                key = policy.spec.app or f"policy:{name}"
+                self.queue.submit(key, functools.partial(self._forget_policy, policy, storage))
+            else:
+                self.catalog.record_event(self.clock(), "BackupPolicy", name, "Removed", "its backups are kept")
+        self._last_policies.update(seen)
+
+    def _forget_policy(self, policy: BackupPolicy, storage_item: LoadedResource) -> None:
+        name, storage = policy.metadata.name, storage_item.resource
+        assert isinstance(storage, BackupStorage)
+        rows = self.catalog.list_backups(BackupFilter(policy=name, limit=100_000))
+        try:
+            repository = self._open(storage)
+            with repository.locked(True, "forget", _wall_clock, LOCK_WAIT):
+                for row in rows:
+                    if row.snapshot_id:
+                        repository.forget(row.snapshot_id)
+                    self.catalog.delete_backup(row.backup_id)
+        except LifeboatError as err:
+            self.catalog.record_event(self.clock(), "BackupPolicy", name, "DeleteFailed", str(err), True)
+            return
+        message = (
+            f"removed with deletionPolicy Delete: {len(rows)} backup(s) forgotten (space returns at the next prune)"
+        )
+        self.catalog.record_event(self.clock(), "BackupPolicy", name, "Deleted", message)
 
     # Storages
 

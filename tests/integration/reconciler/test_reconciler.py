@@ -288,3 +288,29 @@ def test_transient_failures_are_retried_then_recorded_as_a_failed_run(
     last = next(c for c in status_of(policy)["conditions"] if c["type"] == "LastBackupSucceeded")
     assert (last["status"], last["reason"]) == ("False", "DOCKER_UNAVAILABLE")
     assert status_of(policy)["lastError"] == "no Docker in this test"
+
+
+@pytest.mark.parametrize("deletion_policy", ["Retain", "Delete"])
+def test_removing_a_policy_file_stops_it_and_keeps_or_forgets_its_backups(
+    world: tuple[Reconciler, Clock, Path, Catalog], tmp_path: Path, deletion_policy: str
+) -> None:
+    reconciler, clock, resources, catalog = world
+    policy = resources / "policy.yaml"
+    policy.write_text(policy.read_text() + f"  deletionPolicy: {deletion_policy}\n")
+    settle(reconciler)
+    for _ in range(2):
+        clock.advance(minutes=1)
+        settle(reconciler)
+    assert len(catalog.list_backups()) == 2
+    policy.unlink()
+    settle(reconciler)
+    clock.advance(minutes=5)
+    settle(reconciler)
+    repository = Repository.open(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode())
+    reasons = [e.reason for e in catalog.events_for("BackupPolicy", "platform")]
+    if deletion_policy == "Retain":
+        assert len(catalog.list_backups()) == 2 and len(repository.snapshots()) == 2  # and no new run
+        assert "Removed" in reasons
+    else:
+        assert catalog.list_backups() == [] and repository.snapshots() == []
+        assert "Deleted" in reasons
