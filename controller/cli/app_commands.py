@@ -5,7 +5,6 @@ containers it had paused or stopped are started again, and only those."""
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ import click
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress
 from controller.cli.repo_commands import RepoTarget
-from controller.cli.text import human_bytes, table
+from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, table
 from controller.errors import InvalidConfig, ResourceNotFound
 
 if TYPE_CHECKING:
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from controller.resources.meta import SecretRef
 
 pass_context = click.make_pass_decorator(CliContext)
-_OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
 
 def _docker(ctx: CliContext) -> DockerClient:
@@ -50,13 +48,9 @@ def _secret_reader(ctx: CliContext) -> Any:
     return read
 
 
-def _emit(output: str, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
-
-
 @click.command("apps")
 @click.argument("name", required=False)
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_context
 def apps(ctx: CliContext, name: str | None, output: str) -> None:
     """List the Compose apps on this Docker host and what a backup would read."""
@@ -89,7 +83,7 @@ def apps(ctx: CliContext, name: str | None, output: str) -> None:
                 "databases": [{"service": d.service, "engine": d.source.engine} for d in app.databases],
             }
         )
-    _emit(output, data, table(["app", "running", "volumes", "mounts", "databases"], rows) if rows else "no apps")
+    emit(output, data, table(["app", "running", "volumes", "mounts", "databases"], rows) if rows else "no apps")
 
 
 @click.command("backup")
@@ -98,7 +92,7 @@ def apps(ctx: CliContext, name: str | None, output: str) -> None:
 @click.option("--storage", "storage_name", metavar="NAME", help="BackupStorage to write to (default: the policy's).")
 @click.option("--type", "backup_type", type=click.Choice(["full", "incremental", "differential"]))
 @click.option("--consistency", type=click.Choice(["online", "pause", "stop"]))
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_context
 def backup(
     ctx: CliContext,
@@ -135,7 +129,7 @@ def backup(
             request
         )
     items = ctx.catalog.items_of(row.backup_id)
-    _emit(
+    emit(
         output,
         {"backup": row.model_dump(mode="json"), "items": [i.model_dump(mode="json") for i in items]},
         f"backup {row.backup_id} completed: {row.files} files, {human_bytes(row.size_bytes)} "
@@ -173,7 +167,7 @@ def _policy_for(ctx: CliContext, app: str, name: str | None) -> Any:
 @click.option("--no-safety-backup", is_flag=True, help="Do not back up the target first (no rollback possible).")
 @click.option("--volume", "volumes", multiple=True, metavar="KEY", help="Only this volume (repeatable).")
 @click.option("--database", "databases", multiple=True, metavar="SERVICE", help="Only this database (repeatable).")
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_context
 def restore(
     ctx: CliContext,
@@ -212,7 +206,7 @@ def restore(
                 databases=list(databases) or None,
             )
         )
-    _emit(output, run.model_dump(mode="json"), f"restore {run.id}: {run.phase}: {run.message}")
+    emit(output, run.model_dump(mode="json"), f"restore {run.id}: {run.phase}: {run.message}")
     if run.phase != RestorePhase.SUCCEEDED.value:
         sys.exit(1)
 

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import os
 import socket
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress, scan_total
-from controller.cli.text import human_bytes, table
+from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, table
 from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
 from controller.repository.archiver import Archiver, DirectorySource, Progress
 from controller.repository.checker import Checker
@@ -112,13 +111,6 @@ class RepoTarget:
         return repository
 
 
-_OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-
-
-def _emit(output: str, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -178,12 +170,12 @@ pass_target = click.make_pass_decorator(RepoTarget)
 
 
 @repo.command("init")
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_target
 def init(target: RepoTarget, output: str) -> None:
     """Create an empty repository sealed with the passphrase."""
     repository = Repository.init(target.storage(), target.passphrase(), _now(), socket.gethostname(), getpass.getuser())
-    _emit(
+    emit(
         output,
         {"id": repository.config.id, "location": repository.storage.describe()},
         f"created repository {repository.config.id[:8]} at {repository.storage.describe()}",
@@ -215,7 +207,7 @@ def _parent_for(repository: Repository, paths: list[str], tags: dict[str, str]) 
     "--type", "backup_type", type=click.Choice(["full", "incremental"]), default="incremental", show_default=True
 )
 @click.option("--compression", type=click.Choice(["off", "auto", "max"]), default="auto", show_default=True)
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_target
 def backup(
     target: RepoTarget, paths: tuple[Path, ...], tags: tuple[str, ...], backup_type: str, compression: str, output: str
@@ -243,7 +235,7 @@ def backup(
             repository, parent=parent, compression=compression, uploads=target.transfers, progress=progress
         ).run(sources, tag_map, socket.gethostname(), _now().isoformat())
     summary = result.snapshot.summary
-    _emit(
+    emit(
         output,
         {"id": result.id, "summary": asdict(summary), "problems": result.problems, "parent": result.snapshot.parent},
         f"snapshot {result.id[:8]} saved: {summary.files} files, {human_bytes(summary.bytes)}, "
@@ -257,7 +249,7 @@ def backup(
 
 
 @repo.command("snapshots")
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_target
 def snapshots(target: RepoTarget, output: str) -> None:
     """List snapshots, oldest first."""
@@ -272,7 +264,7 @@ def snapshots(target: RepoTarget, output: str) -> None:
         ]
         for e in entries
     ]
-    _emit(
+    emit(
         output,
         [{"id": e.id, **asdict(e.snapshot)} for e in entries],
         table(["ID", "TIME", "HOST", "TAGS", "SIZE"], rows),
@@ -286,7 +278,7 @@ def snapshots(target: RepoTarget, output: str) -> None:
 )
 @click.option("--path", "subpath", default="", help="Only this path inside the snapshot.")
 @click.option("--delete", is_flag=True, help="Remove files in the target that the snapshot does not have.")
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_target
 def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str, delete: bool, output: str) -> None:
     """Restore a snapshot (or a sub-path) into a directory."""
@@ -300,7 +292,7 @@ def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str
         result = Restorer(repository, workers=max(4, target.transfers), progress=progress).restore(
             snapshot, target_dir, subpath, delete
         )
-    _emit(output, asdict(result), f"restored {result.files} files, {human_bytes(result.bytes)} to {target_dir}")
+    emit(output, asdict(result), f"restored {result.files} files, {human_bytes(result.bytes)} to {target_dir}")
     for problem in result.problems:
         click.echo(f"warning: {problem}", err=True)
     if result.problems:
@@ -317,7 +309,7 @@ def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str
     metavar="[PERCENT]",
     help="Also decrypt and verify blobs: all, or a random PERCENT of packs.",
 )
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_target
 def check(target: RepoTarget, read_data: str | None, output: str) -> None:
     """Verify the structure, and with --read-data the data. Exit 1 on any damage."""
@@ -332,7 +324,7 @@ def check(target: RepoTarget, read_data: str | None, output: str) -> None:
     lines += [f"note: {note}" for note in report.notes]
     lines += [f"damage: {d.describe()}" for d in report.damage]
     lines.append("no damage found" if report.ok else f"{len(report.damage)} damaged object(s)")
-    _emit(
+    emit(
         output,
         {
             "ok": report.ok,
@@ -367,7 +359,7 @@ def forget(target: RepoTarget, snapshot_ids: tuple[str, ...]) -> None:
     show_default=True,
     help="Keep unindexed or newly indexed data younger than this (running backups own it).",
 )
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_target
 def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) -> None:
     """Delete data no snapshot references; repack packs that are mostly garbage."""
@@ -375,7 +367,7 @@ def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) ->
         dry_run=dry_run
     )
     verb = "would free" if dry_run else "freed"
-    _emit(
+    emit(
         output,
         asdict(report),
         f"{verb} {human_bytes(report.bytes_freed)}: {report.packs_deleted} packs deleted, "
@@ -449,13 +441,13 @@ _NEW = click.option("--new-passphrase-file", type=click.Path(exists=True, dir_ok
 
 
 @key.command("list")
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_target
 def key_list(target: RepoTarget, output: str) -> None:
     repository = target.open()
     keys = list_keys(repository.storage)
     rows = [[("*" if k.id == repository.key_id else " ") + k.id[:8], k.created[:19], k.host, k.user] for k in keys]
-    _emit(output, [asdict(k) for k in keys], table(["ID", "CREATED", "HOST", "USER"], rows))
+    emit(output, [asdict(k) for k in keys], table(["ID", "CREATED", "HOST", "USER"], rows))
 
 
 @key.command("add")

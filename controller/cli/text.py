@@ -1,8 +1,21 @@
-"""Plain text for people: byte sizes and tables. Apart from render.py, so that `repo` verbs load no models."""
+"""Plain text for people: byte sizes, tables, and the text-or-JSON output of the work verbs.
+Apart from render.py, so that `repo` verbs load no models."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
+
+import click
+
+# The output option of the verbs that do work (repo, backup, restore, apps).
+OUTPUT_OPTION = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+
+
+def emit(output: str, data: Any, text: str) -> None:
+    """`data` as JSON with -o json, else `text`."""
+    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
 
 
 def human_bytes(size: int | None) -> str:
