@@ -38,6 +38,7 @@ from controller.reconciler.schedule_plan import next_run_after, plan_schedule
 from controller.reconciler.storage_factory import passphrase_for_resource, storage_for_resource
 from controller.reconciler.work_queue import WorkQueue
 from controller.repository.checker import Checker
+from controller.repository.crypto import MasterKey
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
 from controller.resources.backup_policy import (
@@ -97,6 +98,7 @@ class Reconciler:
         self.retry_wait = retry_wait  # first wait before retrying a transient failure
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
         self._last_policies: dict[str, LoadedResource] = {}  # as of the last pass, to see removals
+        self._master_keys: dict[tuple[str, str], tuple[MasterKey, str]] = {}  # (storage, spec) → (key, key id)
 
     # Start-up
 
@@ -141,7 +143,7 @@ class Reconciler:
         for item in loaded.of_kind("BackupPolicy"):
             self._policy(item, storages)
         for item in loaded.of_kind("Restore"):
-            self._restore(item)
+            self._restore(item, storages)
         self._removed_policies(loaded.of_kind("BackupPolicy"), storages, loaded.problems)
 
     def _removed_policies(
@@ -188,13 +190,23 @@ class Reconciler:
     # Storages
 
     def _open(self, storage: BackupStorage) -> Repository:
+        """Open (or on first use initialise) the storage's repository. The passphrase's key
+        derivation is deliberately slow, so the master key is kept per storage spec: passes
+        and jobs after the first open without it."""
         store = storage_for_resource(storage, self.environ)
+        cache_key = (storage.metadata.name, spec_generation(storage.spec.model_dump(mode="json", by_alias=True)))
+        cached = self._master_keys.get(cache_key)
+        if cached is not None:
+            return Repository.open_with_master_key(store, *cached)
         passphrase = passphrase_for_resource(storage, self.environ)
         try:
             store.stat("config")
         except LifeboatError:
-            return Repository.init(store, passphrase, self.clock(), socket.gethostname(), "lifeboat-controller")
-        return Repository.open(store, passphrase)
+            repository = Repository.init(store, passphrase, self.clock(), socket.gethostname(), "lifeboat-controller")
+        else:
+            repository = Repository.open(store, passphrase)
+        self._master_keys[cache_key] = (repository.master, repository.key_id)
+        return repository
 
     def _storage(self, item: LoadedResource) -> None:
         storage = item.resource
@@ -445,7 +457,7 @@ class Reconciler:
 
     # Restores
 
-    def _restore(self, item: LoadedResource) -> None:
+    def _restore(self, item: LoadedResource, storages: dict[str, LoadedResource]) -> None:
         restore = item.resource
         assert isinstance(restore, Restore)
         name = restore.metadata.name
@@ -458,7 +470,7 @@ class Reconciler:
         else:
             status = old.model_copy(deep=True)
             target = restore.spec.target_app or self._source_app(restore)
-            self.queue.submit(target or f"restore:{name}", lambda: self._restore_job(item))
+            self.queue.submit(target or f"restore:{name}", lambda: self._restore_job(item, storages))
             status.phase = RestorePhase.PENDING
         status.observed_generation = item.generation
         self._write(item, status)
@@ -485,7 +497,7 @@ class Reconciler:
             status.conditions = set_condition(status.conditions, condition)
         return status
 
-    def _restore_job(self, item: LoadedResource) -> None:
+    def _restore_job(self, item: LoadedResource, storages: dict[str, LoadedResource]) -> None:
         restore = item.resource
         assert isinstance(restore, Restore)
         name = restore.metadata.name
@@ -493,9 +505,11 @@ class Reconciler:
             return  # another pass queued it first
         try:
             backup = self._resolve(restore)
-            storage = self._storages().get(backup.storage)
-            if storage is None:
+            storage_item = storages.get(backup.storage)
+            if storage_item is None:
                 raise LifeboatError(f'backup {backup.backup_id} is in BackupStorage "{backup.storage}", which is gone')
+            storage = storage_item.resource
+            assert isinstance(storage, BackupStorage)
             repository = self._open(storage)
             with repository.locked(False, "restore", _wall_clock, LOCK_WAIT):
                 AppRestore(
@@ -530,10 +544,6 @@ class Reconciler:
                         message=f"nothing was changed: {err}",
                     )
                 )
-
-    def _storages(self) -> dict[str, BackupStorage]:
-        loaded = load_paths([self.resources])
-        return {r.name: r.resource for r in loaded.of_kind("BackupStorage")}  # type: ignore[misc]
 
     # Status
 
