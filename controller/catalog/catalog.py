@@ -12,11 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
-from controller.catalog.models import Backup, BackupItem, BackupStatus, Event, QuiescedContainer, RestoreRun
+from controller.catalog.models import (
+    Backup,
+    BackupItem,
+    BackupStatus,
+    BackupTally,
+    Event,
+    QuiescedContainer,
+    RestoreRun,
+)
 from controller.catalog.schema import ensure_schema
 from controller.errors import BackupNotFound, CatalogError
 
@@ -76,6 +84,7 @@ class Catalog:
     def add_backup(self, backup: Backup, items: list[BackupItem] | None = None) -> Backup:
         with self.session() as session:
             session.add(backup)
+            _count_if_finished(session, None, backup)
             for item in items or []:
                 item.backup_id = backup.backup_id
                 session.add(item)
@@ -90,7 +99,10 @@ class Catalog:
             session.commit()
 
     def save_backup(self, backup: Backup) -> Backup:
+        """Insert or update; a backup reaching completed or failed is counted once in the tallies."""
         with self.session() as session:
+            stored = session.get(Backup, backup.backup_id)
+            _count_if_finished(session, stored.status if stored is not None else None, backup)
             merged = session.merge(backup)
             session.commit()
             return merged
@@ -135,6 +147,10 @@ class Catalog:
         with self.session() as session:
             return list(session.exec(query))
 
+    def tallies(self) -> list[BackupTally]:
+        with self.session() as session:
+            return list(session.exec(select(BackupTally)))
+
     # Restore runs
 
     def save_restore_run(self, run: RestoreRun) -> RestoreRun:
@@ -152,6 +168,19 @@ class Catalog:
         with self.session() as session:
             query = select(RestoreRun).where(col(RestoreRun.restore_name) == restore_name)
             return list(session.exec(query.order_by(col(RestoreRun.started_at))))
+
+    def restore_runs_of_backup(self, backup_id: str) -> list[RestoreRun]:
+        with self.session() as session:
+            query = select(RestoreRun).where(col(RestoreRun.backup_id) == backup_id)
+            return list(session.exec(query.order_by(col(RestoreRun.started_at))))
+
+    def restore_run_totals(self) -> list[tuple[str, str, int]]:
+        """(target app, phase, number of runs), for the metrics."""
+        query = select(RestoreRun.target_app, RestoreRun.phase, func.count()).group_by(
+            col(RestoreRun.target_app), col(RestoreRun.phase)
+        )
+        with self.session() as session:
+            return [(app, phase, int(count)) for app, phase, count in session.exec(query)]
 
     # Containers Lifeboat paused or stopped
 
@@ -197,6 +226,18 @@ class Catalog:
         )
         with self.session() as session:
             return list(reversed(list(session.exec(query))))
+
+
+_FINISHED = (BackupStatus.COMPLETED, BackupStatus.FAILED)
+
+
+def _count_if_finished(session: Session, previous: BackupStatus | None, backup: Backup) -> None:
+    if backup.status not in _FINISHED or previous in _FINISHED:
+        return
+    app_id, policy = backup.app_id, backup.policy or ""
+    tally = session.get(BackupTally, (app_id, policy)) or BackupTally(app_id=app_id, policy=policy)
+    tally.count(backup)
+    session.add(tally)
 
 
 def _redacted(url: str) -> str:

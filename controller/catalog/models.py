@@ -148,6 +148,44 @@ class Event(SQLModel, table=True):
     message: str
 
 
+# Upper bounds (seconds) of the backup duration histogram's buckets; +Inf is implied.
+DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+
+
+class BackupTally(SQLModel, table=True):
+    """Finished backups counted per app and policy, kept when retention removes their rows:
+    the metrics' counters never go down, and they survive controller restarts."""
+
+    __tablename__ = "backup_tallies"
+
+    app_id: str = Field(primary_key=True)
+    policy: str = Field(primary_key=True)  # "" for backups outside any policy
+    succeeded: int = 0
+    failed: int = 0
+    duration_sum: float = 0.0
+    duration_buckets: str = ""  # counts per DURATION_BUCKETS entry, comma-separated (not cumulative)
+    last_success: datetime | None = _time(nullable=True)
+    last_size_bytes: int = 0
+
+    def bucket_counts(self) -> list[int]:
+        counts = [int(n) for n in self.duration_buckets.split(",")] if self.duration_buckets else []
+        return counts + [0] * (len(DURATION_BUCKETS) + 1 - len(counts))
+
+    def count(self, backup: Backup) -> None:
+        """Add one finished backup."""
+        duration = (backup.completed_at - backup.created_at).total_seconds() if backup.completed_at else 0.0
+        if backup.status == BackupStatus.COMPLETED:
+            self.succeeded += 1
+            self.last_success, self.last_size_bytes = backup.created_at, backup.size_bytes
+        else:
+            self.failed += 1
+        self.duration_sum += max(duration, 0.0)
+        counts = self.bucket_counts()
+        slot = next((i for i, bound in enumerate(DURATION_BUCKETS) if duration <= bound), len(DURATION_BUCKETS))
+        counts[slot] += 1
+        self.duration_buckets = ",".join(str(n) for n in counts)
+
+
 class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
 

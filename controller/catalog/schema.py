@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, inspect
 from sqlmodel import SQLModel
 
-from controller.catalog.models import QuiescedContainer, SchemaVersion
+from controller.catalog.models import Backup, BackupStatus, BackupTally, QuiescedContainer, SchemaVersion
 from controller.errors import CatalogError
 
 
@@ -20,8 +20,24 @@ def _add_quiesced_containers(connection: Connection) -> None:
     QuiescedContainer.__table__.create(connection)  # type: ignore[attr-defined]
 
 
+def _add_backup_tallies(connection: Connection) -> None:
+    """Counts start from the backups the catalog still holds (retention's removals before
+    this version are not known)."""
+    BackupTally.__table__.create(connection)  # type: ignore[attr-defined]
+    tallies: dict[tuple[str, str], BackupTally] = {}
+    rows = connection.execute(Backup.__table__.select().order_by(Backup.__table__.c.created_at))  # type: ignore[attr-defined]
+    for row in rows:
+        backup = Backup.model_validate(dict(row._mapping))
+        if backup.status not in (BackupStatus.COMPLETED, BackupStatus.FAILED):
+            continue
+        key = (backup.app_id, backup.policy or "")
+        tallies.setdefault(key, BackupTally(app_id=key[0], policy=key[1])).count(backup)
+    for tally in tallies.values():
+        connection.execute(BackupTally.__table__.insert().values(**tally.model_dump()))  # type: ignore[attr-defined]
+
+
 # MIGRATIONS[n - 1] upgrades a version-n catalog to version n+1. Append; never edit.
-MIGRATIONS: list[Callable[[Connection], None]] = [_add_quiesced_containers]
+MIGRATIONS: list[Callable[[Connection], None]] = [_add_quiesced_containers, _add_backup_tallies]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

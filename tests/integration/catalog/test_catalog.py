@@ -165,15 +165,19 @@ def test_unreachable_database_is_one_clear_error_without_password() -> None:
 def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) -> None:
     first = Catalog(catalog_url)
     first.add_backup(a_backup("kept"))
+    first.add_backup(a_backup("done", status=BackupStatus.COMPLETED, completed_at=T0 + timedelta(seconds=40)))
     first.close()
     engine = create_engine(catalog_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection:  # what Lifeboat's first schema looked like
         connection.execute(text("DROP TABLE quiesced_containers"))
+        connection.execute(text("DROP TABLE backup_tallies"))
         connection.execute(text("UPDATE schema_version SET version = 1"))
     engine.dispose()
     migrated = Catalog(catalog_url)
     assert migrated.previous_version == 1
     assert migrated.get_backup("kept").app_id == "wordpress001"
+    [tally] = migrated.tallies()  # counted from the finished rows the catalog held
+    assert (tally.app_id, tally.succeeded, tally.failed, tally.duration_sum) == ("wordpress001", 1, 0, 40.0)
 
     def quiesced(container: str, host: str) -> QuiescedContainer:
         return QuiescedContainer(
@@ -196,3 +200,21 @@ def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) ->
     assert migrated.quiesced_on("h1") == []
     assert [e.container_id for e in migrated.quiesced_on("h2")] == ["c2"]
     migrated.close()
+
+
+def test_finished_backups_are_tallied_once_and_stay_counted_after_their_rows_go(catalog: Catalog) -> None:
+    running = catalog.add_backup(a_backup("b1", policy="nightly", status=BackupStatus.IN_PROGRESS))
+    assert catalog.tallies() == []
+    running.status, running.completed_at, running.size_bytes = BackupStatus.COMPLETED, T0 + timedelta(seconds=3), 7
+    catalog.save_backup(running)
+    catalog.save_backup(running)  # saved again (items added, say): still one backup
+    catalog.add_backup(a_backup("b2", policy="nightly", minutes=1, status=BackupStatus.FAILED, completed_at=T0))
+    catalog.add_backup(a_backup("b3", app="other", status=BackupStatus.COMPLETED, completed_at=T0 + timedelta(hours=1)))
+    catalog.delete_backup("b1")  # retention forgot it: it was still taken
+    tallies = {(t.app_id, t.policy): t for t in catalog.tallies()}
+    nightly = tallies[("wordpress001", "nightly")]
+    assert (nightly.succeeded, nightly.failed, nightly.last_size_bytes) == (1, 1, 7)
+    assert nightly.last_success == T0 and nightly.duration_sum == 3.0
+    assert nightly.bucket_counts()[:2] == [1, 1]  # 0 s and 3 s: the 1 s and 5 s buckets
+    other = tallies[("other", "")]
+    assert other.succeeded == 1 and other.bucket_counts()[-1] == 0 and sum(other.bucket_counts()) == 1
