@@ -12,6 +12,9 @@ LifeboatError              .code; str(e) is one sentence a person can act on
 ├── TransientError         retried (storage/retrying.py, the reconciler's action runner)
 │   ├── StorageUnavailable
 │   └── DockerUnavailable
+├── InvalidRequest         a request (API body, CLI options) asks for what cannot be done
+├── Conflict               the request contradicts the current state (409)
+│   └── Busy               the app or backup is in use by other work: try again later
 ├── AppNotFound            no Compose project of that name on this Docker host
 ├── BackupNotFound         BACKUP_NOT_FOUND
 ├── BackupCreateFailed     BACKUP_CREATE_FAILED
@@ -130,6 +133,24 @@ class DockerUnavailable(TransientError):
     """The Docker engine could not be reached."""
 
     code = "DOCKER_UNAVAILABLE"
+
+
+class InvalidRequest(LifeboatError):
+    """A request asks for something Lifeboat cannot do as asked (e.g. an unencrypted backup)."""
+
+    code = "INVALID_REQUEST"
+
+
+class Conflict(LifeboatError):
+    """The request contradicts the current state (e.g. a policy managed in files, not by the API)."""
+
+    code = "CONFLICT"
+
+
+class Busy(Conflict):
+    """Other work holds what the request needs (a restore of the app, a running backup)."""
+
+    code = "RESOURCE_BUSY"
 
 
 class AppNotFound(LifeboatError):

@@ -1,1 +1,6 @@
-"""The REST API and metrics (FastAPI). An edge: it acts through resources, catalog and queue."""
+"""The REST API (DESIGN.md §7): the seed's contract for app platforms, behind API keys.
+
+It acts through the same resources, catalog and work queue as the loop: a backup request
+goes on the reconciler's queue, a restore request writes a Restore resource, a schedule
+PUT writes a BackupPolicy. Must not know: SQL, the repository's format, Docker.
+"""

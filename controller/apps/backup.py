@@ -55,6 +55,7 @@ class BackupRequest:
     compression: str = "auto"
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)  # added to the snapshot's (e.g. safety=true)
+    pending_id: str | None = None  # a pending catalog row made when the backup was requested (the API)
 
     @classmethod
     def from_policy(cls, policy: BackupPolicy) -> BackupRequest:
@@ -187,24 +188,7 @@ class AppBackup:
 
     def run(self, request: BackupRequest) -> Backup:
         """Take the backup; returns its completed catalog row, or raises after recording it failed."""
-        started = self.clock()
-        subject = request.app or request.policy or "paths"
-        row = self.catalog.add_backup(
-            Backup(
-                backup_id=new_backup_id(subject, started),
-                app_id=subject,
-                app_name=subject,
-                backup_type=request.backup_type.value,
-                description=request.description,
-                status=BackupStatus.IN_PROGRESS,
-                created_at=started,
-                policy=request.policy,
-                storage=request.storage,
-                storage_location=self.repository.storage.describe(),
-                compressed=request.compression != "off",
-                host=socket.gethostname(),
-            )
-        )
+        row = self._start_row(request)
         items: list[BackupItem] = []
         try:
             app = self._discover(request)
@@ -232,6 +216,31 @@ class AppBackup:
         if result.problems:
             raise BackupCreateFailed(f"backup {row.backup_id} is incomplete: {row.error_message}")
         return row
+
+    def _start_row(self, request: BackupRequest) -> Backup:
+        """The backup's row, in_progress: a new one, or the pending row made at request time."""
+        if request.pending_id is not None:
+            row = self.catalog.get_backup(request.pending_id)
+            row.status, row.storage_location = BackupStatus.IN_PROGRESS, self.repository.storage.describe()
+            return self.catalog.save_backup(row)
+        started = self.clock()
+        subject = request.app or request.policy or "paths"
+        return self.catalog.add_backup(
+            Backup(
+                backup_id=new_backup_id(subject, started),
+                app_id=subject,
+                app_name=subject,
+                backup_type=request.backup_type.value,
+                description=request.description,
+                status=BackupStatus.IN_PROGRESS,
+                created_at=started,
+                policy=request.policy,
+                storage=request.storage,
+                storage_location=self.repository.storage.describe(),
+                compressed=request.compression != "off",
+                host=socket.gethostname(),
+            )
+        )
 
     def _client(self) -> DockerClient:
         if self.client is None:

@@ -86,13 +86,15 @@ class Quiescer:
         operation: str,
         clock: Callable[[], datetime],
         stop_timeout: int = 30,
+        wait_until_up: bool = True,
     ) -> None:
+        """`wait_until_up`: resume() waits for each container to run and pass its health check."""
         if action not in ("paused", "stopped"):
             raise ValueError(f"action must be paused or stopped, not {action!r}")
         self.client, self.catalog, self.app = client, catalog, app
         self.containers = [c for c in containers if c.running]
         self.action, self.operation, self.clock = action, operation, clock
-        self.stop_timeout = stop_timeout
+        self.stop_timeout, self.wait_until_up = stop_timeout, wait_until_up
         self._records: list[tuple[QuiescedContainer, AppContainer]] = []
 
     def quiesce(self) -> None:
@@ -125,7 +127,8 @@ class Quiescer:
         for record, container in reversed(self._records):
             try:
                 _resume(self.client, container.id, self.action)
-                wait_until_up(self.client, container.id)
+                if self.wait_until_up:
+                    wait_until_up(self.client, container.id)
             except LifeboatError as err:
                 failures.append(f"{container.name}: {err}")
                 continue

@@ -47,6 +47,8 @@ class RestoreRequest:
     volumes: list[str] | None = None  # volume keys to restore; None: all
     databases: list[str] | None = None  # database services to restore; None: all
     restore_name: str | None = None  # the Restore resource this run belongs to
+    stop_app: bool = True  # False: files are replaced under the running containers
+    verify: bool = True  # False: containers started again are not waited on (health checks)
 
 
 @dataclass
@@ -118,9 +120,9 @@ class AppRestore:
             run_row.safety_backup_id = safety.backup_id
             self.catalog.save_restore_run(run_row)
         try:
-            self._apply(snapshot, target, plan, run_row.id)
+            self._apply(snapshot, target, plan, run_row.id, request)
         except LifeboatError as err:
-            return self._roll_back(run_row, target, safety, err)
+            return self._roll_back(run_row, target, safety, err, request)
         return self._finish(run_row, RestorePhase.SUCCEEDED, "; ".join(["restored", *plan.notes]))
 
     # Before anything changes
@@ -195,9 +197,18 @@ class AppRestore:
 
     # Changing the app
 
-    def _apply(self, snapshot: Snapshot, target: App, plan: _Plan, operation: str) -> None:
+    def _apply(self, snapshot: Snapshot, target: App, plan: _Plan, operation: str, request: RestoreRequest) -> None:
         """Stop, make the data identical to `snapshot`, start what was running."""
-        quiescer = Quiescer(self.client, self.catalog, target.name, target.containers, "stopped", operation, self.clock)
+        quiescer = Quiescer(
+            self.client,
+            self.catalog,
+            target.name,
+            target.containers if request.stop_app else [],
+            "stopped",
+            operation,
+            self.clock,
+            wait_until_up=request.verify,
+        )
         quiescer.quiesce()
         try:
             restorer = Restorer(self.repository)
@@ -262,13 +273,16 @@ class AppRestore:
 
     # Ending
 
-    def _roll_back(self, run_row: RestoreRun, target: App, safety: Backup | None, cause: LifeboatError) -> RestoreRun:
+    def _roll_back(
+        self, run_row: RestoreRun, target: App, safety: Backup | None, cause: LifeboatError, request: RestoreRequest
+    ) -> RestoreRun:
         if safety is None or safety.snapshot_id is None:
             return self._finish(run_row, RestorePhase.FAILED, f"{cause}; no safety backup to roll back to")
         try:
             current = discover(self.client, target.name, read_secret=self.read_secret)
             snapshot = self.repository.load_snapshot(safety.snapshot_id)
-            self._apply(snapshot, current, self._plan(snapshot, current, RestoreRequest(safety.backup_id)), run_row.id)
+            back = RestoreRequest(safety.backup_id, stop_app=request.stop_app, verify=request.verify)
+            self._apply(snapshot, current, self._plan(snapshot, current, back), run_row.id, back)
         except LifeboatError as err:
             return self._finish(
                 run_row,

@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from controller.catalog.models import (
     Backup,
@@ -132,20 +134,16 @@ class Catalog:
     def list_backups(self, where: BackupFilter | None = None) -> list[Backup]:
         """Newest first."""
         where = where or BackupFilter()
-        query = select(Backup)
-        if where.app_id is not None:
-            query = query.where(col(Backup.app_id) == where.app_id)
-        if where.policy is not None:
-            query = query.where(col(Backup.policy) == where.policy)
-        if where.status is not None:
-            query = query.where(col(Backup.status) == where.status)
-        if where.created_after is not None:
-            query = query.where(col(Backup.created_at) >= where.created_after)
-        if where.created_before is not None:
-            query = query.where(col(Backup.created_at) <= where.created_before)
+        query = _filtered(select(Backup), where)
         query = query.order_by(col(Backup.created_at).desc()).offset(where.offset).limit(where.limit)
         with self.session() as session:
             return list(session.exec(query))
+
+    def count_backups(self, where: BackupFilter) -> int:
+        """How many rows `list_backups` would give without limit and offset."""
+        query = _filtered(select(func.count()).select_from(Backup), where)
+        with self.session() as session:
+            return int(session.exec(query).one())
 
     def tallies(self) -> list[BackupTally]:
         with self.session() as session:
@@ -226,6 +224,23 @@ class Catalog:
         )
         with self.session() as session:
             return list(reversed(list(session.exec(query))))
+
+
+SelectT = TypeVar("SelectT", bound=SelectOfScalar[Any])
+
+
+def _filtered(query: SelectT, where: BackupFilter) -> SelectT:
+    if where.app_id is not None:
+        query = query.where(col(Backup.app_id) == where.app_id)
+    if where.policy is not None:
+        query = query.where(col(Backup.policy) == where.policy)
+    if where.status is not None:
+        query = query.where(col(Backup.status) == where.status)
+    if where.created_after is not None:
+        query = query.where(col(Backup.created_at) >= where.created_after)
+    if where.created_before is not None:
+        query = query.where(col(Backup.created_at) <= where.created_before)
+    return query
 
 
 _FINISHED = (BackupStatus.COMPLETED, BackupStatus.FAILED)

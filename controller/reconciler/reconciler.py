@@ -37,6 +37,7 @@ from controller.reconciler.retention import Dated, plan_retention
 from controller.reconciler.schedule_plan import next_run_after, plan_schedule
 from controller.reconciler.storage_factory import passphrase_for_resource, storage_for_resource
 from controller.reconciler.work_queue import WorkQueue
+from controller.repository.archiver import Progress
 from controller.repository.checker import Checker
 from controller.repository.crypto import MasterKey
 from controller.repository.pruner import Pruner
@@ -49,7 +50,7 @@ from controller.resources.backup_policy import (
     LastBackup,
 )
 from controller.resources.backup_storage import BackupStorage, BackupStorageStatus, CheckResult
-from controller.resources.loader import LoadedResource, load_paths
+from controller.resources.loader import LoadedResource, LoadResult, load_paths
 from controller.resources.meta import (
     Condition,
     ConditionStatus,
@@ -73,7 +74,12 @@ _STATUS_TYPES: dict[str, type[BackupStorageStatus | BackupPolicyStatus | Restore
 _TERMINAL = {RestorePhase.SUCCEEDED.value, RestorePhase.FAILED.value, RestorePhase.ROLLED_BACK.value}
 
 
-def _wall_clock() -> datetime:
+def work_key(policy: BackupPolicy) -> str:
+    """The work queue's key for a policy's jobs: its app (one job per app at a time)."""
+    return policy.spec.app or f"policy:{policy.metadata.name}"
+
+
+def wall_clock() -> datetime:
     """Leases compare this host's clock with the storage's: always the real time, even when
     the reconciler runs on a test clock."""
     return datetime.now(UTC)
@@ -99,6 +105,7 @@ class Reconciler:
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
         self._last_policies: dict[str, LoadedResource] = {}  # as of the last pass, to see removals
         self._master_keys: dict[tuple[str, str], tuple[MasterKey, str]] = {}  # (storage, spec) → (key, key id)
+        self.progress: dict[str, Progress] = {}  # work key (an app) → progress of its running backup
 
     # Start-up
 
@@ -130,10 +137,14 @@ class Reconciler:
 
     # The pass
 
+    def load(self) -> LoadResult:
+        """Every resource in the resources directory, with the problems found."""
+        return load_paths([self.resources]) if self.resources.exists() else LoadResult()
+
     def pass_once(self) -> None:
-        loaded = load_paths([self.resources]) if self.resources.exists() else None
-        if loaded is None:
+        if not self.resources.exists():
             return
+        loaded = self.load()
         for problem in loaded.problems:
             self._report_invalid(problem)
         storages = {r.name: r for r in loaded.of_kind("BackupStorage")}
@@ -162,8 +173,7 @@ class Reconciler:
             assert isinstance(policy, BackupPolicy)
             storage = storages.get(policy.spec.storage)
             if policy.spec.deletion_policy == DeletionPolicy.DELETE and storage is not None:
-                key = policy.spec.app or f"policy:{name}"
-                self.queue.submit(key, functools.partial(self._forget_policy, policy, storage))
+                self.queue.submit(work_key(policy), functools.partial(self._forget_policy, policy, storage))
             else:
                 self.catalog.record_event(self.clock(), "BackupPolicy", name, "Removed", "its backups are kept")
         self._last_policies.update(seen)
@@ -173,8 +183,8 @@ class Reconciler:
         assert isinstance(storage, BackupStorage)
         rows = self.catalog.list_backups(BackupFilter(policy=name, limit=100_000))
         try:
-            repository = self._open(storage)
-            with repository.locked(True, "forget", _wall_clock, LOCK_WAIT):
+            repository = self.open_repository(storage)
+            with repository.locked(True, "forget", wall_clock, LOCK_WAIT):
                 for row in rows:
                     if row.snapshot_id:
                         repository.forget(row.snapshot_id)
@@ -189,7 +199,7 @@ class Reconciler:
 
     # Storages
 
-    def _open(self, storage: BackupStorage) -> Repository:
+    def open_repository(self, storage: BackupStorage) -> Repository:
         """Open (or on first use initialise) the storage's repository. The passphrase's key
         derivation is deliberately slow, so the master key is kept per storage spec: passes
         and jobs after the first open without it."""
@@ -215,7 +225,7 @@ class Reconciler:
         status = old.model_copy(deep=True)
         status.observed_generation = item.generation
         try:
-            repository = self._open(storage)
+            repository = self.open_repository(storage)
             status.reachable, status.snapshots = True, len(repository.snapshots())
             condition = self._condition("Ready", True, "Reachable", "the repository opens", item)
         except LifeboatError as err:
@@ -249,10 +259,10 @@ class Reconciler:
     def _maintenance_job(self, storage: BackupStorage, what: str) -> None:
         name = storage.metadata.name
         try:
-            repository = self._open(storage)
+            repository = self.open_repository(storage)
             if what == "prune":
-                with repository.locked(True, "prune", _wall_clock, LOCK_WAIT):
-                    report = Pruner(repository, _wall_clock()).prune()
+                with repository.locked(True, "prune", wall_clock, LOCK_WAIT):
+                    report = Pruner(repository, wall_clock()).prune()
                 message = (
                     f"freed {report.bytes_freed} bytes "
                     f"({report.packs_deleted} packs deleted, {report.packs_repacked} repacked)"
@@ -260,7 +270,7 @@ class Reconciler:
                 self.catalog.record_event(self.clock(), "BackupStorage", name, "Pruned", message)
                 return
             percent = storage.spec.maintenance.check_read_data_percent
-            with repository.locked(False, "check", _wall_clock, LOCK_WAIT):
+            with repository.locked(False, "check", wall_clock, LOCK_WAIT):
                 checked = Checker(repository).check(read_data_percent=percent)
             if checked.ok:
                 message = (
@@ -300,7 +310,7 @@ class Reconciler:
             now,
         )
         status.next_run_at = plan.next_run_at
-        key = policy.spec.app or f"policy:{name}"
+        key = work_key(policy)
         if plan.run_now and storage is not None and not self.queue.submit(key, lambda: self._backup_job(item, storage)):
             # The app is busy (a restore, or another policy's backup): run when it is free.
             status.next_run_at = old.next_run_at
@@ -358,23 +368,24 @@ class Reconciler:
     def _backup_job(self, item: LoadedResource, storage_item: LoadedResource) -> None:
         policy, storage = item.resource, storage_item.resource
         assert isinstance(policy, BackupPolicy) and isinstance(storage, BackupStorage)
-        name = policy.metadata.name
-        quota = Quota(storage.spec.quota_bytes, self.max_backup_bytes)
+        name, key = policy.metadata.name, work_key(policy)
+        quota = self.quota(storage)
         started = self.clock()
         try:
-            for attempt in self._retrying("BackupPolicy", name):
+            for attempt in self.retrying("BackupPolicy", name):
                 with attempt:
-                    repository = self._open(storage)
+                    repository = self.open_repository(storage)
                     client = self.docker() if policy.spec.app else None
                     log.info("backup for policy %s starting", name)
-                    with repository.locked(False, "backup", _wall_clock, LOCK_WAIT):
+                    with repository.locked(False, "backup", wall_clock, LOCK_WAIT):
                         row = AppBackup(
                             client,
                             self.catalog,
                             repository,
                             clock=self.clock,
-                            read_secret=self._read_secret,
+                            read_secret=self.read_secret,
                             quota=quota,
+                            progress=self.progress_recorder(key),
                         ).run(BackupRequest.from_policy(policy))
             log.info(
                 "backup %s of policy %s completed: %d files, %d bytes (%d added)",
@@ -390,6 +401,15 @@ class Reconciler:
             log.warning("backup for policy %s failed: %s", name, err)
             self.catalog.record_event(self.clock(), "BackupPolicy", name, err.code, str(err), True)
             self._record_failure(policy, storage, started, err)
+        finally:
+            self.progress.pop(key, None)
+
+    def quota(self, storage: BackupStorage) -> Quota:
+        return Quota(storage.spec.quota_bytes, self.max_backup_bytes)
+
+    def progress_recorder(self, key: str) -> Callable[[Progress], None]:
+        """Keeps the latest progress of the backup running under `key`, for the API."""
+        return functools.partial(self.progress.__setitem__, key)
 
     def _record_failure(
         self, policy: BackupPolicy, storage: BackupStorage, started: datetime, err: LifeboatError
@@ -417,7 +437,7 @@ class Reconciler:
             )
         )
 
-    def _retrying(self, kind: str, name: str) -> Retrying:
+    def retrying(self, kind: str, name: str) -> Retrying:
         """Transient failures (Docker or storage unreachable, lock contention) are tried again,
         three times with backoff and jitter, each retry an event; the rest fail at once."""
 
@@ -445,7 +465,7 @@ class Reconciler:
         if not plan.forget:
             return
         by_id = {r.backup_id: r for r in rows}
-        with repository.locked(True, "forget", _wall_clock, LOCK_WAIT):
+        with repository.locked(True, "forget", wall_clock, LOCK_WAIT):
             for backup_id in plan.forget:
                 snapshot_id = by_id[backup_id].snapshot_id
                 if snapshot_id:
@@ -510,15 +530,15 @@ class Reconciler:
                 raise LifeboatError(f'backup {backup.backup_id} is in BackupStorage "{backup.storage}", which is gone')
             storage = storage_item.resource
             assert isinstance(storage, BackupStorage)
-            repository = self._open(storage)
-            with repository.locked(False, "restore", _wall_clock, LOCK_WAIT):
+            repository = self.open_repository(storage)
+            with repository.locked(False, "restore", wall_clock, LOCK_WAIT):
                 AppRestore(
                     self.docker(),
                     self.catalog,
                     repository,
                     storage_name=backup.storage,
                     clock=self.clock,
-                    read_secret=self._read_secret,
+                    read_secret=self.read_secret,
                 ).run(
                     RestoreRequest(
                         backup.backup_id,
@@ -527,6 +547,8 @@ class Reconciler:
                         volumes=restore.spec.volumes,
                         databases=restore.spec.databases,
                         restore_name=name,
+                        stop_app=restore.spec.stop_app,
+                        verify=restore.spec.verify,
                     )
                 )
         except LifeboatError as err:
@@ -596,5 +618,5 @@ class Reconciler:
         except (OSError, yaml.YAMLError, LifeboatError, ValueError) as err:
             log.warning("invalid resource %s, and its status could not be written: %s", problem, err)
 
-    def _read_secret(self, ref: SecretRef) -> str:
+    def read_secret(self, ref: SecretRef) -> str:
         return read_secret(ref, self.environ, "database password").decode()

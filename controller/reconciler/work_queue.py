@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from controller.errors import Busy
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,21 @@ class WorkQueue:
             self._busy.add(key)
         self._pool.submit(self._run, key, job)
         return True
+
+    @contextmanager
+    def claim(self, key: str, what: str) -> Iterator[None]:
+        """Hold `key` in the calling thread for a short piece of work (no worker is taken);
+        raises Busy when work for `key` is queued or running."""
+        with self._lock:
+            if key in self._busy:
+                raise Busy(f"{what}: work for {key} is queued or running; try again when it ends")
+            self._busy.add(key)
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy.discard(key)
+                self._idle.notify_all()
 
     def _run(self, key: str, job: Callable[[], None]) -> None:
         try:

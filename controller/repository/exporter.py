@@ -8,10 +8,11 @@ Content is streamed blob by blob: memory stays bounded whatever the snapshot's s
 from __future__ import annotations
 
 import base64
+import io
 import os
 import tarfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from controller.repository.file_reader import open_content
 from controller.repository.records import Node, NodeType, Snapshot
@@ -28,25 +29,66 @@ _TYPES = {
 }
 
 
-def export_tar(repository: Repository, snapshot: Snapshot, out: BinaryIO, subpath: str = "") -> int:
-    """Write the tar stream to `out`; returns the number of entries."""
+def export_tar(
+    repository: Repository, snapshot: Snapshot, out: BinaryIO, subpath: str = "", skip_content_before: int = 0
+) -> int:
+    """Write the tar stream to `out`; returns the number of entries.
+
+    File content that ends before offset `skip_content_before` of the stream is written as
+    zeros instead of being read: a caller that discards the stream's start (an HTTP range
+    request, measuring the stream's length) gets the same bytes after it, without reading
+    the repository for the rest."""
     root = find_node(repository, snapshot, subpath)
     seen_links: dict[tuple[int, int], str] = {}
     count = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for path, node in _walk(repository, root, root.name if root.type != NodeType.DIR else ""):
             info = _tarinfo(path, node)
-            content = None
+            content: BinaryIO | None = None
             if node.type == NodeType.FILE:
                 key = (node.device, node.inode)
                 if node.links > 1 and node.inode and key in seen_links:
                     info.type, info.linkname, info.size = tarfile.LNKTYPE, seen_links[key], 0
                 else:
                     seen_links.setdefault(key, path)
-                    content = open_content(repository, node)
+                    header = len(info.tobuf(archive.format, archive.encoding, archive.errors))
+                    skipped = archive.offset + header + info.size <= skip_content_before
+                    content = io.BufferedReader(_Zeros(info.size)) if skipped else open_content(repository, node)
             archive.addfile(info, content)
             count += 1
     return count
+
+
+class _Zeros(io.RawIOBase):
+    """`size` zero bytes: the stand-in for content the caller will discard."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def tar_length(repository: Repository, snapshot: Snapshot, subpath: str = "") -> int:
+    """The exact length of `export_tar`'s stream, from the snapshot's trees alone."""
+    counter = _Counter()
+    export_tar(repository, snapshot, counter, subpath, skip_content_before=2**63)  # type: ignore[arg-type]
+    return counter.count
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return len(data)
 
 
 def _walk(repository: Repository, node: Node, path: str) -> Iterator[tuple[str, Node]]:

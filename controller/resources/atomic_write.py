@@ -12,13 +12,16 @@ from pathlib import Path
 from controller.durable import fsync_directory
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, mode: int | None = None) -> None:
     """Temp file in the same directory, fsync, rename over, fsync the directory.
 
-    The file keeps its permission bits; a crash at any point leaves the old file or the new
+    The file keeps its permission bits (a new one gets `mode`, default 0644); a crash at any point leaves the old file or the new
     one, plus at worst a hidden temp file that no loader reads (its name starts with a dot).
     """
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    if path.exists():
+        mode = path.stat().st_mode & 0o7777
+    elif mode is None:
+        mode = 0o644
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,6 +53,23 @@ class Limits(_Section):
     max_backup_size_gb: float | None = Field(default=None, gt=0)
 
 
+class ApiKeyEntry(_Section):
+    """An API key as the configuration keeps it: a hash, never the key."""
+
+    name: str = Field(min_length=1, description="Who or what uses the key (shown in logs instead of the key).")
+    role: Literal["admin", "read"] = Field(default="admin", description="read: GET requests only.")
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256: and the hex digest of the key.")
+
+
+class ApiSettings(_Section):
+    listen: str = Field(default="127.0.0.1:8080", description='HOST:PORT the API listens on; "" for no API.')
+    keys_file: str | None = Field(
+        default=None, description="YAML list of API keys (written by `lifeboat apikey create`)."
+    )
+    keys: list[ApiKeyEntry] = Field(default_factory=list, description="API keys given in this file.")
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body accepted.")
+
+
 class Config(_Section):
     resources: str | None = Field(default=None, description="Directory of resource files.")
     catalog: str | None = Field(default=None, description="Catalog database URL (sqlite:/// or postgresql://).")
@@ -60,6 +78,7 @@ class Config(_Section):
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     limits: Limits = Field(default_factory=Limits)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
 
 def substitute_environment(text: str, environ: Mapping[str, str], where: str) -> str:
@@ -110,3 +129,8 @@ def resources_directory(flag: str | None, config: Config, environ: Mapping[str, 
 def catalog_url(flag: str | None, config: Config, environ: Mapping[str, str]) -> str:
     chosen = flag or environ.get("LIFEBOAT_CATALOG") or config.catalog
     return chosen or f"sqlite:///{data_directory(environ) / 'catalog.db'}"
+
+
+def api_keys_file(config: Config, environ: Mapping[str, str]) -> Path:
+    chosen = environ.get("LIFEBOAT_API_KEYS_FILE") or config.api.keys_file
+    return Path(chosen) if chosen else data_directory(environ) / "api-keys.yaml"

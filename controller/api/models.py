@@ -1,0 +1,192 @@
+"""The API's request and response bodies: the seed's names (snake_case), strict on input."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.catalog.models import Backup, BackupItem
+from controller.repository.archiver import Progress
+from controller.resources.backup_policy import BackupType
+from controller.resources.schedule import Frequency
+
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a DNS label, as resource and app names
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackupCreate(_Input):
+    """The seed's body of POST /api/v1/backups/{app_id}; every field optional."""
+
+    backup_type: BackupType | None = Field(default=None, description="Default: the app's policy, else incremental.")
+    description: str = Field(default="", max_length=1000)
+    include_database: bool = Field(default=True, description="Dump the app's databases.")
+    include_uploads: bool = Field(default=True, description="Read the app's volumes and bind-mounted directories.")
+    compress: bool = Field(default=True, description="false stores blobs uncompressed.")
+    encrypt: bool = Field(default=True, description="Every Lifeboat repository is encrypted: false is refused.")
+    storage_location: str | None = Field(
+        default=None, max_length=63, description="BackupStorage name; default: the app's policy's, else the only one."
+    )
+
+
+class RestoreCreate(_Input):
+    target_app: str | None = Field(default=None, pattern=NAME_PATTERN, description="Default: the backup's app.")
+    stop_app: bool = Field(default=True, description="Stop the target's running containers while restoring.")
+    databases: list[str] | None = Field(default=None, description="Database services to restore; all when unset.")
+    volumes: list[str] | None = Field(default=None, description="Volume keys to restore; all when unset.")
+    safety_backup: bool = Field(default=True, description="Back up the target's current state first.")
+    verify: bool = Field(default=True, description="Wait for health checks after the restore.")
+
+
+class ItemOut(BaseModel):
+    kind: str
+    name: str
+    bytes: int
+    files: int
+    exit_code: int | None
+    error: str | None
+
+    @classmethod
+    def of(cls, item: BackupItem) -> ItemOut:
+        return cls(
+            kind=item.kind.value,
+            name=item.name,
+            bytes=item.bytes,
+            files=item.files,
+            exit_code=item.exit_code,
+            error=item.error,
+        )
+
+
+class ProgressOut(BaseModel):
+    files: int
+    bytes_read: int
+    bytes_added: int
+    current: str
+
+    @classmethod
+    def of(cls, progress: Progress) -> ProgressOut:
+        return cls(
+            files=progress.files,
+            bytes_read=progress.bytes_read,
+            bytes_added=progress.bytes_added,
+            current=progress.current,
+        )
+
+
+class BackupOut(BaseModel):
+    """The seed's Backup model, plus what Lifeboat adds (policy, snapshot, parent, ...)."""
+
+    backup_id: str
+    app_id: str
+    app_name: str
+    backup_type: str
+    description: str
+    size_bytes: int
+    compressed: bool
+    encrypted: bool
+    storage_location: str
+    file_path: str | None
+    s3_bucket: str | None
+    s3_key: str | None
+    checksum: str | None
+    status: str
+    created_at: datetime
+    completed_at: datetime | None
+    error_message: str | None
+    error_code: str | None
+    policy: str | None
+    storage: str
+    snapshot_id: str | None
+    parent_id: str | None
+    bytes_added: int
+    files: int
+    url: str
+
+    @classmethod
+    def of(cls, row: Backup) -> BackupOut:
+        fields = row.model_dump(exclude={"host"})
+        fields["status"] = row.status.value
+        return cls(**fields, url=f"/api/v1/backups/{row.backup_id}")
+
+
+class BackupDetail(BackupOut):
+    items: list[ItemOut] = Field(default_factory=list)
+    progress: ProgressOut | None = None
+
+
+class BackupPage(BaseModel):
+    items: list[BackupOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class RestoreOut(BaseModel):
+    restore_id: str
+    backup_id: str | None
+    target_app: str | None
+    phase: str
+    message: str
+    safety_backup_id: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    elapsed_seconds: float | None
+    url: str
+
+
+class BackupSchedule(_Input):
+    """The seed's schedule view of a BackupPolicy of one app."""
+
+    app_id: str = Field(pattern=NAME_PATTERN)
+    policy: str | None = Field(default=None, pattern=NAME_PATTERN, description="Default: the app's name.")
+    enabled: bool = True
+    cron: str | None = Field(default=None, description="Cron expression; or use frequency and time.")
+    frequency: Frequency | None = None
+    time: str | None = Field(default=None, description='"HH:MM", with frequency.')
+    day_of_week: str | None = None
+    day_of_month: int | None = None
+    timezone: str = "UTC"
+    backup_type: BackupType = BackupType.INCREMENTAL
+    retention_days: int | None = Field(default=None, ge=0)
+    keep_last: int | None = Field(default=None, ge=0)
+    storage_location: str | None = Field(default=None, description="BackupStorage name; default: the only one.")
+    include_database: bool = True
+    include_uploads: bool = True
+
+
+class ScheduleOut(BaseModel):
+    app_id: str | None
+    policy: str
+    managed_by_api: bool
+    enabled: bool
+    cron: str | None
+    frequency: str | None
+    time: str | None
+    day_of_week: str | None
+    day_of_month: int | None
+    timezone: str | None
+    backup_type: str
+    retention_days: int | None
+    keep_last: int | None
+    storage_location: str
+    include_database: bool
+    include_uploads: bool
+    next_run_at: datetime | None
+    last_backup_at: datetime | None
+    ready: bool | None
+    message: str
+
+
+class RestoreAccepted(BaseModel):
+    restore_id: str
+    phase: str
+    url: str
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,300 @@
+"""What the routes do, in terms of the reconciler, the catalog and the resources directory.
+
+Writes to resources go through the same validation and store as `lifeboat apply`; the loop
+is woken afterwards so that it acts at once instead of at its next trigger."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.api.models import (
+    BackupCreate,
+    BackupDetail,
+    BackupOut,
+    BackupPage,
+    BackupSchedule,
+    ItemOut,
+    ProgressOut,
+    RestoreAccepted,
+    RestoreCreate,
+    RestoreOut,
+    ScheduleOut,
+)
+from controller.catalog.catalog import BackupFilter
+from controller.catalog.models import Backup, BackupStatus
+from controller.errors import (
+    Busy,
+    Conflict,
+    InvalidRequest,
+    InvalidResource,
+    ResourceNotFound,
+    ResourceProblem,
+)
+from controller.reconciler.on_demand import BackupOrder, OnDemand
+from controller.reconciler.reconciler import Reconciler
+from controller.resources.backup_policy import BackupPolicy, Compression
+from controller.resources.loader import LoadedResource, LoadResult, load_file
+from controller.resources.meta import API_VERSION, find_condition
+from controller.resources.restore import Restore, RestorePhase
+from controller.resources.store import ResourceStore
+
+MANAGED_BY = "lifeboat.io/managed-by"  # label on resources the API writes; value "api"
+_FINISHED = (BackupStatus.COMPLETED, BackupStatus.FAILED)
+
+
+def _managed_by_api(item: LoadedResource) -> bool:
+    return item.resource.metadata.labels.get(MANAGED_BY) == "api"
+
+
+class ApiService:
+    def __init__(self, reconciler: Reconciler, on_demand: OnDemand, wake: Callable[[], None]) -> None:
+        self.reconciler, self.on_demand, self.wake = reconciler, on_demand, wake
+        self.catalog = reconciler.catalog
+        self.store = ResourceStore(reconciler.resources)
+
+    # Backups
+
+    def list_backups(self, where: BackupFilter, page: int) -> BackupPage:
+        rows = self.catalog.list_backups(where)
+        total = self.catalog.count_backups(where)
+        return BackupPage(items=[BackupOut.of(r) for r in rows], total=total, page=page, page_size=where.limit)
+
+    def backup(self, backup_id: str) -> BackupDetail:
+        row = self.catalog.get_backup(backup_id)
+        detail = BackupDetail(**BackupOut.of(row).model_dump())
+        detail.items = [ItemOut.of(i) for i in self.catalog.items_of(backup_id)]
+        if row.status == BackupStatus.IN_PROGRESS:
+            progress = self.reconciler.progress.get(row.app_id) or self.reconciler.progress.get(f"policy:{row.policy}")
+            detail.progress = ProgressOut.of(progress) if progress is not None else None
+        return detail
+
+    def create_backup(self, app_id: str, body: BackupCreate) -> Backup:
+        if not body.encrypt:
+            raise InvalidRequest("encrypt: every Lifeboat repository is encrypted; an unencrypted backup is refused")
+        order = BackupOrder(
+            app=app_id,
+            storage=body.storage_location,
+            backup_type=body.backup_type,
+            description=body.description,
+            include_databases=body.include_database,
+            include_files=body.include_uploads,
+            compression=None if body.compress else Compression.OFF,
+        )
+        row = self.on_demand.backup(order)
+        self.wake()  # policies of the app show Reconciling at once
+        return row
+
+    def wait_until_finished(self, backup_id: str, timeout: float) -> Backup:
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.catalog.get_backup(backup_id)
+            if row.status in _FINISHED or time.monotonic() > deadline:
+                return row
+            time.sleep(0.2)
+
+    def delete_backup(self, backup_id: str) -> Backup:
+        row = self.on_demand.forget(backup_id)
+        self.wake()
+        return row
+
+    # Restores
+
+    def create_restore(self, backup_id: str, body: RestoreCreate) -> RestoreAccepted:
+        row = self.catalog.get_backup(backup_id)
+        if row.status in (BackupStatus.PENDING, BackupStatus.IN_PROGRESS):
+            raise Busy(f"backup {backup_id} is {row.status.value}; restore it when it has completed")
+        if row.status != BackupStatus.COMPLETED or not row.snapshot_id:
+            raise InvalidRequest(f"backup {backup_id} failed ({row.error_message}); only completed backups restore")
+        now = self.reconciler.clock()
+        name = f"restore-{now.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        spec: dict[str, Any] = {
+            "backup": backup_id,
+            "targetApp": body.target_app,
+            "stopApp": body.stop_app,
+            "safetyBackup": body.safety_backup,
+            "verify": body.verify,
+            "databases": body.databases,
+            "volumes": body.volumes,
+        }
+        self._apply("Restore", name, {k: v for k, v in spec.items() if v is not None})
+        self.wake()
+        return RestoreAccepted(restore_id=name, phase=RestorePhase.PENDING.value, url=f"/api/v1/restores/{name}")
+
+    def restore(self, restore_id: str) -> RestoreOut:
+        item = self.reconciler.load().get("Restore", restore_id)
+        runs = self.catalog.restore_runs(restore_id)
+        if item is None and not runs:
+            raise ResourceNotFound(f"no restore {restore_id!r}")
+        spec = item.resource.spec if item is not None and isinstance(item.resource, Restore) else None
+        status = item.resource.status if item is not None and isinstance(item.resource, Restore) else None
+        out = RestoreOut(
+            restore_id=restore_id,
+            backup_id=(status.backup_id if status else None) or (spec.backup if spec else None),
+            target_app=spec.target_app if spec else None,
+            phase=status.phase.value if status else RestorePhase.PENDING.value,
+            message=status.message if status else "",
+            safety_backup_id=status.safety_backup_id if status else None,
+            started_at=None,
+            completed_at=None,
+            elapsed_seconds=None,
+            url=f"/api/v1/restores/{restore_id}",
+        )
+        if runs:  # the catalog is ahead of the status the next pass writes
+            run = runs[-1]
+            out.backup_id, out.target_app, out.phase, out.message = run.backup_id, run.target_app, run.phase, run.message
+            out.safety_backup_id, out.started_at, out.completed_at = run.safety_backup_id, run.started_at, run.completed_at
+            end = run.completed_at or self.reconciler.clock()
+            out.elapsed_seconds = round((end - run.started_at).total_seconds(), 3)
+        return out
+
+    # Schedules
+
+    def schedules(self, app_id: str | None) -> list[ScheduleOut]:
+        views = []
+        for item in self.reconciler.load().of_kind("BackupPolicy"):
+            policy = item.resource
+            assert isinstance(policy, BackupPolicy)
+            if app_id is None or policy.spec.app == app_id:
+                views.append(_schedule_view(item, policy))
+        return sorted(views, key=lambda view: view.policy)
+
+    def put_schedule(self, body: BackupSchedule) -> ScheduleOut:
+        """Create or update the app's API-managed policy. A policy kept in files (GitOps) is
+        never overwritten: change it where it lives."""
+        name = body.policy or body.app_id
+        loaded = self.reconciler.load()
+        for item in loaded.of_kind("BackupPolicy"):
+            policy = item.resource
+            assert isinstance(policy, BackupPolicy)
+            if (item.name == name or policy.spec.app == body.app_id) and not _managed_by_api(item):
+                raise Conflict(
+                    f"app {body.app_id} is backed up by policy {item.name}, kept in {item.path.name} "
+                    "(not managed by the API); change it there"
+                )
+        existing = loaded.get("BackupPolicy", name)
+        spec: dict[str, Any] = {}
+        if existing is not None:
+            spec = existing.resource.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        spec.update(self._policy_spec(body, loaded))
+        if body.cron is None and body.frequency is None:
+            spec.pop("schedule", None)
+        self._apply("BackupPolicy", name, spec)
+        self.wake()
+        written = self.reconciler.load().get("BackupPolicy", name)
+        assert written is not None and isinstance(written.resource, BackupPolicy)
+        return _schedule_view(written, written.resource)
+
+    def _policy_spec(self, body: BackupSchedule, loaded: LoadResult) -> dict[str, Any]:
+        storages = sorted(item.name for item in loaded.of_kind("BackupStorage"))
+        storage = body.storage_location
+        if storage is None:
+            if len(storages) != 1:
+                raise InvalidRequest(
+                    f"storage_location: name the BackupStorage to use ({', '.join(storages) or 'none is defined'})"
+                )
+            storage = storages[0]
+        retention = {"days": body.retention_days, "keepLast": body.keep_last}
+        if body.retention_days is None and body.keep_last is None:
+            retention["days"] = self.on_demand.default_retention_days
+        schedule: dict[str, Any] | None = None
+        if body.cron is not None:
+            schedule = {"cron": body.cron, "timezone": body.timezone}
+        elif body.frequency is not None:
+            schedule = {
+                "frequency": body.frequency.value,
+                "time": body.time,
+                "dayOfWeek": body.day_of_week,
+                "dayOfMonth": body.day_of_month,
+                "timezone": body.timezone,
+            }
+        spec: dict[str, Any] = {
+            "app": body.app_id,
+            "storage": storage,
+            "backupType": body.backup_type.value,
+            "suspend": not body.enabled,
+            "retention": {k: v for k, v in retention.items() if v is not None},
+            "include": {
+                "databases": body.include_database,
+                "volumes": ["*"] if body.include_uploads else [],
+                "bindMounts": body.include_uploads,
+            },
+        }
+        if schedule is not None:
+            spec["schedule"] = {k: v for k, v in schedule.items() if v is not None}
+        return spec
+
+    # Writing resources
+
+    def _apply(self, kind: str, name: str, spec: dict[str, Any]) -> None:
+        """Validated exactly as `lifeboat apply` validates a file, then applied by the store."""
+        document = {
+            "apiVersion": API_VERSION,
+            "kind": kind,
+            "metadata": {"name": name, "labels": {MANAGED_BY: "api"}},
+            "spec": spec,
+        }
+        with tempfile.TemporaryDirectory(prefix="lifeboat-api-") as staging:
+            path = Path(staging) / f"{name}.yaml"
+            header = "# Written by the Lifeboat API; changes here may be overwritten by it.\n"
+            path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+            result = load_file(path)
+            if result.problems:
+                raise InvalidResource(
+                    [
+                        ResourceProblem("request body", None, p.field, p.message, kind, name)
+                        for p in result.problems
+                    ]
+                )
+            try:
+                self.store.apply(result.resources)
+            except FileExistsError as err:
+                raise Conflict(str(err)) from None
+
+
+def _schedule_view(item: LoadedResource, policy: BackupPolicy) -> ScheduleOut:
+    spec, status = policy.spec, policy.status
+    schedule = spec.schedule
+    ready = find_condition(status.conditions, "Ready") if status else None
+    return ScheduleOut(
+        app_id=spec.app,
+        policy=policy.metadata.name,
+        managed_by_api=_managed_by_api(item),
+        enabled=not spec.suspend,
+        cron=schedule.cron if schedule else None,
+        frequency=schedule.frequency.value if schedule and schedule.frequency else None,
+        time=schedule.time if schedule else None,
+        day_of_week=schedule.day_of_week if schedule else None,
+        day_of_month=schedule.day_of_month if schedule else None,
+        timezone=schedule.timezone if schedule else None,
+        backup_type=spec.backup_type.value,
+        retention_days=spec.retention.days,
+        keep_last=spec.retention.keep_last,
+        storage_location=spec.storage,
+        include_database=spec.include.databases,
+        include_uploads=bool(spec.include.volumes) or spec.include.bind_mounts,
+        next_run_at=status.next_run_at if status else None,
+        last_backup_at=status.last_backup.time if status and status.last_backup else None,
+        ready=(ready.status.value == "True") if ready else None,
+        message=ready.message if ready else "",
+    )
+
+
+def parse_time(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{field}: expected an ISO 8601 time such as 2026-11-20T02:00:00Z, got {text!r}") from None
+    if value.tzinfo is None:
+        raise InvalidRequest(f"{field}: expected a time with an offset (Z or +01:00), got {text!r}")
+    return value
+
