@@ -30,8 +30,25 @@ def hash_key(key: str) -> str:
 
 
 class KeyRing:
-    def __init__(self, entries: list[ApiKeyEntry]) -> None:
-        self.entries = entries
+    """The configuration's keys plus the keys file's, which is read again when it changes:
+    a key created or revoked with `lifeboat apikey` counts without a restart."""
+
+    def __init__(self, configured: list[ApiKeyEntry], keys_file: Path | None = None) -> None:
+        self.configured, self.keys_file = configured, keys_file
+        self._from_file: list[ApiKeyEntry] = []
+        self._file_state: tuple[int, int] | None = None
+
+    def entries(self) -> list[ApiKeyEntry]:
+        if self.keys_file is not None:
+            try:
+                info = self.keys_file.stat()
+                state: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+            except FileNotFoundError:
+                state = None
+            if state != self._file_state:
+                self._from_file = read_keys_file(self.keys_file) if state else []
+                self._file_state = state
+        return self.configured + self._from_file
 
     def find(self, presented: str | None) -> ApiKeyEntry | None:
         """The entry of the presented key; every entry is compared, so the time taken says
@@ -40,7 +57,7 @@ class KeyRing:
             return None
         digest = hash_key(presented)
         found = None
-        for entry in self.entries:
+        for entry in self.entries():
             if hmac.compare_digest(entry.hash, digest):
                 found = entry
         return found

@@ -5,16 +5,18 @@ is woken afterwards so that it acts at once instead of at its next trigger."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from controller.api.download import TarDownload
 from controller.api.models import (
     BackupCreate,
     BackupDetail,
@@ -35,12 +37,14 @@ from controller.errors import (
     Conflict,
     InvalidRequest,
     InvalidResource,
+    LifeboatError,
     ResourceNotFound,
     ResourceProblem,
 )
 from controller.reconciler.on_demand import BackupOrder, OnDemand
-from controller.reconciler.reconciler import Reconciler
+from controller.reconciler.reconciler import Reconciler, wall_clock
 from controller.resources.backup_policy import BackupPolicy, Compression
+from controller.resources.backup_storage import BackupStorage
 from controller.resources.loader import LoadedResource, LoadResult, load_file
 from controller.resources.meta import API_VERSION, find_condition
 from controller.resources.restore import Restore, RestorePhase
@@ -48,6 +52,7 @@ from controller.resources.store import ResourceStore
 
 MANAGED_BY = "lifeboat.io/managed-by"  # label on resources the API writes; value "api"
 _FINISHED = (BackupStatus.COMPLETED, BackupStatus.FAILED)
+DOWNLOAD_LOCK_WAIT = timedelta(seconds=30)
 
 
 def _managed_by_api(item: LoadedResource) -> bool:
@@ -105,6 +110,41 @@ class ApiService:
         self.wake()
         return row
 
+    def download(self, backup_id: str, compressed: bool) -> TarDownload:
+        row = self.catalog.get_backup(backup_id)
+        if row.status != BackupStatus.COMPLETED or not row.snapshot_id:
+            raise Busy(f"backup {backup_id} is {row.status.value}; only completed backups can be downloaded")
+        item = self.reconciler.load().get("BackupStorage", row.storage)
+        if item is None or not isinstance(item.resource, BackupStorage):
+            raise ResourceNotFound(f'backup {backup_id} is in BackupStorage "{row.storage}", which is not defined')
+        repository = self.reconciler.open_repository(item.resource)
+        snapshot = repository.load_snapshot(row.snapshot_id)
+        return TarDownload(
+            repository,
+            snapshot,
+            lambda: repository.locked(False, "export", wall_clock, DOWNLOAD_LOCK_WAIT),
+            compressed=compressed,
+        )
+
+    # Operations
+
+    def in_flight(self) -> int:
+        return self.reconciler.queue.in_flight()
+
+    def readiness(self) -> dict[str, str]:
+        """The catalog answers and the resources directory is readable."""
+        checks = {}
+        try:
+            self.catalog.count_backups(BackupFilter(limit=1))
+            checks["catalog"] = "ok"
+        except LifeboatError as err:
+            checks["catalog"] = str(err)
+        except Exception as err:  # the database driver's own errors
+            checks["catalog"] = f"{err.__class__.__name__}"
+        root = self.reconciler.resources
+        checks["resources"] = "ok" if root.is_dir() and os.access(root, os.R_OK | os.X_OK) else f"{root} not readable"
+        return checks
+
     # Restores
 
     def create_restore(self, backup_id: str, body: RestoreCreate) -> RestoreAccepted:
@@ -149,8 +189,17 @@ class ApiService:
         )
         if runs:  # the catalog is ahead of the status the next pass writes
             run = runs[-1]
-            out.backup_id, out.target_app, out.phase, out.message = run.backup_id, run.target_app, run.phase, run.message
-            out.safety_backup_id, out.started_at, out.completed_at = run.safety_backup_id, run.started_at, run.completed_at
+            out.backup_id, out.target_app, out.phase, out.message = (
+                run.backup_id,
+                run.target_app,
+                run.phase,
+                run.message,
+            )
+            out.safety_backup_id, out.started_at, out.completed_at = (
+                run.safety_backup_id,
+                run.started_at,
+                run.completed_at,
+            )
             end = run.completed_at or self.reconciler.clock()
             out.elapsed_seconds = round((end - run.started_at).total_seconds(), 3)
         return out
@@ -248,10 +297,7 @@ class ApiService:
             result = load_file(path)
             if result.problems:
                 raise InvalidResource(
-                    [
-                        ResourceProblem("request body", None, p.field, p.message, kind, name)
-                        for p in result.problems
-                    ]
+                    [ResourceProblem("request body", None, p.field, p.message, kind, name) for p in result.problems]
                 )
             try:
                 self.store.apply(result.resources)
@@ -285,16 +331,3 @@ def _schedule_view(item: LoadedResource, policy: BackupPolicy) -> ScheduleOut:
         ready=(ready.status.value == "True") if ready else None,
         message=ready.message if ready else "",
     )
-
-
-def parse_time(text: str | None, field: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(f"{field}: expected an ISO 8601 time such as 2026-11-20T02:00:00Z, got {text!r}") from None
-    if value.tzinfo is None:
-        raise InvalidRequest(f"{field}: expected a time with an offset (Z or +01:00), got {text!r}")
-    return value
-

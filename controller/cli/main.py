@@ -28,7 +28,9 @@ _COMMANDS = {
     "backup": "controller.cli.app_commands:backup",
     "restore": "controller.cli.app_commands:restore",
     "repair": "controller.cli.app_commands:repair",
-    "controller": "controller.cli.app_commands:controller",
+    "controller": "controller.cli.serve_commands:controller",
+    "api": "controller.cli.serve_commands:api",
+    "apikey": "controller.cli.apikey_commands:apikey",
 }
 
 

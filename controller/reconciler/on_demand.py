@@ -146,6 +146,7 @@ class OnDemand:
                     progress=reconciler.progress_recorder(request.app),
                 ).run(request)
             reconciler.catalog.record_event(reconciler.clock(), "App", request.app, "BackupCompleted", row.backup_id)
+            reconciler.measure(storage.metadata.name, repository)
         except LifeboatError as err:
             log.warning("backup %s of app %s failed: %s", request.pending_id, request.app, err)
             self._fail_if_pending(request.pending_id, err)

@@ -97,15 +97,20 @@ class Reconciler:
         environ: Mapping[str, str],
         max_backup_bytes: int | None = None,
         retry_wait: float = 2.0,
+        scheduling: bool = True,
     ) -> None:
+        """`scheduling` False (`lifeboat api`): no scheduled backups, no maintenance, no policy
+        status; restores and work asked for through the API only."""
         self.resources, self.catalog, self.docker, self.queue = resources, catalog, docker, queue
         self.clock, self.environ = clock, environ
         self.max_backup_bytes = max_backup_bytes  # limits.max_backup_size_gb
         self.retry_wait = retry_wait  # first wait before retrying a transient failure
+        self.scheduling = scheduling
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
         self._last_policies: dict[str, LoadedResource] = {}  # as of the last pass, to see removals
         self._master_keys: dict[tuple[str, str], tuple[MasterKey, str]] = {}  # (storage, spec) → (key, key id)
         self.progress: dict[str, Progress] = {}  # work key (an app) → progress of its running backup
+        self.repository_bytes: dict[str, int] = {}  # storage → bytes stored, measured after each change
 
     # Start-up
 
@@ -149,13 +154,15 @@ class Reconciler:
             self._report_invalid(problem)
         storages = {r.name: r for r in loaded.of_kind("BackupStorage")}
         self.next_due = None
-        for item in loaded.of_kind("BackupStorage"):
-            self._storage(item)
-        for item in loaded.of_kind("BackupPolicy"):
-            self._policy(item, storages)
+        if self.scheduling:
+            for item in loaded.of_kind("BackupStorage"):
+                self._storage(item)
+            for item in loaded.of_kind("BackupPolicy"):
+                self._policy(item, storages)
         for item in loaded.of_kind("Restore"):
             self._restore(item, storages)
-        self._removed_policies(loaded.of_kind("BackupPolicy"), storages, loaded.problems)
+        if self.scheduling:
+            self._removed_policies(loaded.of_kind("BackupPolicy"), storages, loaded.problems)
 
     def _removed_policies(
         self, present: list[LoadedResource], storages: dict[str, LoadedResource], problems: list[ResourceProblem]
@@ -227,6 +234,8 @@ class Reconciler:
         try:
             repository = self.open_repository(storage)
             status.reachable, status.snapshots = True, len(repository.snapshots())
+            if storage.metadata.name not in self.repository_bytes:
+                self.measure(storage.metadata.name, repository)
             condition = self._condition("Ready", True, "Reachable", "the repository opens", item)
         except LifeboatError as err:
             status.reachable = False
@@ -268,6 +277,7 @@ class Reconciler:
                     f"({report.packs_deleted} packs deleted, {report.packs_repacked} repacked)"
                 )
                 self.catalog.record_event(self.clock(), "BackupStorage", name, "Pruned", message)
+                self.measure(name, repository)
                 return
             percent = storage.spec.maintenance.check_read_data_percent
             with repository.locked(False, "check", wall_clock, LOCK_WAIT):
@@ -397,12 +407,20 @@ class Reconciler:
             )
             self.catalog.record_event(self.clock(), "BackupPolicy", name, "BackupCompleted", f"backup {row.backup_id}")
             self._apply_retention(policy, repository)
+            self.measure(storage.metadata.name, repository)
         except LifeboatError as err:
             log.warning("backup for policy %s failed: %s", name, err)
             self.catalog.record_event(self.clock(), "BackupPolicy", name, err.code, str(err), True)
             self._record_failure(policy, storage, started, err)
         finally:
             self.progress.pop(key, None)
+
+    def measure(self, storage_name: str, repository: Repository) -> None:
+        """The repository's size for the metrics (one listing, after a change)."""
+        try:
+            self.repository_bytes[storage_name] = sum(info.size for info in repository.storage.list(""))
+        except LifeboatError as err:
+            log.warning("could not measure the repository of storage %s: %s", storage_name, err)
 
     def quota(self, storage: BackupStorage) -> Quota:
         return Quota(storage.spec.quota_bytes, self.max_backup_bytes)

@@ -25,6 +25,11 @@ class WorkQueue:
         with self._lock:
             return key in self._busy
 
+    def in_flight(self) -> int:
+        """Jobs queued or running."""
+        with self._lock:
+            return len(self._busy)
+
     def submit(self, key: str, job: Callable[[], None]) -> bool:
         """Queue `job` unless work for `key` (an app) is queued or running; False then."""
         with self._lock:

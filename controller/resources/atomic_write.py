@@ -15,8 +15,9 @@ from controller.durable import fsync_directory
 def write_atomically(path: Path, text: str, mode: int | None = None) -> None:
     """Temp file in the same directory, fsync, rename over, fsync the directory.
 
-    The file keeps its permission bits (a new one gets `mode`, default 0644); a crash at any point leaves the old file or the new
-    one, plus at worst a hidden temp file that no loader reads (its name starts with a dot).
+    The file keeps its permission bits (a new one gets `mode`, default 0644); a crash at any
+    point leaves the old file or the new one, plus at worst a hidden temp file that no loader
+    reads (its name starts with a dot).
     """
     if path.exists():
         mode = path.stat().st_mode & 0o7777
