@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.download import TarDownload, parse_range
-from controller.api.envelope import OK, Envelope, error_response, install_error_handlers
+from controller.api.envelope import OK, Envelope, error_response, install_error_handlers, status_for
 from controller.api.keys import KeyRing
 from controller.api.metrics import LifeboatCollector, exposition
 from controller.api.models import (
@@ -84,10 +84,11 @@ class _TooLarge(Exception):
     pass
 
 
-def _authorizer(keys: KeyRing) -> Callable[..., None]:
-    header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (lifeboat apikey create).")
+_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (lifeboat apikey create).")
 
-    def authorize(request: Request, key: Annotated[str | None, Depends(header)]) -> None:
+
+def _authorizer(keys: KeyRing) -> Callable[..., None]:
+    def authorize(request: Request, key: Annotated[str | None, Depends(_KEY_HEADER)]) -> None:
         entry = keys.find(key)
         if entry is None:
             raise HTTPException(401, "a valid X-API-Key header is required", headers={"WWW-Authenticate": "X-API-Key"})
@@ -194,22 +195,23 @@ def _backup_routes(api: APIRouter, service: ApiService) -> None:
     @api.post("/backups/{app_id}", tags=["backups"], status_code=202, responses={200: {"model": Envelope[BackupOut]}})
     def create_backup(
         app_id: AppId,
+        response: Response,
         body: BackupCreate | None = None,
         wait: Annotated[bool, Query(description="Answer when the backup has finished (200).")] = False,
         timeout: Annotated[float, Query(gt=0, le=86400, description="Longest wait, in seconds.")] = 3600,
-    ) -> Any:
+    ) -> Envelope[BackupOut]:
         row = service.create_backup(app_id, body or BackupCreate())
         if not wait:
-            accepted: Envelope[BackupOut] = Envelope(
-                code=OK, message=f"backup {row.backup_id} queued", data=BackupOut.of(row)
-            )
-            return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+            return Envelope(code=OK, message=f"backup {row.backup_id} queued", data=BackupOut.of(row))
         row = service.wait_until_finished(row.backup_id, timeout)
         if row.status == BackupStatus.FAILED:
-            return error_response(row.error_code or "BACKUP_CREATE_FAILED", row.error_message or "", _json(row))
+            code = row.error_code or "BACKUP_CREATE_FAILED"
+            response.status_code = status_for(code)
+            return Envelope(code=code, message=row.error_message or "", data=BackupOut.of(row))
         if row.status != BackupStatus.COMPLETED:
             message = f"backup {row.backup_id} still {row.status.value} after {timeout:g} s"
-            return JSONResponse({"code": OK, "message": message, "data": _json(row)}, status_code=202)
+            return Envelope(code=OK, message=message, data=BackupOut.of(row))
+        response.status_code = 200
         return Envelope(code=OK, message=f"backup {row.backup_id} completed", data=BackupOut.of(row))
 
     @api.get("/backups/{backup_id}", tags=["backups"])
@@ -266,7 +268,3 @@ async def _chunks(prepared: TarDownload) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         transfer.cancel()
-
-
-def _json(row: Any) -> dict[str, Any]:
-    return BackupOut.of(row).model_dump(mode="json")

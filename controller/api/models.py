@@ -108,7 +108,7 @@ class BackupOut(BaseModel):
 
     @classmethod
     def of(cls, row: Backup) -> BackupOut:
-        fields = row.model_dump(exclude={"host"})
+        fields = {name: getattr(row, name) for name in BackupOut.model_fields if name != "url"}
         fields["status"] = row.status.value
         return cls(**fields, url=f"/api/v1/backups/{row.backup_id}")
 
