@@ -60,30 +60,46 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
             return
-        seen = 0
+        seen, refused = 0, False
 
         async def limited() -> Message:
-            nonlocal seen
+            """Counts the body as it arrives; over the limit, answers 413 itself and tells
+            the app the client left (the app's own answer is then dropped)."""
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
+            if seen > self.limit and not refused:
+                refused = True
+                await self._refuse(scope, receive, send)
+            return {"type": "http.disconnect"} if refused else message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited, unless_refused)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response("REQUEST_TOO_LARGE", f"the request body is over the limit of {self.limit} bytes")
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
-
-
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Envelope[Any], "description": meaning}
+    for status, meaning in {
+        400: "INVALID_REQUEST: the request asks for what cannot be done",
+        401: "UNAUTHORIZED: no valid X-API-Key",
+        403: "FORBIDDEN: a read-only key tried to write",
+        404: "BACKUP_NOT_FOUND, APP_NOT_FOUND, RESOURCE_NOT_FOUND",
+        409: "CONFLICT, RESOURCE_BUSY, REPOSITORY_LOCKED: in use or managed elsewhere",
+        413: "REQUEST_TOO_LARGE",
+        416: "RANGE_NOT_SATISFIABLE",
+        422: "VALIDATION_ERROR, INVALID_RESOURCE: a field is wrong (named in the message)",
+        500: "BACKUP_CREATE_FAILED, BACKUP_CORRUPTED, RESTORE_FAILED, INTERNAL_ERROR",
+        503: "DOCKER_UNAVAILABLE, STORAGE_UNAVAILABLE: try again",
+        507: "BACKUP_QUOTA_EXCEEDED",
+    }.items()
+}
 _KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (lifeboat apikey create).")
 
 
@@ -114,7 +130,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=max_request_bytes)
     collector = LifeboatCollector(service.catalog, lambda: dict(service.reconciler.repository_bytes), service.in_flight)
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(_authorizer(keys))])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(_authorizer(keys))], responses=_ERRORS)
     _backup_routes(api, service)
     _other_routes(api, service)
     app.include_router(api)

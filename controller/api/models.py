@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +12,7 @@ from controller.repository.archiver import Progress
 from controller.resources.backup_policy import BackupType
 from controller.resources.schedule import Frequency
 
+Weekday = Literal["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a DNS label, as resource and app names
 
 
@@ -146,10 +148,10 @@ class BackupSchedule(_Input):
     enabled: bool = True
     cron: str | None = Field(default=None, description="Cron expression; or use frequency and time.")
     frequency: Frequency | None = None
-    time: str | None = Field(default=None, description='"HH:MM", with frequency.')
-    day_of_week: str | None = None
-    day_of_month: int | None = None
-    timezone: str = "UTC"
+    time: str | None = Field(default=None, pattern=r"^([01]?\d|2[0-3]):[0-5]\d$", description='"HH:MM", with frequency.')
+    day_of_week: Weekday | None = None
+    day_of_month: int | None = Field(default=None, ge=1, le=31)
+    timezone: str = Field(default="UTC", pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
     backup_type: BackupType = BackupType.INCREMENTAL
     retention_days: int | None = Field(default=None, ge=0)
     keep_last: int | None = Field(default=None, ge=0)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from controller.reconciler.reconciler import Reconciler
 
 pass_context = click.make_pass_decorator(CliContext)
+log = logging.getLogger("controller")
 _LISTEN_HELP = 'HOST:PORT for the REST API [default: config api.listen, 127.0.0.1:8080]; "" for none.'
 _LOG_FORMAT = click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log line format."
@@ -55,10 +56,10 @@ def _start_api(ctx: CliContext, reconciler: Reconciler, wake: threading.Event, l
     on_demand = OnDemand(reconciler, defaults.backup_type, defaults.retention_days)
     keys = KeyRing(settings.keys, api_keys_file(ctx.config, ctx.environ))
     if not keys.entries():
-        logging.getLogger(__name__).warning("no API keys: every API request gets 401; see `lifeboat apikey create`")
+        log.warning("no API keys: every API request gets 401; see `lifeboat apikey create`")
     app = create_app(ApiService(reconciler, on_demand, wake.set), keys, max_request_bytes=settings.max_request_bytes)
     server = ApiServer(app, chosen)
-    click.echo(f"lifeboat: API on {server.start()} (docs at /docs)", err=True)
+    log.info("API on %s (docs at /docs)", server.start())
     return server
 
 
@@ -69,7 +70,7 @@ def _run(ctx: CliContext, resync_seconds: float, listen: str | None, log_format:
     configure_logging(log_format)
     wake, stop = threading.Event(), threading.Event()
     reconciler = _reconciler(ctx, wake, scheduling)
-    click.echo(f"lifeboat: watching {ctx.resources_dir}", err=True)
+    log.info("watching %s%s", ctx.resources_dir, "" if scheduling else " (restores and API requests only)")
     server = _start_api(ctx, reconciler, wake, listen)
 
     def request_stop(_signum: int, _frame: object) -> None:
