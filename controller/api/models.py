@@ -148,7 +148,9 @@ class BackupSchedule(_Input):
     enabled: bool = True
     cron: str | None = Field(default=None, description="Cron expression; or use frequency and time.")
     frequency: Frequency | None = None
-    time: str | None = Field(default=None, pattern=r"^([01]?\d|2[0-3]):[0-5]\d$", description='"HH:MM", with frequency.')
+    time: str | None = Field(
+        default=None, pattern=r"^([01]?\d|2[0-3]):[0-5]\d$", description='"HH:MM", with frequency.'
+    )
     day_of_week: Weekday | None = None
     day_of_month: int | None = Field(default=None, ge=1, le=31)
     timezone: str = Field(default="UTC", pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
