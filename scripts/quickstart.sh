@@ -8,6 +8,8 @@ DEMO=/tmp/lifeboat-quickstart
 
 export LIFEBOAT_RESOURCES="$HERE/.lifeboat/resources"
 export LIFEBOAT_CATALOG="sqlite:///$HERE/.lifeboat/catalog.db"
+export LIFEBOAT_API_KEYS_FILE="$HERE/.lifeboat/api-keys.yaml"
+LISTEN=${LIFEBOAT_API_LISTEN:-127.0.0.1:8080}
 
 mkdir -p "$DEMO/data" "$LIFEBOAT_RESOURCES"
 # No built-in key: the quickstart makes a random passphrase once and keeps it beside the demo.
@@ -25,11 +27,17 @@ echo "== storages"
 echo "== policies"
 "$LIFEBOAT" get policies
 unset LIFEBOAT_PASSPHRASE BACKUP_ENCRYPTION_KEY
+# An API key for the demo, made once; only its hash is in the keys file.
+if [ ! -s "$HERE/.lifeboat/quickstart-api-key" ]; then
+    (umask 077 && "$LIFEBOAT" apikey create quickstart > "$HERE/.lifeboat/quickstart-api-key")
+fi
 echo
 echo "== starting the controller (Ctrl-C stops it)"
 echo "The quickstart policy backs up $DEMO/data every minute and keeps the last three;"
 echo "the first backup starts at the next full minute. Watch the status it writes into"
 echo "$LIFEBOAT_RESOURCES/policies/quickstart-files.yaml, or run in another terminal:"
 echo "  LIFEBOAT_RESOURCES=$LIFEBOAT_RESOURCES LIFEBOAT_CATALOG=$LIFEBOAT_CATALOG $LIFEBOAT get backups"
+echo "or ask the REST API (key in .lifeboat/quickstart-api-key; docs at http://$LISTEN/docs):"
+echo "  curl -s -H \"X-API-Key: \$(cat .lifeboat/quickstart-api-key)\" http://$LISTEN/api/v1/backups"
 date >> "$DEMO/data/hello.txt"   # something new each run
-exec "$LIFEBOAT" controller --resync-seconds 30
+exec "$LIFEBOAT" controller --resync-seconds 30 --api-listen "$LISTEN"

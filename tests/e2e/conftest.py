@@ -36,6 +36,7 @@ class Lifeboat:
             XDG_DATA_HOME=str(self.home / "data"),
             LIFEBOAT_RESOURCES=str(self.resources),
             LIFEBOAT_CATALOG=f"sqlite:///{self.home / 'catalog.db'}",
+            LIFEBOAT_API_LISTEN="127.0.0.1:0",  # a controller's API on any free port
         )
         return env
 

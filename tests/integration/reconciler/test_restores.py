@@ -97,6 +97,7 @@ def test_a_controller_killed_mid_restore_leaves_the_app_running_and_never_restor
         "LIFEBOAT_RESOURCES": str(resources),
         "LIFEBOAT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}",
         "HOME": str(tmp_path),
+        "LIFEBOAT_API_LISTEN": "127.0.0.1:0",  # any free port: the API is not what is tested here
     }
     controller = subprocess.Popen([LIFEBOAT, "controller"], env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
