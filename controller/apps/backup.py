@@ -109,7 +109,7 @@ def _tree_size(root: Path) -> int:
 
 
 def new_backup_id(subject: str, when: datetime) -> str:
-    return f"{subject}-{when.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return f"{subject}-{when.astimezone(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 MANIFEST = "lifeboat.json"  # at the snapshot's root: what the restore needs to map paths back

@@ -201,9 +201,11 @@ def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
     type=click.Path(path_type=Path),
     help="Delete the resources named in these files.",
 )
+@click.option("--force", is_flag=True, help="Delete a storage even though policies still use it.")
 @pass_context
-def delete(ctx: CliContext, kind: str | None, name: str | None, paths: tuple[Path, ...]) -> None:
-    """Delete resources by KIND NAME or by -f FILE (their backups are kept)."""
+def delete(ctx: CliContext, kind: str | None, name: str | None, paths: tuple[Path, ...], force: bool) -> None:
+    """Delete resources by KIND NAME or by -f FILE (their backups are kept). A storage that
+    policies still use is refused unless --force; with -f, policies go before storages."""
     if paths and (kind or name):
         raise click.UsageError("give either KIND NAME or -f FILE, not both")
     if paths:
@@ -212,8 +214,8 @@ def delete(ctx: CliContext, kind: str | None, name: str | None, paths: tuple[Pat
         targets = [(_kind_or_exit(kind), name)]
     else:
         raise click.UsageError("give KIND NAME or -f FILE")
-    for target_kind, target_name in targets:
-        change = ctx.store.delete(target_kind, target_name)
+    for target_kind, target_name in sorted(targets, key=lambda t: t[0] == "BackupStorage"):
+        change = ctx.store.delete(target_kind, target_name, force=force)
         click.echo(f"{change.kind.lower()}/{change.name} {change.action.value}")
 
 

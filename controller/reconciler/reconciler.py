@@ -598,11 +598,29 @@ class Reconciler:
         )
 
     def _write(self, item: LoadedResource, status: Any) -> None:
+        self._record_changes(item, item.resource.status, status)
         mode = getattr(item.resource.spec, "status_mode", None)
         try:
             write_status(item.path, item.kind, item.name, item.generation, status, *([mode] if mode else []))
         except WriteConflict as err:
             log.info("%s; the next pass retries", err)
+
+    def _record_changes(self, item: LoadedResource, old: Any, new: Any) -> None:
+        """An event for every condition that changed status or reason, and for a restore's
+        new phase: `lifeboat describe` shows how a resource got where it is."""
+        before = {c.type: c for c in (old.conditions if old is not None else [])}
+        for condition in new.conditions:
+            previous = before.get(condition.type)
+            if previous is not None and (previous.status, previous.reason) == (condition.status, condition.reason):
+                continue
+            bad = (condition.type == "Stalled") == (condition.status == ConditionStatus.TRUE)
+            message = f"{condition.type}={condition.status.value}" + (
+                f": {condition.message}" if condition.message else ""
+            )
+            self.catalog.record_event(self.clock(), item.kind, item.name, condition.reason, message, bad)
+        phase = getattr(new, "phase", None)
+        if phase is not None and phase != getattr(old, "phase", None):
+            self.catalog.record_event(self.clock(), item.kind, item.name, f"Phase{phase.value}", new.message or "")
 
     def _report_invalid(self, problem: ResourceProblem) -> None:
         """Ready=False with the exact problem, written into the invalid resource itself."""

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from controller.durable import fsync_directory
-from controller.errors import ResourceNotFound
+from controller.errors import Conflict, ResourceNotFound
 from controller.resources.atomic_write import directory_lock, write_atomically
 from controller.resources.documents import Document, split_documents
 from controller.resources.loader import LoadedResource, LoadResult, load_paths, sidecar_path
@@ -119,10 +119,21 @@ class ResourceStore:
             write_atomically(live.path, file_text[: document.start] + new_doc + file_text[document.end :])
         return Change(loaded.kind, loaded.name, action, live.path, diff)
 
-    def delete(self, kind: str, name: str) -> Change:
-        live = self.load().get(kind, name)
+    def delete(self, kind: str, name: str, force: bool = False) -> Change:
+        """Remove the resource's document. A BackupStorage that policies still name is
+        refused unless `force`: their backups would have nowhere to go."""
+        loaded = self.load()
+        live = loaded.get(kind, name)
         if live is None:
             raise ResourceNotFound(f'{kind} "{name}" not found in {self.root}')
+        users = sorted(
+            p.name for p in loaded.of_kind("BackupPolicy") if getattr(p.resource.spec, "storage", None) == name
+        )
+        if kind == "BackupStorage" and users and not force:
+            raise Conflict(
+                f'BackupStorage "{name}" is used by BackupPolicy {", ".join(users)}; '
+                "delete or repoint them first, or delete with --force"
+            )
         with directory_lock(live.path.parent):
             text = live.path.read_text(encoding="utf-8")
             documents = split_documents(text)

@@ -152,3 +152,20 @@ def test_bad_config_file_is_one_line(lifeboat: Lifeboat, tmp_path: Path) -> None
     result = lifeboat("--config", str(config), "get", "policies")
     assert result.code == 1
     assert result.err.count("\n") == 1 and "limits.max_concurrent_backups" in result.err
+
+
+def test_a_storage_that_policies_use_is_not_deleted_without_force(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    source = write(tmp_path / "in" / "app.yaml", as_yaml(a_storage()) + "---\n" + as_yaml(a_policy()))
+    lifeboat("apply", "-f", str(source))
+    refused = lifeboat("delete", "storage", "local")
+    assert refused.code == 1
+    assert refused.err.strip() == (
+        'error: BackupStorage "local" is used by BackupPolicy wordpress001; '
+        "delete or repoint them first, or delete with --force"
+    )
+    assert lifeboat("get", "storage", "local").code == 0
+    both = lifeboat("delete", "-f", str(source))  # the policy goes first, then its storage
+    assert both.code == 0, both.err
+    assert both.out.splitlines() == ["backuppolicy/wordpress001 deleted", "backupstorage/local deleted"]
+    lifeboat("apply", "-f", str(source))
+    assert lifeboat("delete", "storage", "local", "--force").code == 0

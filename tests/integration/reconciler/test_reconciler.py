@@ -288,6 +288,14 @@ def test_transient_failures_are_retried_then_recorded_as_a_failed_run(
     last = next(c for c in status_of(policy)["conditions"] if c["type"] == "LastBackupSucceeded")
     assert (last["status"], last["reason"]) == ("False", "DOCKER_UNAVAILABLE")
     assert status_of(policy)["lastError"] == "no Docker in this test"
+    # Each status change is an event, once: Ready (Scheduled) at first, the run, its failure.
+    changes = [(e.reason, e.message.split(":")[0], e.type) for e in catalog.events_for("BackupPolicy", "platform")]
+    assert ("Scheduled", "Ready=True", "Normal") in changes
+    assert ("BackupRunning", "Reconciling=True", "Normal") in changes
+    assert changes.count(("DOCKER_UNAVAILABLE", "LastBackupSucceeded=False", "Warning")) == 1
+    before = len(catalog.events_for("BackupPolicy", "platform", limit=100))
+    settle(reconciler)  # nothing changed: no new event
+    assert len(catalog.events_for("BackupPolicy", "platform", limit=100)) == before
 
 
 @pytest.mark.parametrize("deletion_policy", ["Retain", "Delete"])
