@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
-from controller.apps.backup import AppBackup, BackupRequest  # noqa: E402
-from controller.repository.repository import Repository  # noqa: E402
-from controller.storage.local import LocalStorage  # noqa: E402
-from tests.support.api_stack import PASSPHRASE, start_stack  # noqa: E402
-from tests.support.repository import random_bytes  # noqa: E402
+from controller.apps.backup import AppBackup, BackupRequest
+from controller.repository.repository import Repository
+from controller.storage.local import LocalStorage
+from tests.support.api_stack import PASSPHRASE, start_stack
+from tests.support.repository import random_bytes
 
 MIB = 1024 * 1024
 
