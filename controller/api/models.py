@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.catalog.models import Backup, BackupItem
-from controller.repository.archiver import Progress
+from controller.catalog.models import Backup
 from controller.resources.backup_policy import BackupType
 from controller.resources.schedule import Frequency
 
@@ -43,7 +42,13 @@ class RestoreCreate(_Input):
     verify: bool = Field(default=True, description="Wait for health checks after the restore.")
 
 
-class ItemOut(BaseModel):
+class _FromAttributes(BaseModel):
+    """Read from an object's attributes (a catalog row, a progress record)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ItemOut(_FromAttributes):
     kind: str
     name: str
     bytes: int
@@ -51,32 +56,14 @@ class ItemOut(BaseModel):
     exit_code: int | None
     error: str | None
 
-    @classmethod
-    def of(cls, item: BackupItem) -> ItemOut:
-        return cls(
-            kind=item.kind.value,
-            name=item.name,
-            bytes=item.bytes,
-            files=item.files,
-            exit_code=item.exit_code,
-            error=item.error,
-        )
 
 
-class ProgressOut(BaseModel):
+class ProgressOut(_FromAttributes):
     files: int
     bytes_read: int
     bytes_added: int
     current: str
 
-    @classmethod
-    def of(cls, progress: Progress) -> ProgressOut:
-        return cls(
-            files=progress.files,
-            bytes_read=progress.bytes_read,
-            bytes_added=progress.bytes_added,
-            current=progress.current,
-        )
 
 
 class BackupOut(BaseModel):

@@ -75,10 +75,10 @@ class ApiService:
     def backup(self, backup_id: str) -> BackupDetail:
         row = self.catalog.get_backup(backup_id)
         detail = BackupDetail(**BackupOut.of(row).model_dump())
-        detail.items = [ItemOut.of(i) for i in self.catalog.items_of(backup_id)]
+        detail.items = [ItemOut.model_validate(i) for i in self.catalog.items_of(backup_id)]
         if row.status == BackupStatus.IN_PROGRESS:
             progress = self.reconciler.progress.get(row.app_id) or self.reconciler.progress.get(f"policy:{row.policy}")
-            detail.progress = ProgressOut.of(progress) if progress is not None else None
+            detail.progress = ProgressOut.model_validate(progress) if progress is not None else None
         return detail
 
     def create_backup(self, app_id: str, body: BackupCreate) -> Backup:

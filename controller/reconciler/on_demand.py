@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-from controller.apps.backup import AppBackup, BackupRequest, new_backup_id
+from controller.apps.backup import BackupRequest, new_backup_id
 from controller.apps.discovery import list_app_names
 from controller.catalog.models import Backup, BackupStatus
 from controller.errors import (
@@ -136,15 +136,7 @@ class OnDemand:
                     repository = reconciler.open_repository(storage)
                     client = reconciler.docker()
             with repository.locked(False, "backup", wall_clock, LOCK_WAIT):
-                row = AppBackup(
-                    client,
-                    reconciler.catalog,
-                    repository,
-                    clock=reconciler.clock,
-                    read_secret=reconciler.read_secret,
-                    quota=reconciler.quota(storage),
-                    progress=reconciler.progress_recorder(request.app),
-                ).run(request)
+                row = reconciler.app_backup(client, repository, storage, request.app).run(request)
             reconciler.catalog.record_event(reconciler.clock(), "App", request.app, "BackupCompleted", row.backup_id)
             reconciler.measure(storage.metadata.name, repository)
         except LifeboatError as err:

@@ -379,7 +379,6 @@ class Reconciler:
         policy, storage = item.resource, storage_item.resource
         assert isinstance(policy, BackupPolicy) and isinstance(storage, BackupStorage)
         name, key = policy.metadata.name, work_key(policy)
-        quota = self.quota(storage)
         started = self.clock()
         try:
             for attempt in self.retrying("BackupPolicy", name):
@@ -388,15 +387,7 @@ class Reconciler:
                     client = self.docker() if policy.spec.app else None
                     log.info("backup for policy %s starting", name)
                     with repository.locked(False, "backup", wall_clock, LOCK_WAIT):
-                        row = AppBackup(
-                            client,
-                            self.catalog,
-                            repository,
-                            clock=self.clock,
-                            read_secret=self.read_secret,
-                            quota=quota,
-                            progress=self.progress_recorder(key),
-                        ).run(BackupRequest.from_policy(policy))
+                        row = self.app_backup(client, repository, storage, key).run(BackupRequest.from_policy(policy))
             log.info(
                 "backup %s of policy %s completed: %d files, %d bytes (%d added)",
                 row.backup_id,
@@ -422,12 +413,20 @@ class Reconciler:
         except LifeboatError as err:
             log.warning("could not measure the repository of storage %s: %s", storage_name, err)
 
-    def quota(self, storage: BackupStorage) -> Quota:
-        return Quota(storage.spec.quota_bytes, self.max_backup_bytes)
-
-    def progress_recorder(self, key: str) -> Callable[[Progress], None]:
-        """Keeps the latest progress of the backup running under `key`, for the API."""
-        return functools.partial(self.progress.__setitem__, key)
+    def app_backup(
+        self, client: DockerClient | None, repository: Repository, storage: BackupStorage, key: str
+    ) -> AppBackup:
+        """A backup with this controller's clock, secrets and quotas, whose progress is kept
+        under the work key `key` for the API."""
+        return AppBackup(
+            client,
+            self.catalog,
+            repository,
+            clock=self.clock,
+            read_secret=self.read_secret,
+            quota=Quota(storage.spec.quota_bytes, self.max_backup_bytes),
+            progress=functools.partial(self.progress.__setitem__, key),
+        )
 
     def _record_failure(
         self, policy: BackupPolicy, storage: BackupStorage, started: datetime, err: LifeboatError

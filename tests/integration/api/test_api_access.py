@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 import yaml
 
 from controller.apps.docker_api import connect
+from controller.catalog.models import Backup, BackupStatus
+from controller.repository.archiver import Progress
 from controller.resources.loader import load_paths
 from tests.support.api_stack import PASSPHRASE, ApiStack, start_stack
 
@@ -156,3 +159,24 @@ def test_a_schedule_put_writes_an_api_managed_policy_validated_like_apply(stack:
         conflict = client.put("/api/v1/backups/schedule", json={"app_id": "gitea", "cron": "@daily"})
         assert conflict.status_code == 409 and "gitea.yaml" in conflict.json()["message"]
         assert (stack.resources / "policies" / "gitea.yaml").read_text().startswith(before.rstrip("\n"))
+
+
+def test_a_running_backup_shows_its_progress(stack: ApiStack) -> None:
+    now = datetime.now(UTC)
+    stack.catalog.add_backup(
+        Backup(
+            backup_id="shop-1",
+            app_id="shop",
+            app_name="shop",
+            backup_type="incremental",
+            status=BackupStatus.IN_PROGRESS,
+            created_at=now,
+        )
+    )
+    stack.reconciler.progress["shop"] = Progress(files=3, bytes_read=4096, bytes_added=100, current="volumes/data/x")
+    with stack.client(stack.read_key) as client:
+        running = client.get("/api/v1/backups/shop-1").json()["data"]
+        assert running["status"] == "in_progress"
+        assert running["progress"] == {"files": 3, "bytes_read": 4096, "bytes_added": 100, "current": "volumes/data/x"}
+        del stack.reconciler.progress["shop"]
+        assert client.get("/api/v1/backups/shop-1").json()["data"]["progress"] is None
