@@ -57,13 +57,11 @@ class ItemOut(_FromAttributes):
     error: str | None
 
 
-
 class ProgressOut(_FromAttributes):
     files: int
     bytes_read: int
     bytes_added: int
     current: str
-
 
 
 class BackupOut(BaseModel):

@@ -24,7 +24,7 @@ from docker import DockerClient
 from controller.apps.discovery import App, discover
 from controller.apps.exec import OutputStream
 from controller.apps.hooks import run_hooks
-from controller.apps.quiesce import Quiescer
+from controller.apps.quiesce import Owner, Quiescer
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind
 from controller.errors import BackupCreateFailed, DumpFailed, LifeboatError, NothingToBackUp, QuotaExceeded
@@ -222,6 +222,7 @@ class AppBackup:
         if request.pending_id is not None:
             row = self.catalog.get_backup(request.pending_id)
             row.status, row.storage_location = BackupStatus.IN_PROGRESS, self.repository.storage.describe()
+            row.owner = Owner.this_process().token
             return self.catalog.save_backup(row)
         started = self.clock()
         subject = request.app or request.policy or "paths"
@@ -239,6 +240,7 @@ class AppBackup:
                 storage_location=self.repository.storage.describe(),
                 compressed=request.compression != "off",
                 host=socket.gethostname(),
+                owner=Owner.this_process().token,
             )
         )
 

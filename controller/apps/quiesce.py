@@ -38,6 +38,16 @@ class Owner:
     def is_alive(self) -> bool:
         return self.host == socket.gethostname() and _start_time(self.pid) == self.started
 
+    @property
+    def token(self) -> str:
+        """What a catalog row keeps to name its process: PID:START."""
+        return f"{self.pid}:{self.started}"
+
+    @classmethod
+    def from_token(cls, host: str, token: str) -> Owner | None:
+        pid, sep, started = token.partition(":")
+        return cls(host, int(pid), started) if sep and pid.isdigit() else None
+
 
 def _start_time(pid: int) -> str:
     """Field 22 of /proc/PID/stat (clock ticks since boot); "" when there is no such process."""

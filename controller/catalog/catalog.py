@@ -24,6 +24,7 @@ from controller.catalog.models import (
     BackupStatus,
     BackupTally,
     Event,
+    KnownPolicy,
     QuiescedContainer,
     RestoreRun,
 )
@@ -148,6 +149,24 @@ class Catalog:
     def tallies(self) -> list[BackupTally]:
         with self.session() as session:
             return list(session.exec(select(BackupTally)))
+
+    # Policies seen by the controller
+
+    def known_policies(self) -> list[KnownPolicy]:
+        with self.session() as session:
+            return list(session.exec(select(KnownPolicy).order_by(col(KnownPolicy.name))))
+
+    def remember_policy(self, policy: KnownPolicy) -> None:
+        with self.session() as session:
+            session.merge(policy)
+            session.commit()
+
+    def forget_known_policy(self, name: str) -> None:
+        with self.session() as session:
+            found = session.get(KnownPolicy, name)
+            if found is not None:
+                session.delete(found)
+                session.commit()
 
     # Restore runs
 

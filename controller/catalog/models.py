@@ -82,6 +82,7 @@ class Backup(SQLModel, table=True):
     bytes_added: int = 0
     files: int = 0
     host: str = ""
+    owner: str = ""  # "PID:START" of the process taking it (see apps.quiesce.Owner); "" before schema 4
     error_code: str | None = None
 
 
@@ -184,6 +185,18 @@ class BackupTally(SQLModel, table=True):
         slot = next((i for i, bound in enumerate(DURATION_BUCKETS) if duration <= bound), len(DURATION_BUCKETS))
         counts[slot] += 1
         self.duration_buckets = ",".join(str(n) for n in counts)
+
+
+class KnownPolicy(SQLModel, table=True):
+    """A policy the controller has seen, kept until its removal has been acted on: a policy
+    file removed while the controller was down still gets its deletionPolicy."""
+
+    __tablename__ = "known_policies"
+
+    name: str = Field(primary_key=True)
+    app: str | None = None
+    storage: str
+    deletion_policy: str
 
 
 class SchemaVersion(SQLModel, table=True):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
-from controller.catalog.models import Backup, BackupStatus, BackupTally, QuiescedContainer, SchemaVersion
+from controller.catalog.models import Backup, BackupStatus, BackupTally, KnownPolicy, QuiescedContainer, SchemaVersion
 from controller.errors import CatalogError
 
 
@@ -25,7 +25,10 @@ def _add_backup_tallies(connection: Connection) -> None:
     this version are not known)."""
     BackupTally.__table__.create(connection)  # type: ignore[attr-defined]
     tallies: dict[tuple[str, str], BackupTally] = {}
-    rows = connection.execute(Backup.__table__.select().order_by(Backup.__table__.c.created_at))  # type: ignore[attr-defined]
+    table = Backup.__table__  # type: ignore[attr-defined]
+    needed = ("backup_id", "app_id", "app_name", "backup_type", "policy", "status", "created_at", "completed_at")
+    columns = [table.c[name] for name in (*needed, "size_bytes")]  # version 2's columns: later ones do not exist yet
+    rows = connection.execute(select(*columns).order_by(table.c.created_at))
     for row in rows:
         backup = Backup.model_validate(dict(row._mapping))
         if backup.status not in (BackupStatus.COMPLETED, BackupStatus.FAILED):
@@ -36,8 +39,21 @@ def _add_backup_tallies(connection: Connection) -> None:
         connection.execute(BackupTally.__table__.insert().values(**tally.model_dump()))  # type: ignore[attr-defined]
 
 
+def _add_backup_owner(connection: Connection) -> None:
+    connection.execute(text("ALTER TABLE backups ADD COLUMN owner VARCHAR DEFAULT '' NOT NULL"))
+
+
+def _add_known_policies(connection: Connection) -> None:
+    KnownPolicy.__table__.create(connection)  # type: ignore[attr-defined]
+
+
 # MIGRATIONS[n - 1] upgrades a version-n catalog to version n+1. Append; never edit.
-MIGRATIONS: list[Callable[[Connection], None]] = [_add_quiesced_containers, _add_backup_tallies]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _add_quiesced_containers,
+    _add_backup_tallies,
+    _add_backup_owner,
+    _add_known_policies,
+]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from controller.apps.backup import BackupRequest, new_backup_id
 from controller.apps.discovery import list_app_names
+from controller.apps.quiesce import Owner
 from controller.catalog.models import Backup, BackupStatus
 from controller.errors import (
     AppNotFound,
@@ -81,6 +82,7 @@ class OnDemand:
                 storage=storage.metadata.name,
                 compressed=request.compression != Compression.OFF.value,
                 host=socket.gethostname(),
+                owner=Owner.this_process().token,
             )
         )
         request.pending_id = row.backup_id

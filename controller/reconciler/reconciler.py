@@ -29,9 +29,10 @@ from tenacity import (
 )
 
 from controller.apps.backup import AppBackup, BackupRequest, Quota, new_backup_id
+from controller.apps.quiesce import Owner, repair
 from controller.apps.restore import AppRestore, RestoreRequest, backup_at
 from controller.catalog.catalog import BackupFilter, Catalog
-from controller.catalog.models import Backup, BackupStatus, RestoreRun
+from controller.catalog.models import Backup, BackupStatus, KnownPolicy, RestoreRun
 from controller.errors import LifeboatError, ResourceProblem, TransientError, WriteConflict
 from controller.reconciler.retention import Dated, plan_retention
 from controller.reconciler.schedule_plan import next_run_after, plan_schedule
@@ -107,7 +108,6 @@ class Reconciler:
         self.retry_wait = retry_wait  # first wait before retrying a transient failure
         self.scheduling = scheduling
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
-        self._last_policies: dict[str, LoadedResource] = {}  # as of the last pass, to see removals
         self._master_keys: dict[tuple[str, str], tuple[MasterKey, str]] = {}  # (storage, spec) → (key, key id)
         self.progress: dict[str, Progress] = {}  # work key (an app) → progress of its running backup
         self.repository_bytes: dict[str, int] = {}  # storage → bytes stored, measured after each change
@@ -119,11 +119,17 @@ class Reconciler:
         containers a killed process stopped are started again."""
         notes = []
         host = socket.gethostname()
-        for row in self.catalog.list_backups(BackupFilter(status=BackupStatus.IN_PROGRESS, limit=10_000)):
-            if row.host != host:
-                continue
+        unfinished = [
+            row
+            for status in (BackupStatus.PENDING, BackupStatus.IN_PROGRESS)
+            for row in self.catalog.list_backups(BackupFilter(status=status, limit=10_000))
+        ]
+        for row in unfinished:
+            owner = Owner.from_token(row.host, row.owner)
+            if row.host != host or (owner is not None and owner.is_alive()):
+                continue  # another host's, or a live process's (a `lifeboat backup` beside us)
             row.status, row.error_code = BackupStatus.FAILED, "BACKUP_CREATE_FAILED"
-            row.error_message, row.completed_at = "interrupted: the controller stopped during the backup", self.clock()
+            row.error_message, row.completed_at = "interrupted: the process taking it stopped", self.clock()
             self.catalog.save_backup(row)
             notes.append(f"backup {row.backup_id} marked failed (interrupted)")
         for run in self.catalog.restore_runs_in_phase(RestorePhase.RUNNING.value):
@@ -133,8 +139,6 @@ class Reconciler:
             self.catalog.save_restore_run(run)
             notes.append(f"restore {run.id} marked Failed (interrupted)")
         try:
-            from controller.apps.quiesce import repair
-
             notes += [f"started {r.container_name} again ({r.outcome})" for r in repair(self.docker(), self.catalog)]
         except LifeboatError as err:
             notes.append(f"could not repair containers: {err}")
@@ -168,25 +172,46 @@ class Reconciler:
         self, present: list[LoadedResource], storages: dict[str, LoadedResource], problems: list[ResourceProblem]
     ) -> None:
         """A policy whose file is gone stops being scheduled (it is simply not seen); with
-        deletionPolicy: Delete its backups are forgotten too. Only removals seen by this
-        running controller count: one that happened while it was down keeps the backups."""
-        seen = {item.name: item for item in present}
-        invalid = {p.name for p in problems if p.kind == "BackupPolicy"}  # broken, not removed
-        for name, item in list(self._last_policies.items()):
-            if name in seen or name in invalid:
-                continue
-            del self._last_policies[name]
+        deletionPolicy: Delete its backups are forgotten too. The catalog remembers every
+        policy seen, so a file removed while the controller was down counts as well. While
+        some file cannot be parsed at all, nothing counts as removed: a typo must not read
+        as a deletion."""
+        unreadable = [p for p in problems if p.name is None and p.kind in (None, "BackupPolicy")]
+        if unreadable:
+            log.warning("not acting on removed policies while %s cannot be read", unreadable[0].file)
+            return
+        known = {record.name: record for record in self.catalog.known_policies()}
+        for item in present:
             policy = item.resource
             assert isinstance(policy, BackupPolicy)
-            storage = storages.get(policy.spec.storage)
-            if policy.spec.deletion_policy == DeletionPolicy.DELETE and storage is not None:
-                self.queue.submit(work_key(policy), functools.partial(self._forget_policy, policy, storage))
+            record = KnownPolicy(
+                name=item.name,
+                app=policy.spec.app,
+                storage=policy.spec.storage,
+                deletion_policy=policy.spec.deletion_policy.value,
+            )
+            stored = known.get(item.name)
+            if stored is None or (stored.app, stored.storage, stored.deletion_policy) != (
+                record.app,
+                record.storage,
+                record.deletion_policy,
+            ):
+                self.catalog.remember_policy(record)
+        seen = {item.name for item in present}
+        invalid = {p.name for p in problems if p.kind == "BackupPolicy"}  # broken, not removed
+        for name, record in known.items():
+            if name in seen or name in invalid:
+                continue
+            storage = storages.get(record.storage)
+            if record.deletion_policy == DeletionPolicy.DELETE.value and storage is not None:
+                # Forgotten by the job; kept (and tried again) while the app is busy or it fails.
+                self.queue.submit(record.app or f"policy:{name}", functools.partial(self._forget_policy, name, storage))
             else:
                 self.catalog.record_event(self.clock(), "BackupPolicy", name, "Removed", "its backups are kept")
-        self._last_policies.update(seen)
+                self.catalog.forget_known_policy(name)
 
-    def _forget_policy(self, policy: BackupPolicy, storage_item: LoadedResource) -> None:
-        name, storage = policy.metadata.name, storage_item.resource
+    def _forget_policy(self, name: str, storage_item: LoadedResource) -> None:
+        storage = storage_item.resource
         assert isinstance(storage, BackupStorage)
         rows = self.catalog.list_backups(BackupFilter(policy=name, limit=100_000))
         try:
@@ -199,6 +224,7 @@ class Reconciler:
         except LifeboatError as err:
             self.catalog.record_event(self.clock(), "BackupPolicy", name, "DeleteFailed", str(err), True)
             return
+        self.catalog.forget_known_policy(name)
         message = (
             f"removed with deletionPolicy Delete: {len(rows)} backup(s) forgotten (space returns at the next prune)"
         )

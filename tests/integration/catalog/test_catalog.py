@@ -171,11 +171,14 @@ def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) ->
     with engine.begin() as connection:  # what Lifeboat's first schema looked like
         connection.execute(text("DROP TABLE quiesced_containers"))
         connection.execute(text("DROP TABLE backup_tallies"))
+        connection.execute(text("ALTER TABLE backups DROP COLUMN owner"))
+        connection.execute(text("DROP TABLE known_policies"))
         connection.execute(text("UPDATE schema_version SET version = 1"))
     engine.dispose()
     migrated = Catalog(catalog_url)
     assert migrated.previous_version == 1
     assert migrated.get_backup("kept").app_id == "wordpress001"
+    assert migrated.get_backup("kept").owner == ""  # the column added by version 4
     [tally] = migrated.tallies()  # counted from the finished rows the catalog held
     assert (tally.app_id, tally.succeeded, tally.failed, tally.duration_sum) == ("wordpress001", 1, 0, 40.0)
 

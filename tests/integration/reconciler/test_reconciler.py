@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from controller.apps.quiesce import Owner
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
 from controller.errors import DockerUnavailable
@@ -167,16 +168,25 @@ def test_recovery_marks_interrupted_backups_and_restores(world: tuple[Reconciler
 
     reconciler, _clock, _resources, catalog = world
     here, elsewhere = socket.gethostname(), "another-host"
-    for backup_id, host in (("mine", here), ("theirs", elsewhere)):
+    live = Owner.this_process().token  # e.g. a `lifeboat backup` running beside the controller
+    dead = f"{2**22 + 17}:12345"  # a pid above the kernel's maximum: no such process
+    for backup_id, host, owner, status in (
+        ("mine", here, "", BackupStatus.IN_PROGRESS),  # from before owners were recorded
+        ("dead", here, dead, BackupStatus.IN_PROGRESS),
+        ("queued", here, dead, BackupStatus.PENDING),  # an API request whose process died
+        ("running", here, live, BackupStatus.IN_PROGRESS),
+        ("theirs", elsewhere, dead, BackupStatus.IN_PROGRESS),
+    ):
         catalog.add_backup(
             Backup(
                 backup_id=backup_id,
                 app_id="wp",
                 app_name="wp",
                 backup_type="incremental",
-                status=BackupStatus.IN_PROGRESS,
+                status=status,
                 created_at=START,
                 host=host,
+                owner=owner,
             )
         )
     catalog.save_restore_run(
@@ -192,11 +202,11 @@ def test_recovery_marks_interrupted_backups_and_restores(world: tuple[Reconciler
     )
     notes = reconciler.recover()
     assert "backup mine marked failed (interrupted)" in notes and "restore r1 marked Failed (interrupted)" in notes
-    mine = catalog.get_backup("mine")
-    assert (
-        mine.status == BackupStatus.FAILED
-        and mine.error_message == "interrupted: the controller stopped during the backup"
-    )
+    for backup_id in ("mine", "dead", "queued"):
+        row = catalog.get_backup(backup_id)
+        assert row.status == BackupStatus.FAILED, backup_id
+        assert row.error_message == "interrupted: the process taking it stopped"
+    assert catalog.get_backup("running").status == BackupStatus.IN_PROGRESS  # its process is alive
     assert catalog.get_backup("theirs").status == BackupStatus.IN_PROGRESS  # another host's work is its own
     (run,) = catalog.restore_runs("put-back")
     assert run.phase == "Failed" and "safety backup wp-safety" in run.message
@@ -322,3 +332,33 @@ def test_removing_a_policy_file_stops_it_and_keeps_or_forgets_its_backups(
     else:
         assert catalog.list_backups() == [] and repository.snapshots() == []
         assert "Deleted" in reasons
+
+
+def test_a_policy_removed_while_the_controller_was_down_still_gets_its_deletion_policy(
+    world: tuple[Reconciler, Clock, Path, Catalog], tmp_path: Path
+) -> None:
+    reconciler, clock, resources, catalog = world
+    policy = resources / "policy.yaml"
+    policy.write_text(policy.read_text() + "  deletionPolicy: Delete\n")
+    for _ in range(2):
+        settle(reconciler)
+        clock.advance(minutes=1)
+    settle(reconciler)
+    assert len(catalog.list_backups()) == 2
+    reconciler.queue.shutdown()  # the controller stops; meanwhile the file is removed
+
+    broken = resources / "broken.yaml"
+    broken.write_text("kind: [\n")  # and another file cannot be parsed: removals wait
+    policy.unlink()
+    queue = WorkQueue(2)
+    restarted = Reconciler(resources, catalog, no_docker, queue, clock=clock, environ={"RECONCILER_PASS": PASSPHRASE})  # type: ignore[arg-type]
+    settle(restarted)
+    assert len(catalog.list_backups()) == 2 and [p.name for p in catalog.known_policies()] == ["platform"]
+
+    broken.unlink()
+    settle(restarted)
+    repository = Repository.open(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode())
+    assert catalog.list_backups() == [] and repository.snapshots() == []
+    assert "Deleted" in [e.reason for e in catalog.events_for("BackupPolicy", "platform")]
+    assert catalog.known_policies() == []  # acted on once
+    queue.shutdown()
