@@ -623,14 +623,14 @@ class Reconciler:
         )
 
     def _write(self, item: LoadedResource, status: Any) -> None:
-        self._record_changes(item, item.resource.status, status)
+        self._record_changes(item.kind, item.name, item.resource.status, status)
         mode = getattr(item.resource.spec, "status_mode", None)
         try:
             write_status(item.path, item.kind, item.name, item.generation, status, *([mode] if mode else []))
         except WriteConflict as err:
             log.info("%s; the next pass retries", err)
 
-    def _record_changes(self, item: LoadedResource, old: Any, new: Any) -> None:
+    def _record_changes(self, kind: str, name: str, old: Any, new: Any) -> None:
         """An event for every condition that changed status or reason, and for a restore's
         new phase: `lifeboat describe` shows how a resource got where it is."""
         before = {c.type: c for c in (old.conditions if old is not None else [])}
@@ -642,10 +642,10 @@ class Reconciler:
             message = f"{condition.type}={condition.status.value}" + (
                 f": {condition.message}" if condition.message else ""
             )
-            self.catalog.record_event(self.clock(), item.kind, item.name, condition.reason, message, bad)
+            self.catalog.record_event(self.clock(), kind, name, condition.reason, message, bad)
         phase = getattr(new, "phase", None)
         if phase is not None and phase != getattr(old, "phase", None):
-            self.catalog.record_event(self.clock(), item.kind, item.name, f"Phase{phase.value}", new.message or "")
+            self.catalog.record_event(self.clock(), kind, name, f"Phase{phase.value}", new.message or "")
 
     def _report_invalid(self, problem: ResourceProblem) -> None:
         """Ready=False with the exact problem, written into the invalid resource itself."""
@@ -673,8 +673,10 @@ class Reconciler:
                 last_transition_time=self.clock(),
                 observed_generation=generation,
             )
+            old = status.model_copy(deep=True)
             status.observed_generation = generation
             status.conditions = set_condition(status.conditions, ready)
+            self._record_changes(problem.kind, problem.name, old, status)
             write_status(path, problem.kind, problem.name, generation, status)
         except (OSError, yaml.YAMLError, LifeboatError, ValueError) as err:
             log.warning("invalid resource %s, and its status could not be written: %s", problem, err)

@@ -147,6 +147,8 @@ def test_suspend_edit_and_invalid_policies_show_in_status(world: tuple[Reconcile
     assert ready["type"] == "Ready" and ready["status"] == "False" and ready["reason"] == "Invalid"
     assert "spec.schedule" in ready["message"] and "61" in ready["message"]
     assert len(catalog.list_backups()) == 1  # the valid policy went on
+    (event,) = catalog.events_for("BackupPolicy", "broken")  # once, though every pass reports it
+    assert (event.reason, event.type) == ("Invalid", "Warning") and event.message.startswith("Ready=False: spec.sch")
 
 
 def test_a_policy_naming_a_missing_storage_is_not_ready(world: tuple[Reconciler, Clock, Path, Catalog]) -> None:
