@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from controller.resources.meta import API_VERSION, ApiVersion, Condition, DnsLabel, Model, ObjectMeta
+from controller.resources.meta import API_VERSION, ApiVersion, Condition, DnsLabel, Model, ObjectMeta, StatusMode
 
 # RFC 3339 date-time: full date, 'T' (or space), time, mandatory offset.
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -36,6 +36,7 @@ class RestoreSpec(Model):
     stop_app: bool = Field(default=True, description="Stop the target's running containers during the restore.")
     safety_backup: bool = Field(default=True, description="Back up the target's current state first.")
     verify: bool = Field(default=True, description="Wait for the app's health checks after the restore.")
+    status_mode: StatusMode = Field(default=StatusMode.INLINE, description="inline or sidecar status.")
 
     @field_validator("point_in_time", mode="before")
     @classmethod

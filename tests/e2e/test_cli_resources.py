@@ -23,9 +23,8 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_validate_examples_exits_zero(lifeboat: Lifeboat) -> None:
-    result = lifeboat(
-        "validate", "-f", str(ROOT / "examples" / "quickstart"), "-f", str(ROOT / "examples" / "resources")
-    )
+    folders = [ROOT / "examples" / name for name in ("quickstart", "resources", "gitops")]
+    result = lifeboat("validate", *[arg for folder in folders for arg in ("-f", str(folder))])
     assert result.code == 0, result.err
     assert "resource(s) valid" in result.out
 
