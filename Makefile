@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint typecheck unit crds bench clean
+.PHONY: run test lint typecheck unit crds docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ unit: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/lifeboat crds --out crds
+
+# docs/reference/ from the models and the commands (a test fails when it is out of date).
+docs: $(STAMP)
+	$(BIN)/python scripts/reference_docs.py
 
 # Lifeboat beside restic on a generated 3 GB dataset (installs restic; a few minutes).
 bench: $(STAMP)
