@@ -10,14 +10,17 @@ from tests.builders import a_policy, a_storage, as_yaml
 BROKEN = Path(__file__).parents[2] / "fixtures" / "broken"
 EXAMPLES = Path(__file__).parents[3] / "examples"
 # Folders of resources; examples/apps holds Compose files of demo apps, which are not.
-RESOURCE_EXAMPLES = [EXAMPLES / "quickstart", EXAMPLES / "resources"]
+RESOURCE_EXAMPLES = [EXAMPLES / "quickstart", EXAMPLES / "resources", EXAMPLES / "gitops"]
 
 
 def test_examples_are_all_valid() -> None:
-    assert sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()) == ["apps", "quickstart", "resources"]
-    result = load_paths(RESOURCE_EXAMPLES)
-    assert result.problems == []
-    assert {r.kind for r in result.resources} == {"BackupStorage", "BackupPolicy", "Restore"}
+    assert sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()) == ["apps", "gitops", "quickstart", "resources"]
+    kinds = set()
+    for folder in RESOURCE_EXAMPLES:  # each folder is one host's resources
+        result = load_paths([folder])
+        assert result.problems == [], folder
+        kinds |= {r.kind for r in result.resources}
+    assert kinds == {"BackupStorage", "BackupPolicy", "Restore"}
 
 
 def test_broken_fixtures_report_each_problem_with_file_line_and_field() -> None:

@@ -103,7 +103,7 @@ def test_delete_first_document_keeps_the_rest(tmp_path: Path) -> None:
     resources.mkdir()
     policy = as_yaml(a_policy())
     (resources / "all.yaml").write_text(as_yaml(a_storage()) + "---\n" + policy)
-    ResourceStore(resources).delete("BackupStorage", "local")
+    ResourceStore(resources).delete("BackupStorage", "local", force=True)  # its policy stays: forced
     assert (resources / "all.yaml").read_text() == policy
 
 
