@@ -31,6 +31,7 @@ _COMMANDS = {
     "controller": "controller.cli.serve_commands:controller",
     "api": "controller.cli.serve_commands:api",
     "apikey": "controller.cli.apikey_commands:apikey",
+    "catalog": "controller.cli.catalog_commands:catalog",
 }
 
 

@@ -62,6 +62,13 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+# A snapshot's warnings are notes (nothing is missing) or problems (something could not be read).
+_NOTE_PARENT, _NOTE_SOCKET = "parent tree", "skipped socket"
+
+
+def snapshot_problems(snapshot: Snapshot) -> list[str]:
+    """The warnings of `snapshot` that mean it is incomplete (not the notes)."""
+    return [w for w in snapshot.warnings if not w.startswith((_NOTE_PARENT, _NOTE_SOCKET))]
 
 
 @dataclass(frozen=True)
@@ -258,7 +265,7 @@ class Archiver:
         try:
             return {n.name: n for n in self.repository.load_tree(tree_id)}
         except BackupCorrupted:
-            self._notes.append(f"parent tree {tree_id[:16]} unreadable; files below it were read in full")
+            self._notes.append(f"{_NOTE_PARENT} {tree_id[:16]} unreadable; files below it were read in full")
             return None
 
     # Directories
@@ -315,7 +322,7 @@ class Archiver:
                 nodes.append(device)
             else:
                 with self._lock:
-                    self._notes.append(f"skipped socket {child_shown}")
+                    self._notes.append(f"{_NOTE_SOCKET} {child_shown}")
         # The tree is written later, when its files are done: waiting here would stall the
         # walk at every directory and leave the workers idle.
         self._pending.append(_PendingDir(node, shown, nodes, jobs))
