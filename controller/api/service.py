@@ -41,7 +41,7 @@ from controller.errors import (
     ResourceNotFound,
     ResourceProblem,
 )
-from controller.reconciler.on_demand import BackupOrder, OnDemand
+from controller.reconciler.on_demand import BackupOrder, OnDemand, only_storage
 from controller.reconciler.reconciler import Reconciler, wall_clock
 from controller.resources.backup_policy import BackupPolicy, Compression
 from controller.resources.backup_storage import BackupStorage
@@ -77,7 +77,7 @@ class ApiService:
         detail = BackupDetail(**BackupOut.of(row).model_dump())
         detail.items = [ItemOut.model_validate(i) for i in self.catalog.items_of(backup_id)]
         if row.status == BackupStatus.IN_PROGRESS:
-            progress = self.reconciler.progress.get(row.app_id) or self.reconciler.progress.get(f"policy:{row.policy}")
+            progress = self.reconciler.progress_of(row)
             detail.progress = ProgressOut.model_validate(progress) if progress is not None else None
         return detail
 
@@ -242,14 +242,7 @@ class ApiService:
         return _schedule_view(written, written.resource)
 
     def _policy_spec(self, body: BackupSchedule, loaded: LoadResult) -> dict[str, Any]:
-        storages = sorted(item.name for item in loaded.of_kind("BackupStorage"))
-        storage = body.storage_location
-        if storage is None:
-            if len(storages) != 1:
-                raise InvalidRequest(
-                    f"storage_location: name the BackupStorage to use ({', '.join(storages) or 'none is defined'})"
-                )
-            storage = storages[0]
+        storage = body.storage_location or only_storage(loaded)
         retention = {"days": body.retention_days, "keepLast": body.keep_last}
         if body.retention_days is None and body.keep_last is None:
             retention["days"] = self.on_demand.default_retention_days

@@ -13,6 +13,7 @@ import click
 from controller.cli.context import CliContext
 
 if TYPE_CHECKING:
+    from controller.api.server import ApiServer
     from controller.reconciler.reconciler import Reconciler
 
 pass_context = click.make_pass_decorator(CliContext)
@@ -40,7 +41,7 @@ def _reconciler(ctx: CliContext, wake: threading.Event, scheduling: bool) -> Rec
     )
 
 
-def _start_api(ctx: CliContext, reconciler: Reconciler, wake: threading.Event, listen: str | None) -> object | None:
+def _start_api(ctx: CliContext, reconciler: Reconciler, wake: threading.Event, listen: str | None) -> ApiServer | None:
     from controller.api.app import create_app
     from controller.api.keys import KeyRing
     from controller.api.server import ApiServer
@@ -83,7 +84,7 @@ def _run(ctx: CliContext, resync_seconds: float, listen: str | None, log_format:
         run_controller(reconciler, wake, stop, resync_seconds)
     finally:
         if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+            server.stop()
 
 
 @click.command("controller")

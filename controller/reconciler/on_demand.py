@@ -93,12 +93,7 @@ class OnDemand:
 
     def _storage_for(self, loaded: LoadResult, order: BackupOrder, policy: BackupPolicy | None) -> BackupStorage:
         storages = {item.name: item.resource for item in loaded.of_kind("BackupStorage")}
-        name = order.storage or (policy.spec.storage if policy else None)
-        if name is None:
-            if len(storages) != 1:
-                choices = ", ".join(sorted(storages)) or "none is defined"
-                raise InvalidRequest(f"storage_location: name the BackupStorage to use ({choices})")
-            name = next(iter(storages))
+        name = order.storage or (policy.spec.storage if policy else None) or only_storage(loaded)
         storage = storages.get(name)
         if not isinstance(storage, BackupStorage):
             raise InvalidRequest(f'storage_location: no BackupStorage named "{name}"')
@@ -198,6 +193,16 @@ class OnDemand:
                 "apply that storage's resource first"
             )
         return self.reconciler.open_repository(item.resource)
+
+
+def only_storage(loaded: LoadResult) -> str:
+    """The storage to use when a request names none: the only one there is."""
+    names = sorted(item.name for item in loaded.of_kind("BackupStorage"))
+    if len(names) != 1:
+        raise InvalidRequest(
+            f"storage_location: name the BackupStorage to use ({', '.join(names) or 'none is defined'})"
+        )
+    return names[0]
 
 
 def _policy_of(loaded: LoadResult, app: str) -> BackupPolicy | None:

@@ -77,7 +77,12 @@ _TERMINAL = {RestorePhase.SUCCEEDED.value, RestorePhase.FAILED.value, RestorePha
 
 def work_key(policy: BackupPolicy) -> str:
     """The work queue's key for a policy's jobs: its app (one job per app at a time)."""
-    return policy.spec.app or f"policy:{policy.metadata.name}"
+    return policy.spec.app or _policy_key(policy.metadata.name)
+
+
+def _policy_key(name: str) -> str:
+    """The key of a policy without an app (host paths only)."""
+    return f"policy:{name}"
 
 
 def wall_clock() -> datetime:
@@ -205,7 +210,9 @@ class Reconciler:
             storage = storages.get(record.storage)
             if record.deletion_policy == DeletionPolicy.DELETE.value and storage is not None:
                 # Forgotten by the job; kept (and tried again) while the app is busy or it fails.
-                self.queue.submit(record.app or f"policy:{name}", functools.partial(self._forget_policy, name, storage))
+                self.queue.submit(
+                    record.app or _policy_key(name), functools.partial(self._forget_policy, name, storage)
+                )
             else:
                 self.catalog.record_event(self.clock(), "BackupPolicy", name, "Removed", "its backups are kept")
                 self.catalog.forget_known_policy(name)
@@ -438,6 +445,11 @@ class Reconciler:
             self.repository_bytes[storage_name] = sum(info.size for info in repository.storage.list(""))
         except LifeboatError as err:
             log.warning("could not measure the repository of storage %s: %s", storage_name, err)
+
+    def progress_of(self, row: Backup) -> Progress | None:
+        """The live progress of a running backup: its job runs under its app's key, or its
+        policy's when it backs up host paths only."""
+        return self.progress.get(row.app_id) or (self.progress.get(_policy_key(row.policy)) if row.policy else None)
 
     def app_backup(
         self, client: DockerClient | None, repository: Repository, storage: BackupStorage, key: str

@@ -18,7 +18,7 @@ from controller.apps.docker_api import connect
 from controller.catalog.models import Backup, BackupStatus
 from controller.repository.archiver import Progress
 from controller.resources.loader import load_paths
-from tests.support.api_stack import PASSPHRASE, ApiStack, start_stack
+from tests.support.api_stack import PASSPHRASE, ApiStack, start_stack, write_storage
 
 NO_ENGINE = partial(connect, "unix:///nonexistent/docker.sock", 2)
 ROUTES = [
@@ -159,6 +159,12 @@ def test_a_schedule_put_writes_an_api_managed_policy_validated_like_apply(stack:
         conflict = client.put("/api/v1/backups/schedule", json={"app_id": "gitea", "cron": "@daily"})
         assert conflict.status_code == 409 and "gitea.yaml" in conflict.json()["message"]
         assert (stack.resources / "policies" / "gitea.yaml").read_text().startswith(before.rstrip("\n"))
+
+        # With two storages and none named, the request says which to choose from.
+        write_storage(stack.resources, stack.resources.parent / "repo2", name="second")
+        ambiguous = client.put("/api/v1/backups/schedule", json={"app_id": "shop", "cron": "@daily"})
+        assert ambiguous.status_code == 400
+        assert ambiguous.json()["message"] == "storage_location: name the BackupStorage to use (local, second)"
 
 
 def test_a_running_backup_shows_its_progress(stack: ApiStack) -> None:
