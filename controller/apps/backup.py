@@ -12,7 +12,6 @@ import io
 import json
 import os
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from controller.apps.quiesce import Owner, Quiescer
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind
 from controller.errors import BackupCreateFailed, DumpFailed, LifeboatError, NothingToBackUp, QuotaExceeded
+from controller.host import host_name
 from controller.repository.archiver import (
     Archiver,
     ArchiveResult,
@@ -239,7 +239,7 @@ class AppBackup:
                 storage=request.storage,
                 storage_location=self.repository.storage.describe(),
                 compressed=request.compression != "off",
-                host=socket.gethostname(),
+                host=host_name(),
                 owner=Owner.this_process().token,
             )
         )
@@ -287,7 +287,7 @@ class AppBackup:
         }
         time_text = row.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         try:
-            result = archiver.run(sources, tags, socket.gethostname(), time_text)
+            result = archiver.run(sources, tags, host_name(), time_text)
         finally:
             if quiescer is not None:
                 quiescer.resume()

@@ -6,7 +6,6 @@ acts on: it resumes exactly the containers Lifeboat stopped, never others."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from controller.apps.docker_api import docker_errors
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import QuiescedContainer
 from controller.errors import LifeboatError
+from controller.host import host_name
 
 HEALTH_TIMEOUT_SECONDS = 180.0
 
@@ -33,10 +33,10 @@ class Owner:
 
     @classmethod
     def this_process(cls) -> Owner:
-        return cls(socket.gethostname(), os.getpid(), _start_time(os.getpid()))
+        return cls(host_name(), os.getpid(), _start_time(os.getpid()))
 
     def is_alive(self) -> bool:
-        return self.host == socket.gethostname() and _start_time(self.pid) == self.started
+        return self.host == host_name() and _start_time(self.pid) == self.started
 
     @property
     def token(self) -> str:
@@ -160,7 +160,7 @@ def repair(client: DockerClient, catalog: Catalog, force: bool = False) -> list[
     """Resume the containers a dead Lifeboat process on this host left paused or stopped
     (with `force`, also those of live processes: only when you know they are stuck)."""
     done = []
-    for record in catalog.quiesced_on(socket.gethostname()):
+    for record in catalog.quiesced_on(host_name()):
         owner = Owner(record.host, record.owner_pid, record.owner_started)
         if owner.is_alive() and not force:
             continue

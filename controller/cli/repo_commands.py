@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import socket
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress, scan_total
 from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, table
 from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
+from controller.host import host_name
 from controller.repository.archiver import Archiver, DirectorySource, Progress
 from controller.repository.checker import Checker
 from controller.repository.crypto import MasterKey
@@ -174,7 +174,7 @@ pass_target = click.make_pass_decorator(RepoTarget)
 @pass_target
 def init(target: RepoTarget, output: str) -> None:
     """Create an empty repository sealed with the passphrase."""
-    repository = Repository.init(target.storage(), target.passphrase(), _now(), socket.gethostname(), getpass.getuser())
+    repository = Repository.init(target.storage(), target.passphrase(), _now(), host_name(), getpass.getuser())
     emit(
         output,
         {"id": repository.config.id, "location": repository.storage.describe()},
@@ -233,7 +233,7 @@ def backup(
 
         result = Archiver(
             repository, parent=parent, compression=compression, uploads=target.transfers, progress=progress
-        ).run(sources, tag_map, socket.gethostname(), _now().isoformat())
+        ).run(sources, tag_map, host_name(), _now().isoformat())
     summary = result.snapshot.summary
     emit(
         output,
@@ -434,7 +434,7 @@ def _new_passphrase(environ: dict[str, str], file: Path | None) -> bytes:
 def _add_key(storage: Storage, master: MasterKey, target: RepoTarget, new_passphrase_file: Path | None) -> str:
     """A key file for the new passphrase (from the file or LIFEBOAT_NEW_PASSPHRASE); its id."""
     passphrase = _new_passphrase(target.ctx.environ, new_passphrase_file)
-    return write_key_file(storage, master, passphrase, _now(), socket.gethostname(), getpass.getuser())
+    return write_key_file(storage, master, passphrase, _now(), host_name(), getpass.getuser())
 
 
 _NEW = click.option("--new-passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from controller.errors import (
     LifeboatError,
     ResourceNotFound,
 )
+from controller.host import host_name
 from controller.reconciler.reconciler import LOCK_WAIT, Reconciler, wall_clock
 from controller.repository.repository import Repository
 from controller.resources.backup_policy import BackupPolicy, BackupType, Compression
@@ -81,7 +81,7 @@ class OnDemand:
                 created_at=now,
                 storage=storage.metadata.name,
                 compressed=request.compression != Compression.OFF.value,
-                host=socket.gethostname(),
+                host=host_name(),
                 owner=Owner.this_process().token,
             )
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from controller.apps.restore import AppRestore, RestoreRequest, backup_at
 from controller.catalog.catalog import BackupFilter, Catalog
 from controller.catalog.models import Backup, BackupStatus, KnownPolicy, RestoreRun
 from controller.errors import LifeboatError, ResourceProblem, TransientError, WriteConflict
+from controller.host import host_name
 from controller.reconciler.retention import Dated, plan_retention
 from controller.reconciler.schedule_plan import next_run_after, plan_schedule
 from controller.reconciler.storage_factory import passphrase_for_resource, storage_for_resource
@@ -123,7 +123,7 @@ class Reconciler:
         """After a crash: in-flight backups become failed, running restores Failed, and
         containers a killed process stopped are started again."""
         notes = []
-        host = socket.gethostname()
+        host = host_name()
         unfinished = [
             row
             for status in (BackupStatus.PENDING, BackupStatus.IN_PROGRESS)
@@ -252,7 +252,7 @@ class Reconciler:
         try:
             store.stat("config")
         except LifeboatError:
-            repository = Repository.init(store, passphrase, self.clock(), socket.gethostname(), "lifeboat-controller")
+            repository = Repository.init(store, passphrase, self.clock(), host_name(), "lifeboat-controller")
         else:
             repository = Repository.open(store, passphrase)
         self._master_keys[cache_key] = (repository.master, repository.key_id)
@@ -486,7 +486,7 @@ class Reconciler:
                 completed_at=self.clock(),
                 policy=name,
                 storage=storage.metadata.name,
-                host=socket.gethostname(),
+                host=host_name(),
                 error_code=err.code,
                 error_message=str(err),
             )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from controller.errors import LifeboatError, ObjectNotFound, RepositoryError
+from controller.host import host_name
 from controller.repository.crypto import AuthenticationFailed, MasterKey, content_hash
 from controller.storage.base import ObjectInfo, Storage
 
@@ -121,7 +121,7 @@ class Lease:
         body = json.dumps(
             {
                 "exclusive": self.exclusive,
-                "host": socket.gethostname(),
+                "host": host_name(),
                 "pid": os.getpid(),
                 "purpose": self.purpose,
                 "nonce": random.getrandbits(64),

@@ -6,6 +6,7 @@ collected beside the resources that did load, and the caller decides what to do 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,14 +67,29 @@ def is_resource_file(path: Path) -> bool:
 
 
 def resource_files(root: Path) -> Iterator[Path]:
-    """Resource files under root (or root itself), sorted so that results are stable."""
+    """Resource files under root (or root itself), sorted so that results are stable.
+
+    Hidden files and directories are skipped. Symlinked directories are followed, once
+    each: git-sync publishes its checkout as a symlink to the current worktree (which
+    lives in a hidden directory, so old worktrees are never read).
+    """
     if root.is_file():
         yield root
         return
-    for path in sorted(root.rglob("*")):
-        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-        if path.is_file() and is_resource_file(path) and not hidden:
-            yield path
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for directory, subdirectories, files in os.walk(root, followlinks=True):
+        status = os.stat(directory)
+        if (status.st_dev, status.st_ino) in seen:
+            subdirectories.clear()
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+        for name in files:
+            path = Path(directory, name)
+            if not name.startswith(".") and is_resource_file(path) and path.is_file():
+                found.append(path)
+    yield from sorted(found)
 
 
 def load_paths(paths: Iterable[Path]) -> LoadResult:

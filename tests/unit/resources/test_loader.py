@@ -72,6 +72,23 @@ def test_yml_suffix_nested_dirs_and_hidden_dirs(tmp_path: Path) -> None:
     assert [r.name for r in result.resources] == ["local"]
 
 
+
+def test_a_git_sync_checkout_is_read_through_its_link_and_old_worktrees_are_not(tmp_path: Path) -> None:
+    """git-sync's layout: root/.git-sync/.worktrees/HASH, with the current one behind a
+    symlink; the chart links resources/git to it. A loop of links ends the walk."""
+    worktrees = tmp_path / ".git-sync" / ".worktrees"
+    (worktrees / "old" / "policies").mkdir(parents=True)
+    (worktrees / "new" / "policies").mkdir(parents=True)
+    (worktrees / "old" / "policies" / "p.yaml").write_text(as_yaml(a_policy(name="removed-upstream")))
+    (worktrees / "new" / "policies" / "p.yaml").write_text(as_yaml(a_policy(name="current")))
+    (tmp_path / ".git-sync" / "checkout").symlink_to(".worktrees/new")
+    (tmp_path / "git").symlink_to(".git-sync/checkout/policies")
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "s.yaml").write_text(as_yaml(a_storage()))
+    (tmp_path / "api" / "loop").symlink_to("..")
+    result = load_paths([tmp_path])
+    assert result.problems == []
+    assert sorted(r.name for r in result.resources) == ["current", "local"]
 def test_generation_is_a_stable_hash_of_spec(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").write_text(as_yaml(a_policy("one")))
     reordered = as_yaml(a_policy("two", spec={"app": "one"})).replace("  storage: local\n", "")
