@@ -2,6 +2,8 @@
 # The Docker engine and the local images the test suite uses; each step is skipped when done.
 #   lifeboat-test/busybox:1   busybox-static and its applet links (web-like app containers)
 #   lifeboat-test/db:2        Debian bookworm with PostgreSQL and MariaDB (database containers)
+#   lifeboat-test/debian:bookworm  a minimal Debian bookworm, the base the Dockerfile is built on
+# and docker-compose, which runs examples/deploy/compose.yaml in its test.
 # No registry is involved: images are imported from folders built here.
 set -euo pipefail
 
@@ -11,6 +13,7 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v docker-compose >/dev/null || need+=(docker-compose)
 if ((${#need[@]})); then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -57,6 +60,15 @@ if ! image_exists lifeboat-test/db:2; then
         -c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'ENV LANG=C.UTF-8' \
         -c 'ENTRYPOINT ["/usr/local/bin/db-entrypoint"]' - lifeboat-test/db:2 >/dev/null
+    rm -rf "$dir"
+fi
+if ! image_exists lifeboat-test/debian:bookworm; then
+    log "building lifeboat-test/debian:bookworm (debootstrap, under a minute)"
+    dir=$(mktemp -d)
+    debootstrap --variant=minbase bookworm "$dir" http://deb.debian.org/debian >/tmp/lifeboat-debootstrap.log 2>&1 \
+        || { tail -20 /tmp/lifeboat-debootstrap.log; log "debootstrap failed"; exit 1; }
+    rm -rf "$dir/var/cache/apt/archives/"*.deb "$dir/var/lib/apt/lists/"*
+    tar -C "$dir" -c . | docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - lifeboat-test/debian:bookworm >/dev/null
     rm -rf "$dir"
 fi
 # Names the official images would have, so that discovery by image name is exercised too.

@@ -5,9 +5,11 @@ one read-only."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from docker import DockerClient
@@ -80,3 +82,13 @@ def start_stack(tmp_path: Path, docker: Callable[[], DockerClient], max_request_
     loop = threading.Thread(target=run_controller, args=(reconciler, wake, stop, 2.0), daemon=True)
     loop.start()
     return ApiStack(url, admin_key, read_key, resources, catalog, reconciler, server, stop, wake, loop)
+
+
+def poll(client: httpx.Client, url: str, done: set[str], field: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        data: dict[str, Any] = client.get(url).json()["data"]
+        if data[field] in done:
+            return data
+        assert time.monotonic() < deadline, f"{url} still {data[field]}"
+        time.sleep(0.3)

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import io
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import zstandard
 from docker import DockerClient
@@ -19,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.apps.docker_api import connect
 from controller.catalog.models import BackupStatus
-from tests.support.api_stack import ApiStack, start_stack
+from tests.support.api_stack import ApiStack, poll, start_stack
 from tests.support.docker_apps import TestApp, mariadb_sql, wordpress_like
 from tests.support.repository import random_bytes
 
@@ -29,16 +26,6 @@ def stack(tmp_path: Path, docker_client: DockerClient) -> Iterator[ApiStack]:
     started = start_stack(tmp_path, connect)
     yield started
     started.close()
-
-
-def poll(client: httpx.Client, url: str, done: set[str], field: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        data: dict[str, Any] = client.get(url).json()["data"]
-        if data[field] in done:
-            return data
-        assert time.monotonic() < deadline, f"{url} still {data[field]}"
-        time.sleep(0.3)
 
 
 def members(tar_bytes: bytes) -> dict[str, bytes]:
