@@ -61,8 +61,10 @@ def test_the_image_runs_lifeboat_unprivileged_with_the_database_clients(image: s
     assert "mariadb" in in_image(image, "mariadb", "--version")
     # The entrypoint is the CLI; the build context held only the package (no tests, no .git).
     assert "controller" in run(["docker", "run", "--rm", image, "--help"])
-    assert in_image(image, "sh", "-c", "ls / /opt/lifeboat; test ! -e /src && echo no-sources").strip().endswith(
-        "no-sources"
+    assert (
+        in_image(image, "sh", "-c", "ls / /opt/lifeboat; test ! -e /src && echo no-sources")
+        .strip()
+        .endswith("no-sources")
     )
     # With a read-only root filesystem, the data directory (a volume) is where writes go.
     listed = run(["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", image, "get", "storages", "-o", "json"])

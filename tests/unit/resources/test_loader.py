@@ -72,7 +72,6 @@ def test_yml_suffix_nested_dirs_and_hidden_dirs(tmp_path: Path) -> None:
     assert [r.name for r in result.resources] == ["local"]
 
 
-
 def test_a_git_sync_checkout_is_read_through_its_link_and_old_worktrees_are_not(tmp_path: Path) -> None:
     """git-sync's layout: root/.git-sync/.worktrees/HASH, with the current one behind a
     symlink; the chart links resources/git to it. A loop of links ends the walk."""
@@ -89,6 +88,8 @@ def test_a_git_sync_checkout_is_read_through_its_link_and_old_worktrees_are_not(
     result = load_paths([tmp_path])
     assert result.problems == []
     assert sorted(r.name for r in result.resources) == ["current", "local"]
+
+
 def test_generation_is_a_stable_hash_of_spec(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").write_text(as_yaml(a_policy("one")))
     reordered = as_yaml(a_policy("two", spec={"app": "one"})).replace("  storage: local\n", "")
