@@ -125,9 +125,14 @@ def backup(
         def progress(state: Progress) -> None:
             display.update(state.bytes_read, state.files, state.current)
 
-        row = AppBackup(client, ctx.catalog, repository, read_secret=_secret_reader(ctx), progress=progress).run(
-            request
-        )
+        row = AppBackup(
+            client,
+            ctx.catalog,
+            repository,
+            read_secret=_secret_reader(ctx),
+            progress=progress,
+            uploads=ctx.config.limits.transfers,
+        ).run(request)
     items = ctx.catalog.items_of(row.backup_id)
     emit(
         output,

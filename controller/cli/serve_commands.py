@@ -37,6 +37,7 @@ def _reconciler(ctx: CliContext, wake: threading.Event, scheduling: bool) -> Rec
         WorkQueue(limits.max_concurrent_backups, on_done=wake.set),
         environ=ctx.environ,
         max_backup_bytes=int(limits.max_backup_size_gb * 1024**3) if limits.max_backup_size_gb else None,
+        transfers=limits.transfers,
         scheduling=scheduling,
     )
 

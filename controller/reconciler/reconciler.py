@@ -102,6 +102,7 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         environ: Mapping[str, str],
         max_backup_bytes: int | None = None,
+        transfers: int = 2,
         retry_wait: float = 2.0,
         scheduling: bool = True,
     ) -> None:
@@ -110,6 +111,7 @@ class Reconciler:
         self.resources, self.catalog, self.docker, self.queue = resources, catalog, docker, queue
         self.clock, self.environ = clock, environ
         self.max_backup_bytes = max_backup_bytes  # limits.max_backup_size_gb
+        self.transfers = transfers  # limits.transfers: uploads in flight per backup
         self.retry_wait = retry_wait  # first wait before retrying a transient failure
         self.scheduling = scheduling
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
@@ -464,6 +466,7 @@ class Reconciler:
             read_secret=self.read_secret,
             quota=Quota(storage.spec.quota_bytes, self.max_backup_bytes),
             progress=functools.partial(self.progress.__setitem__, key),
+            uploads=self.transfers,
         )
 
     def _record_failure(

@@ -193,7 +193,6 @@ def test_non_default_values_postgres_catalog_secrets_and_the_gitops_files(helm: 
     env = env_of(container)
     assert container["image"] == "registry.example/lifeboat:0.1.0-rc1"
     assert container["args"] == ["controller", "--resync-seconds=30", "--log-format=text"]
-    assert env["LIFEBOAT_TRANSFERS"]["value"] == "16"
     assert env["LIFEBOAT_API_LISTEN"]["value"] == "0.0.0.0:9090"
 
     # Secrets are references only: no value of any secret is in the output.
@@ -209,7 +208,7 @@ def test_non_default_values_postgres_catalog_secrets_and_the_gitops_files(helm: 
     (config_map,) = [m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("-config")]
     config = Config.model_validate(yaml.safe_load(config_map["data"]["config.yaml"]))
     assert config.api.keys_file == "/etc/lifeboat/api-keys/api-keys.yaml"
-    assert config.limits.max_concurrent_backups == 4
+    assert config.limits.max_concurrent_backups == 4 and config.limits.transfers == 16
 
     # Extra host paths at the same place, read-only where asked.
     assert mounts["/srv/apps"][1]["hostPath"]["path"] == "/srv/apps"

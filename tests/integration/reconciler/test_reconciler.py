@@ -364,3 +364,23 @@ def test_a_policy_removed_while_the_controller_was_down_still_gets_its_deletion_
     assert "Deleted" in [e.reason for e in catalog.events_for("BackupPolicy", "platform")]
     assert catalog.known_policies() == []  # acted on once
     queue.shutdown()
+
+
+def test_the_controller_takes_its_limits_from_the_configuration(tmp_path: Path) -> None:
+    """`lifeboat controller` builds its reconciler from config.yaml's limits (the Helm chart sets them there)."""
+    import threading
+
+    from controller.cli.context import CliContext
+    from controller.cli.serve_commands import _reconciler
+    from controller.resources.backup_storage import BackupStorage
+    from tests.builders import a_storage
+
+    config = tmp_path / "config.yaml"
+    config.write_text("limits: {max_concurrent_backups: 3, transfers: 7, max_backup_size_gb: 1}\n")
+    ctx = CliContext(str(config), str(tmp_path / "resources"), f"sqlite:///{tmp_path / 'catalog.db'}", environ={})
+    reconciler = _reconciler(ctx, threading.Event(), scheduling=True)
+    repository = Repository.init(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode(), START, "host", "test")
+    backup = reconciler.app_backup(None, repository, BackupStorage.model_validate(a_storage()), "app")
+    assert backup.uploads == 7
+    assert backup.quota.backup_bytes == 1024**3
+    assert reconciler.queue._pool._max_workers == 3

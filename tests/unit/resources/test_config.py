@@ -23,6 +23,7 @@ defaults:
   retention_days: 14
 limits:
   max_concurrent_backups: 3
+  transfers: 12
   max_backup_size_gb: 50
 """
 
@@ -35,6 +36,7 @@ def test_seed_keys_and_environment_substitution(tmp_path: Path) -> None:
     assert config.storage.local_path == "/var/backups/lifeboat"
     assert (config.compression.level, config.defaults.retention_days) == (6, 14)
     assert (config.limits.max_concurrent_backups, config.limits.max_backup_size_gb) == (3, 50)
+    assert config.limits.transfers == 12
 
 
 def test_missing_variable_names_file_and_variable(tmp_path: Path) -> None:
@@ -48,6 +50,9 @@ def test_bad_field_names_the_field(tmp_path: Path) -> None:
     path = tmp_path / "backup.yaml"
     path.write_text("limits:\n  max_concurrent_backups: 0\n")
     with pytest.raises(InvalidConfig, match=r"limits\.max_concurrent_backups"):
+        load_config(path, {})
+    path.write_text("limits:\n  transfers: 65\n")
+    with pytest.raises(InvalidConfig, match=r"limits\.transfers: .*64"):
         load_config(path, {})
 
 
