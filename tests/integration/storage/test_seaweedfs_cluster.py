@@ -1,4 +1,4 @@
-"""A backup into a replicated SeaweedFS cluster while one volume server stops: it keeps going,
+"""A backup into a replicated SeaweedFS cluster while one volume server restarts: it keeps going,
 or fails cleanly and resumes; either way every committed snapshot restores."""
 
 from __future__ import annotations
@@ -45,8 +45,12 @@ def test_backup_survives_or_resumes_when_a_volume_server_stops(cluster: SeaweedC
     repository = small_repository(storage(), pack_size=512 * 1024)  # type: ignore[arg-type]
     source = tmp_path / "src"
     write_tree(source, {f"d{i}/f{j}.bin": random_bytes(i * 100 + j, 300_000) for i in range(8) for j in range(8)})
+    # The volume server goes away mid-backup and comes back 5 s later (a restart; a longer
+    # outage only adds SeaweedFS's own upload timeouts to the test's time).
     stopper = threading.Timer(0.5, cluster.stop, args=("volume1",))
+    restarter = threading.Timer(5.5, cluster.start, args=("volume1",))
     stopper.start()
+    restarter.start()
     outcome = "completed"
     try:
         result = backup(repository, source)
@@ -54,7 +58,7 @@ def test_backup_survives_or_resumes_when_a_volume_server_stops(cluster: SeaweedC
         outcome = f"failed cleanly: {err}"
         result = None
     stopper.join()
-    cluster.start("volume1")
+    restarter.join()
     reopened = Repository.open(storage(), PASSPHRASE)  # type: ignore[arg-type]
     if result is None:
         assert reopened.snapshots() == []  # nothing half-written is visible as a snapshot
