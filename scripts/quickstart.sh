@@ -29,7 +29,8 @@ echo "== policies"
 unset LIFEBOAT_PASSPHRASE BACKUP_ENCRYPTION_KEY
 # An API key for the demo, made once; only its hash is in the keys file.
 if [ ! -s "$HERE/.lifeboat/quickstart-api-key" ]; then
-    (umask 077 && "$LIFEBOAT" apikey create quickstart > "$HERE/.lifeboat/quickstart-api-key")
+    (umask 077 && "$LIFEBOAT" apikey create quickstart > "$HERE/.lifeboat/quickstart-api-key" 2>/dev/null)
+    echo "== made an API key for the demo: .lifeboat/quickstart-api-key (the keys file keeps only its hash)"
 fi
 echo
 echo "== starting the controller (Ctrl-C stops it)"
@@ -39,5 +40,7 @@ echo "$LIFEBOAT_RESOURCES/policies/quickstart-files.yaml, or run in another term
 echo "  LIFEBOAT_RESOURCES=$LIFEBOAT_RESOURCES LIFEBOAT_CATALOG=$LIFEBOAT_CATALOG $LIFEBOAT get backups"
 echo "or ask the REST API (key in .lifeboat/quickstart-api-key; docs at http://$LISTEN/docs):"
 echo "  curl -s -H \"X-API-Key: \$(cat .lifeboat/quickstart-api-key)\" http://$LISTEN/api/v1/backups"
+echo "and restore the latest backup of the folder (the README's quickstart shows it step by step):"
+echo "  LIFEBOAT_RESOURCES=$LIFEBOAT_RESOURCES $LIFEBOAT repo --storage quickstart restore latest --path paths$DEMO/data --target $DEMO/data"
 date >> "$DEMO/data/hello.txt"   # something new each run
 exec "$LIFEBOAT" controller --resync-seconds 30 --api-listen "$LISTEN"
