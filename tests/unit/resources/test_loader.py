@@ -9,12 +9,25 @@ from tests.builders import a_policy, a_storage, as_yaml
 
 BROKEN = Path(__file__).parents[2] / "fixtures" / "broken"
 EXAMPLES = Path(__file__).parents[3] / "examples"
-# Folders of resources; examples/apps holds Compose files of demo apps, which are not.
-RESOURCE_EXAMPLES = [EXAMPLES / "quickstart", EXAMPLES / "resources", EXAMPLES / "gitops"]
+# Folders of resources; examples/apps holds Compose files of demo apps and
+# examples/monitoring Prometheus rules, which are not.
+RESOURCE_EXAMPLES = [
+    EXAMPLES / "quickstart",
+    EXAMPLES / "resources",
+    EXAMPLES / "gitops",
+    EXAMPLES / "deploy" / "resources",
+]
 
 
 def test_examples_are_all_valid() -> None:
-    assert sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()) == ["apps", "gitops", "quickstart", "resources"]
+    assert sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()) == [
+        "apps",
+        "deploy",
+        "gitops",
+        "monitoring",
+        "quickstart",
+        "resources",
+    ]
     kinds = set()
     for folder in RESOURCE_EXAMPLES:  # each folder is one host's resources
         result = load_paths([folder])
