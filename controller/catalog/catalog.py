@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event, func
+from sqlalchemy import ColumnElement, Engine, event, func
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from controller.catalog.models import (
@@ -81,6 +81,14 @@ class Catalog:
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    def _delete(self, model: type[SQLModel], key: object) -> None:
+        """Delete the row of `model` with primary key `key`; none is fine."""
+        with self.session() as session:
+            found = session.get(model, key)
+            if found is not None:
+                session.delete(found)
+                session.commit()
 
     # Backups
 
@@ -162,11 +170,7 @@ class Catalog:
             session.commit()
 
     def forget_known_policy(self, name: str) -> None:
-        with self.session() as session:
-            found = session.get(KnownPolicy, name)
-            if found is not None:
-                session.delete(found)
-                session.commit()
+        self._delete(KnownPolicy, name)
 
     # Restore runs
 
@@ -177,19 +181,18 @@ class Catalog:
             return merged
 
     def restore_runs_in_phase(self, phase: str) -> list[RestoreRun]:
-        with self.session() as session:
-            query = select(RestoreRun).where(col(RestoreRun.phase) == phase)
-            return list(session.exec(query.order_by(col(RestoreRun.started_at))))
+        return self._restore_runs(col(RestoreRun.phase) == phase)
 
     def restore_runs(self, restore_name: str) -> list[RestoreRun]:
-        with self.session() as session:
-            query = select(RestoreRun).where(col(RestoreRun.restore_name) == restore_name)
-            return list(session.exec(query.order_by(col(RestoreRun.started_at))))
+        return self._restore_runs(col(RestoreRun.restore_name) == restore_name)
 
     def restore_runs_of_backup(self, backup_id: str) -> list[RestoreRun]:
+        return self._restore_runs(col(RestoreRun.backup_id) == backup_id)
+
+    def _restore_runs(self, condition: ColumnElement[bool]) -> list[RestoreRun]:
+        """Restore runs matching `condition`, oldest first."""
         with self.session() as session:
-            query = select(RestoreRun).where(col(RestoreRun.backup_id) == backup_id)
-            return list(session.exec(query.order_by(col(RestoreRun.started_at))))
+            return list(session.exec(select(RestoreRun).where(condition).order_by(col(RestoreRun.started_at))))
 
     def restore_run_totals(self) -> list[tuple[str, str, int]]:
         """(target app, phase, number of runs), for the metrics."""
@@ -209,11 +212,7 @@ class Catalog:
         return entry
 
     def release_quiesced(self, entry_id: int) -> None:
-        with self.session() as session:
-            found = session.get(QuiescedContainer, entry_id)
-            if found is not None:
-                session.delete(found)
-                session.commit()
+        self._delete(QuiescedContainer, entry_id)
 
     def quiesced_on(self, host: str) -> list[QuiescedContainer]:
         with self.session() as session:
