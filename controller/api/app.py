@@ -129,7 +129,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=max_request_bytes)
-    collector = LifeboatCollector(service.catalog, lambda: dict(service.reconciler.repository_bytes), service.in_flight)
+    collector = LifeboatCollector(service.catalog, service.reconciler.repositories.sizes, service.in_flight)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(_authorizer(keys))], responses=_ERRORS)
     _backup_routes(api, service)
     _other_routes(api, service)

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-import zstandard
-
 from controller.errors import LifeboatError
-from controller.repository.exporter import export_tar, tar_length
+from controller.repository.exporter import export_tar, export_tar_zstd, tar_length
 from controller.repository.records import Snapshot
 from controller.repository.repository import Repository
 
@@ -131,8 +129,7 @@ class TarDownload:
             with self.hold_lease():
                 skip = self.window.start if self.window else 0
                 if self.compressed:
-                    with zstandard.ZstdCompressor(level=3).stream_writer(writer, closefd=False) as compressing:  # type: ignore[arg-type]
-                        export_tar(self.repository, self.snapshot, compressing)
+                    export_tar_zstd(self.repository, self.snapshot, writer)  # type: ignore[arg-type]
                 else:
                     export_tar(self.repository, self.snapshot, writer, skip_content_before=skip)  # type: ignore[arg-type]
                 writer.flush()

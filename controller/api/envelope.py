@@ -1,4 +1,4 @@
-"""Every response is `{code, message, data}`; errors carry the seed's codes. The mapping
+"""Every response is `{code, message, data}`; errors carry the API contract's codes. The mapping
 from error codes to HTTP statuses lives here, once."""
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ import hmac
 import secrets
 from pathlib import Path
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from controller.errors import InvalidConfig
 from controller.resources.atomic_write import write_atomically
 from controller.resources.config import ApiKeyEntry
+from controller.resources.documents import YamlSyntaxError, dump_yaml, parse_yaml
 
 _ENTRIES = TypeAdapter(list[ApiKeyEntry])
 
@@ -67,9 +67,9 @@ def read_keys_file(path: Path) -> list[ApiKeyEntry]:
     if not path.exists():
         return []
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        data = parse_yaml(path.read_text(encoding="utf-8")) or []
         return _ENTRIES.validate_python(data)
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, YamlSyntaxError) as err:
         raise InvalidConfig(f"{path}: cannot read the API keys file: {err}") from None
     except ValidationError as err:
         first = err.errors()[0]
@@ -79,5 +79,5 @@ def read_keys_file(path: Path) -> list[ApiKeyEntry]:
 
 def write_keys_file(path: Path, entries: list[ApiKeyEntry]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump([e.model_dump() for e in entries], sort_keys=False)
+    text = dump_yaml([e.model_dump() for e in entries])
     write_atomically(path, text, mode=0o600)

@@ -1,4 +1,4 @@
-"""The API's request and response bodies: the seed's names (snake_case), strict on input."""
+"""The API's request and response bodies: the API contract's names (snake_case), strict on input."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class _Input(BaseModel):
 
 
 class BackupCreate(_Input):
-    """The seed's body of POST /api/v1/backups/{app_id}; every field optional."""
+    """The contract's body of POST /api/v1/backups/{app_id}; every field optional."""
 
     backup_type: BackupType | None = Field(default=None, description="Default: the app's policy, else incremental.")
     description: str = Field(default="", max_length=1000)
@@ -65,7 +65,7 @@ class ProgressOut(_FromAttributes):
 
 
 class BackupOut(BaseModel):
-    """The seed's Backup model, plus what Lifeboat adds (policy, snapshot, parent, ...)."""
+    """The contract's Backup model, plus what Lifeboat adds (policy, snapshot, parent, ...)."""
 
     backup_id: str
     app_id: str
@@ -126,7 +126,7 @@ class RestoreOut(BaseModel):
 
 
 class BackupSchedule(_Input):
-    """The seed's schedule view of a BackupPolicy of one app."""
+    """The contract's schedule view of a BackupPolicy of one app."""
 
     app_id: str = Field(pattern=NAME_PATTERN)
     policy: str | None = Field(default=None, pattern=NAME_PATTERN, description="Default: the app's name.")

@@ -5,6 +5,7 @@ is woken afterwards so that it acts at once instead of at its next trigger."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import tempfile
@@ -13,8 +14,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from controller.api.download import TarDownload
 from controller.api.models import (
@@ -41,10 +40,12 @@ from controller.errors import (
     ResourceNotFound,
     ResourceProblem,
 )
-from controller.reconciler.on_demand import BackupOrder, OnDemand, only_storage
-from controller.reconciler.reconciler import Reconciler, wall_clock
+from controller.reconciler.on_demand import OnDemand, only_storage
+from controller.reconciler.reconciler import Reconciler
+from controller.reconciler.runtime import wall_clock
 from controller.resources.backup_policy import BackupPolicy, Compression
 from controller.resources.backup_storage import BackupStorage
+from controller.resources.documents import dump_yaml
 from controller.resources.loader import LoadedResource, LoadResult, load_file
 from controller.resources.meta import API_VERSION, find_condition
 from controller.resources.restore import Restore, RestorePhase
@@ -84,16 +85,21 @@ class ApiService:
     def create_backup(self, app_id: str, body: BackupCreate) -> Backup:
         if not body.encrypt:
             raise InvalidRequest("encrypt: every Lifeboat repository is encrypted; an unencrypted backup is refused")
-        order = BackupOrder(
-            app=app_id,
-            storage=body.storage_location,
-            backup_type=body.backup_type,
+        request = self.on_demand.request_for(app_id, body.storage_location)
+        if not (body.include_database or body.include_uploads):
+            raise InvalidRequest("include_database and include_uploads are both false: nothing to back up")
+        include = request.include.model_copy()
+        include.databases = include.databases and body.include_database
+        if not body.include_uploads:
+            include.volumes, include.bind_mounts = [], False
+        request = dataclasses.replace(
+            request,
+            backup_type=body.backup_type or request.backup_type,
             description=body.description,
-            include_databases=body.include_database,
-            include_files=body.include_uploads,
-            compression=None if body.compress else Compression.OFF,
+            include=include,
+            compression=request.compression if body.compress else Compression.OFF.value,
         )
-        row = self.on_demand.backup(order)
+        row = self.on_demand.backup(request)
         self.wake()  # policies of the app show Reconciling at once
         return row
 
@@ -117,7 +123,7 @@ class ApiService:
         item = self.reconciler.load().get("BackupStorage", row.storage)
         if item is None or not isinstance(item.resource, BackupStorage):
             raise ResourceNotFound(f'backup {backup_id} is in BackupStorage "{row.storage}", which is not defined')
-        repository = self.reconciler.open_repository(item.resource)
+        repository = self.reconciler.repositories.open(row.storage)
         snapshot = repository.load_snapshot(row.snapshot_id)
         return TarDownload(
             repository,
@@ -137,10 +143,8 @@ class ApiService:
         try:
             self.catalog.count_backups(BackupFilter(limit=1))
             checks["catalog"] = "ok"
-        except LifeboatError as err:
+        except LifeboatError as err:  # the catalog translates its database's errors
             checks["catalog"] = str(err)
-        except Exception as err:  # the database driver's own errors
-            checks["catalog"] = f"{err.__class__.__name__}"
         root = self.reconciler.resources
         checks["resources"] = "ok" if root.is_dir() and os.access(root, os.R_OK | os.X_OK) else f"{root} not readable"
         return checks
@@ -286,7 +290,7 @@ class ApiService:
         with tempfile.TemporaryDirectory(prefix="lifeboat-api-") as staging:
             path = Path(staging) / f"{name}.yaml"
             header = "# Written by the Lifeboat API; changes here may be overwritten by it.\n"
-            path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+            path.write_text(header + dump_yaml(document), encoding="utf-8")
             result = load_file(path)
             if result.problems:
                 raise InvalidResource(

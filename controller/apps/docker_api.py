@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 
 import docker
-from docker import DockerClient
+from docker import DockerClient as DockerClient  # the client type the runs pass around
 from docker.errors import APIError, DockerException, NotFound
 from requests.exceptions import RequestException
 

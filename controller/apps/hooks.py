@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from docker import DockerClient
 
 from controller.apps.discovery import App
 from controller.apps.exec import ExecCommand, run
-from controller.catalog.models import BackupItem, ItemKind
 from controller.errors import HookFailed, InvalidConfig
 from controller.resources.backup_policy import Hook, OnError
 
 
-def run_hooks(client: DockerClient, app: App, hooks: list[Hook], phase: str) -> list[BackupItem]:
-    """Run `hooks` in order; one item per hook. A failing hook with onError: fail raises
+@dataclass(frozen=True)
+class HookResult:
+    name: str  # "pre[1] SERVICE: COMMAND"
+    exit_code: int | None  # None when it could not run
+    error: str | None
+
+
+def run_hooks(client: DockerClient, app: App, hooks: list[Hook], phase: str) -> list[HookResult]:
+    """Run `hooks` in order; one result per hook. A failing hook with onError: fail raises
     HookFailed (the later hooks do not run); with onError: continue it is recorded."""
     items = []
     for number, hook in enumerate(hooks, 1):
@@ -28,7 +36,7 @@ def run_hooks(client: DockerClient, app: App, hooks: list[Hook], phase: str) -> 
             result = run(client, container.id, ExecCommand(list(hook.command)), timeout=hook.timeout_seconds)
             code = result.exit_code
             error = None if code == 0 else f"exited with {code}: {result.stderr}".rstrip(": ")
-        items.append(BackupItem(backup_id="", kind=ItemKind.HOOK, name=name, exit_code=code, error=error))
+        items.append(HookResult(name, code, error))
         if error is not None and hook.on_error == OnError.FAIL:
             raise HookFailed(f"{name}: {error}")
     return items

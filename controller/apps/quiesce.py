@@ -1,61 +1,52 @@
 """Pause or stop an app's running containers for a consistent copy, and always start them
-again. Each container is recorded in the catalog before Lifeboat touches it and released
+again. Each container is recorded in a ledger (the catalog) before Lifeboat touches it and released
 after it runs again, so that a Lifeboat killed in between leaves a record that `repair`
 acts on: it resumes exactly the containers Lifeboat stopped, never others."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from docker import DockerClient
 
 from controller.apps.discovery import AppContainer
 from controller.apps.docker_api import docker_errors
-from controller.catalog.catalog import Catalog
-from controller.catalog.models import QuiescedContainer
 from controller.errors import LifeboatError
-from controller.host import host_name
+from controller.host import Owner, host_name
 
 HEALTH_TIMEOUT_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
-class Owner:
-    """A process on a host, told apart from a later process that reuses its pid."""
+class QuiescedRecord:
+    """A container Lifeboat paused or stopped, as the ledger keeps it until it runs again."""
 
-    host: str
-    pid: int
-    started: str
-
-    @classmethod
-    def this_process(cls) -> Owner:
-        return cls(host_name(), os.getpid(), _start_time(os.getpid()))
-
-    def is_alive(self) -> bool:
-        return self.host == host_name() and _start_time(self.pid) == self.started
-
-    @property
-    def token(self) -> str:
-        """What a catalog row keeps to name its process: PID:START."""
-        return f"{self.pid}:{self.started}"
-
-    @classmethod
-    def from_token(cls, host: str, token: str) -> Owner | None:
-        pid, sep, started = token.partition(":")
-        return cls(host, int(pid), started) if sep and pid.isdigit() else None
+    container_id: str
+    container_name: str
+    app: str
+    action: str  # paused or stopped
+    operation: str  # the backup or restore that did it
+    owner: Owner
+    since: datetime
 
 
-def _start_time(pid: int) -> str:
-    """Field 22 of /proc/PID/stat (clock ticks since boot); "" when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+class QuiesceLedger(Protocol):
+    """Where quiesced containers are written down before they are touched (the catalog, in
+    the runs): what a killed Lifeboat leaves there is what `repair` starts again."""
+
+    def record(self, entry: QuiescedRecord) -> int:
+        """Write the entry down; returns its id for release()."""
+        ...
+
+    def release(self, entry_id: int) -> None: ...
+
+    def held_on(self, host: str) -> list[tuple[int, QuiescedRecord]]:
+        """The entries of processes on `host`, oldest first."""
+        ...
 
 
 def wait_until_up(client: DockerClient, container_id: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
@@ -89,7 +80,7 @@ class Quiescer:
     def __init__(
         self,
         client: DockerClient,
-        catalog: Catalog,
+        ledger: QuiesceLedger,
         app: str,
         containers: list[AppContainer],
         action: str,
@@ -101,29 +92,19 @@ class Quiescer:
         """`wait_until_up`: resume() waits for each container to run and pass its health check."""
         if action not in ("paused", "stopped"):
             raise ValueError(f"action must be paused or stopped, not {action!r}")
-        self.client, self.catalog, self.app = client, catalog, app
+        self.client, self.ledger, self.app = client, ledger, app
         self.containers = [c for c in containers if c.running]
         self.action, self.operation, self.clock = action, operation, clock
         self.stop_timeout, self.wait_until_up = stop_timeout, wait_until_up
-        self._records: list[tuple[QuiescedContainer, AppContainer]] = []
+        self._records: list[tuple[int, AppContainer]] = []
 
     def quiesce(self) -> None:
         owner = Owner.this_process()
         for container in self.containers:
-            record = self.catalog.record_quiesced(
-                QuiescedContainer(
-                    container_id=container.id,
-                    container_name=container.name,
-                    app=self.app,
-                    action=self.action,
-                    operation=self.operation,
-                    host=owner.host,
-                    owner_pid=owner.pid,
-                    owner_started=owner.started,
-                    since=self.clock(),
-                )
+            entry_id = self.ledger.record(
+                QuiescedRecord(container.id, container.name, self.app, self.action, self.operation, owner, self.clock())
             )
-            self._records.append((record, container))
+            self._records.append((entry_id, container))
             with docker_errors(f"{'pausing' if self.action == 'paused' else 'stopping'} {container.name}"):
                 if self.action == "paused":
                     self.client.api.pause(container.id)
@@ -134,7 +115,7 @@ class Quiescer:
         """Start every container quiesced here, in reverse order, waiting for each to be up.
         Tries them all; raises the first failure afterwards."""
         failures: list[str] = []
-        for record, container in reversed(self._records):
+        for entry_id, container in reversed(self._records):
             try:
                 _resume(self.client, container.id, self.action)
                 if self.wait_until_up:
@@ -142,8 +123,7 @@ class Quiescer:
             except LifeboatError as err:
                 failures.append(f"{container.name}: {err}")
                 continue
-            assert record.id is not None
-            self.catalog.release_quiesced(record.id)
+            self.ledger.release(entry_id)
         self._records.clear()
         if failures:
             raise LifeboatError("could not start again: " + "; ".join(failures))
@@ -156,13 +136,12 @@ class Repaired:
     outcome: str  # "started", "unpaused", "gone", or the error
 
 
-def repair(client: DockerClient, catalog: Catalog, force: bool = False) -> list[Repaired]:
+def repair(client: DockerClient, ledger: QuiesceLedger, force: bool = False) -> list[Repaired]:
     """Resume the containers a dead Lifeboat process on this host left paused or stopped
     (with `force`, also those of live processes: only when you know they are stuck)."""
     done = []
-    for record in catalog.quiesced_on(host_name()):
-        owner = Owner(record.host, record.owner_pid, record.owner_started)
-        if owner.is_alive() and not force:
+    for entry_id, record in ledger.held_on(host_name()):
+        if record.owner.is_alive() and not force:
             continue
         try:
             with docker_errors(f"inspecting {record.container_name}"):
@@ -176,7 +155,6 @@ def repair(client: DockerClient, catalog: Catalog, force: bool = False) -> list[
         except LifeboatError as err:
             done.append(Repaired(record.container_name, record.action, f"failed: {err}"))
             continue
-        assert record.id is not None
-        catalog.release_quiesced(record.id)
+        ledger.release(entry_id)
         done.append(Repaired(record.container_name, record.action, outcome))
     return done

@@ -21,6 +21,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from controller.catalog.models import (
     Backup,
     BackupItem,
+    BackupOutcome,
     BackupStatus,
     BackupTally,
     Event,
@@ -36,6 +37,7 @@ from controller.errors import BackupNotFound, CatalogError
 class BackupFilter:
     app_id: str | None = None
     policy: str | None = None
+    storage: str | None = None
     status: BackupStatus | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
@@ -69,18 +71,19 @@ class Catalog:
             self.engine = _make_engine(url)
             self.previous_version = ensure_schema(self.engine)
         except SQLAlchemyError as err:
-            raise CatalogError(
-                f"cannot open the catalog {_redacted(url)}: {err.__class__.__name__}: "
-                f"{str(err.orig) if hasattr(err, 'orig') else err}".strip()
-            ) from None
+            raise CatalogError(f"cannot open the catalog {_redacted(url)}: {_reason(err)}") from None
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
-            yield session
+        """A session whose database errors leave as CatalogError (SQL never reaches callers)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except SQLAlchemyError as err:
+            raise CatalogError(f"the catalog {_redacted(self.url)} failed: {_reason(err)}") from None
 
     def _delete(self, model: type[SQLModel], key: object) -> None:
         """Delete the row of `model` with primary key `key`; none is fine."""
@@ -117,6 +120,45 @@ class Catalog:
             merged = session.merge(backup)
             session.commit()
             return merged
+
+    def start_backup(self, backup_id: str, location: str, owner: str) -> Backup:
+        """A pending backup's work begins (the row made when it was asked for)."""
+        return self._change_backup(backup_id, status=BackupStatus.IN_PROGRESS, storage_location=location, owner=owner)
+
+    def finish_backup(self, backup_id: str, outcome: BackupOutcome, items: list[BackupItem]) -> Backup:
+        """The backup's final state with its per-item results, in one transaction."""
+        changes: dict[str, Any] = {
+            "status": BackupStatus.COMPLETED if outcome.error is None else BackupStatus.FAILED,
+            "completed_at": outcome.completed_at,
+            "error_code": outcome.error[0] if outcome.error else None,
+            "error_message": outcome.error[1] if outcome.error else None,
+        }
+        if outcome.snapshot is not None:
+            snapshot = outcome.snapshot
+            changes.update(
+                snapshot_id=snapshot.snapshot_id,
+                parent_id=snapshot.parent_id,
+                size_bytes=snapshot.size_bytes,
+                bytes_added=snapshot.bytes_added,
+                files=snapshot.files,
+            )
+        return self._change_backup(backup_id, items, **changes)
+
+    def _change_backup(self, backup_id: str, items: list[BackupItem] | None = None, **changes: Any) -> Backup:
+        with self.session() as session:
+            row = session.get(Backup, backup_id)
+            if row is None:
+                raise BackupNotFound(f"no backup with id {backup_id!r} in the catalog")
+            previous = row.status
+            for name, value in changes.items():
+                setattr(row, name, value)
+            _count_if_finished(session, previous, row)
+            session.add(row)
+            for item in items or []:
+                item.backup_id = backup_id
+                session.add(item)
+            session.commit()
+            return row
 
     def delete_backup(self, backup_id: str) -> None:
         """Forget a backup's record and its items (retention removed its snapshot)."""
@@ -179,6 +221,33 @@ class Catalog:
             merged = session.merge(run)
             session.commit()
             return merged
+
+    def change_restore_run(
+        self,
+        run_id: str,
+        *,
+        phase: str | None = None,
+        message: str | None = None,
+        completed_at: datetime | None = None,
+        safety_backup_id: str | None = None,
+    ) -> RestoreRun:
+        """Move a run on: its phase (with the message and end time) or its safety backup."""
+        with self.session() as session:
+            run = session.get(RestoreRun, run_id)
+            if run is None:
+                raise CatalogError(f"no restore run {run_id!r} in the catalog")
+            changes = {
+                "phase": phase,
+                "message": message,
+                "completed_at": completed_at,
+                "safety_backup_id": safety_backup_id,
+            }
+            for name, value in changes.items():
+                if value is not None:
+                    setattr(run, name, value)
+            session.add(run)
+            session.commit()
+            return run
 
     def restore_runs_in_phase(self, phase: str) -> list[RestoreRun]:
         return self._restore_runs(col(RestoreRun.phase) == phase)
@@ -252,6 +321,8 @@ def _filtered(query: SelectT, where: BackupFilter) -> SelectT:
         query = query.where(col(Backup.app_id) == where.app_id)
     if where.policy is not None:
         query = query.where(col(Backup.policy) == where.policy)
+    if where.storage is not None:
+        query = query.where(col(Backup.storage) == where.storage)
     if where.status is not None:
         query = query.where(col(Backup.status) == where.status)
     if where.created_after is not None:
@@ -271,6 +342,12 @@ def _count_if_finished(session: Session, previous: BackupStatus | None, backup: 
     tally = session.get(BackupTally, (app_id, policy)) or BackupTally(app_id=app_id, policy=policy)
     tally.count(backup)
     session.add(tally)
+
+
+def _reason(err: SQLAlchemyError) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and links."""
+    detail = str(getattr(err, "orig", None) or err).splitlines()[0]
+    return f"{err.__class__.__name__}: {detail}"
 
 
 def _redacted(url: str) -> str:

@@ -1,12 +1,13 @@
 """Catalog tables: the observed state. Ids are plain strings; nothing here knows the
 repository format or Docker.
 
-The backup record keeps the seed's field names (backup_id, app_id, ..., error_message) so
-the REST API can serve them as they are; the rest is what the controller needs.
+The backup record keeps the field names of the REST API's contract (backup_id, app_id, ...,
+error_message) so the API can serve them as they are; the rest is what the controller needs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -74,7 +75,7 @@ class Backup(SQLModel, table=True):
     created_at: datetime = _time(index=True)
     completed_at: datetime | None = _time(nullable=True)
     error_message: str | None = None
-    # What the design adds to the seed's record:
+    # Beyond the API contract's record:
     policy: str | None = Field(default=None, index=True)
     storage: str = ""
     snapshot_id: str | None = None
@@ -82,8 +83,28 @@ class Backup(SQLModel, table=True):
     bytes_added: int = 0
     files: int = 0
     host: str = ""
-    owner: str = ""  # "PID:START" of the process taking it (see apps.quiesce.Owner); "" before schema 4
+    owner: str = ""  # "PID:START" of the process taking it (see host.Owner); "" before schema 4
     error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """What a committed snapshot holds, as the backup row records it."""
+
+    snapshot_id: str
+    parent_id: str | None
+    size_bytes: int  # what the source holds
+    bytes_added: int  # what the repository grew by
+    files: int
+
+
+@dataclass(frozen=True)
+class BackupOutcome:
+    """How a backup ended: its snapshot (when one was committed) and, when it failed, (code, message)."""
+
+    completed_at: datetime
+    snapshot: SnapshotSummary | None = None
+    error: tuple[str, str] | None = None
 
 
 class BackupItem(SQLModel, table=True):

@@ -2,12 +2,16 @@
 
 A fresh database gets the current tables at once; an older one runs each migration after
 its recorded version, in order, in one transaction per step. A database written by a newer
-Lifeboat is refused rather than guessed at.
+Lifeboat is refused rather than guessed at. Two processes starting at once on a new catalog
+take turns (a file lock beside SQLite, an advisory lock on PostgreSQL): the second finds the
+tables the first made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
@@ -57,8 +61,36 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
+_ADVISORY_LOCK_KEY = 0x4C696665626F6174  # "Lifeboat": the schema lock on PostgreSQL
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """One process at a time creates or migrates the schema."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_schema(engine: Engine) -> int:
     """Bring the catalog to SCHEMA_VERSION; return the version it had before (0 when new)."""
+    with _schema_lock(engine):
+        return _ensure_schema(engine)
+
+
+def _ensure_schema(engine: Engine) -> int:
     with engine.begin() as connection:
         existing = _recorded_version(connection)
         if existing == 0:

@@ -6,7 +6,7 @@ containers it had paused or stopped are started again, and only those."""
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,10 +18,10 @@ from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, table
 from controller.errors import InvalidConfig, ResourceNotFound
 
 if TYPE_CHECKING:
-    from docker import DockerClient
-
+    from controller.apps.docker_api import DockerClient
+    from controller.reconciler.runtime import Runtime
     from controller.repository.archiver import Progress
-    from controller.resources.meta import SecretRef
+    from controller.repository.repository import Repository
 
 pass_context = click.make_pass_decorator(CliContext)
 
@@ -30,22 +30,31 @@ def _docker(ctx: CliContext) -> DockerClient:
     """The engine, after starting what a dead Lifeboat process left stopped."""
     from controller.apps.docker_api import connect
     from controller.apps.quiesce import repair
+    from controller.reconciler.quiesce_ledger import CatalogLedger
 
     client = connect(ctx.environ.get("DOCKER_HOST"))
-    for fixed in repair(client, ctx.catalog):
+    for fixed in repair(client, CatalogLedger(ctx.catalog)):
         click.echo(
             f"repair: {fixed.container_name} (left {fixed.action} by a killed Lifeboat): {fixed.outcome}", err=True
         )
     return client
 
 
-def _secret_reader(ctx: CliContext) -> Any:
-    from controller.resources.secrets import read_secret
+def _runtime(ctx: CliContext, client: DockerClient, repository: Repository, quota: int | None) -> Runtime:
+    """The runs' needs for one command: this repository (opened with the command's
+    passphrase rules), this engine, the configured limits."""
+    from controller.reconciler.runtime import OpenedRepository, Runtime
+    from controller.resources.secrets import database_password_reader
 
-    def read(ref: SecretRef) -> str:
-        return read_secret(ref, ctx.environ, "database password").decode()
-
-    return read
+    limits = ctx.config.limits
+    return Runtime(
+        ctx.catalog,
+        OpenedRepository(repository, quota),
+        docker=lambda: client,
+        read_secret=database_password_reader(ctx.environ),
+        transfers=limits.transfers,
+        max_backup_bytes=int(limits.max_backup_size_gb * 1024**3) if limits.max_backup_size_gb else None,
+    )
 
 
 @click.command("apps")
@@ -104,7 +113,8 @@ def backup(
     output: str,
 ) -> None:
     """Back up APP (a Compose project): its databases, volumes and bind mounts."""
-    from controller.apps.backup import AppBackup, BackupRequest
+    from controller.reconciler.backup_run import BackupRequest, BackupRunner
+    from controller.reconciler.runtime import ProgressBoard
     from controller.resources.backup_policy import BackupType, Consistency
 
     policy = _policy_for(ctx, app, policy_name)
@@ -119,20 +129,15 @@ def backup(
         request.consistency = Consistency(consistency)
     client = _docker(ctx)
     target = RepoTarget(ctx, None, request.storage, None, None)
-    repository = target.open(lock="backup")
-    with target.held, byte_progress(f"backup {app}", None, output == "text") as display:
+    resource = target.resource()
+    runtime = _runtime(ctx, client, target.open(), resource.spec.quota_bytes if resource else None)
+    with byte_progress(f"backup {app}", None, output == "text") as display:
 
-        def progress(state: Progress) -> None:
+        def show(key: str, state: Progress) -> None:
             display.update(state.bytes_read, state.files, state.current)
 
-        row = AppBackup(
-            client,
-            ctx.catalog,
-            repository,
-            read_secret=_secret_reader(ctx),
-            progress=progress,
-            uploads=ctx.config.limits.transfers,
-        ).run(request)
+        runtime.progress = ProgressBoard(show)
+        row = BackupRunner(runtime).run(request)
     items = ctx.catalog.items_of(row.backup_id)
     emit(
         output,
@@ -187,30 +192,24 @@ def restore(
 ) -> None:
     """Restore BACKUP_ID (or --policy NAME --at TIME): the app is stopped, its data made
     identical to the backup, and started; on failure it runs on its safety backup."""
-    from controller.apps.restore import AppRestore, RestoreRequest, backup_at
+    from controller.reconciler.restore_run import RestoreRequest, RestoreRunner, resolve_backup
     from controller.resources.restore import RestorePhase
 
     if bool(backup_id) == bool(policy_name and point_in_time):
         raise click.UsageError("give BACKUP_ID, or --policy NAME with --at RFC3339")
-    if backup_id:
-        backup_row = ctx.catalog.get_backup(backup_id)
-    else:
-        backup_row = backup_at(ctx.catalog, policy_name or "", _rfc3339(point_in_time or ""))
+    request = RestoreRequest(
+        backup_id,
+        policy=policy_name,
+        point_in_time=_rfc3339(point_in_time) if point_in_time else None,
+        target_app=target_app,
+        safety_backup=not no_safety_backup,
+        volumes=list(volumes) or None,
+        databases=list(databases) or None,
+    )
+    backup_row = resolve_backup(ctx.catalog, request, datetime.now(UTC))  # unknown: one line, nothing run
     client = _docker(ctx)
     target = RepoTarget(ctx, None, backup_row.storage, None, None)
-    repository = target.open(lock="restore")
-    with target.held:
-        run = AppRestore(
-            client, ctx.catalog, repository, storage_name=backup_row.storage, read_secret=_secret_reader(ctx)
-        ).run(
-            RestoreRequest(
-                backup_row.backup_id,
-                target_app=target_app,
-                safety_backup=not no_safety_backup,
-                volumes=list(volumes) or None,
-                databases=list(databases) or None,
-            )
-        )
+    run = RestoreRunner(_runtime(ctx, client, target.open(), None)).run(request)
     emit(output, run.model_dump(mode="json"), f"restore {run.id}: {run.phase}: {run.message}")
     if run.phase != RestorePhase.SUCCEEDED.value:
         sys.exit(1)
@@ -233,8 +232,9 @@ def repair(ctx: CliContext, force: bool) -> None:
     """Start again the containers a killed Lifeboat left paused or stopped (only those)."""
     from controller.apps.docker_api import connect
     from controller.apps.quiesce import repair as repair_containers
+    from controller.reconciler.quiesce_ledger import CatalogLedger
 
-    fixed = repair_containers(connect(ctx.environ.get("DOCKER_HOST")), ctx.catalog, force=force)
+    fixed = repair_containers(connect(ctx.environ.get("DOCKER_HOST")), CatalogLedger(ctx.catalog), force=force)
     for entry in fixed:
         click.echo(f"{entry.container_name}: {entry.outcome} (was {entry.action})")
     if not fixed:

@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from controller.cli.text import human_bytes
 from controller.resources.backup_policy import BackupPolicy
 from controller.resources.backup_storage import BackupStorage
+from controller.resources.documents import dump_yaml
 from controller.resources.kinds import Resource
 from controller.resources.loader import LoadedResource
 from controller.resources.meta import find_condition
@@ -30,7 +29,7 @@ def resource_document(loaded: LoadedResource) -> dict[str, Any]:
 def dump(data: Any, output: str) -> str:
     if output == "json":
         return json.dumps(data, indent=2, sort_keys=False)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip("\n")
+    return dump_yaml(data).rstrip("\n")
 
 
 def _age(moment: datetime | None) -> str:

@@ -1,6 +1,6 @@
 """`lifeboat repo …`: the repository verbs, on a storage given by name or by location.
 
-The passphrase comes from --passphrase-file, LIFEBOAT_PASSPHRASE, the seed's
+The passphrase comes from --passphrase-file, LIFEBOAT_PASSPHRASE, the older
 BACKUP_ENCRYPTION_KEY, or the BackupStorage's secret reference; --recovery-kit opens the
 repository with a kit instead.
 """
@@ -30,7 +30,7 @@ from controller.repository.exporter import export_tar
 from controller.repository.keys import list_keys, master_key_from_kit, recovery_kit, remove_key, write_key_file
 from controller.repository.locks import remove_locks
 from controller.repository.pruner import Pruner
-from controller.repository.repository import Repository, SnapshotEntry
+from controller.repository.repository import Repository
 from controller.repository.restorer import RestoreProgress, Restorer
 from controller.storage.base import Storage
 from controller.storage.location import storage_for_location
@@ -192,14 +192,6 @@ def _parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def _parent_for(repository: Repository, paths: list[str], tags: dict[str, str]) -> SnapshotEntry | None:
-    """The latest snapshot of the same paths and app tag: what an incremental compares with."""
-    candidates = [
-        e for e in repository.snapshots() if e.snapshot.paths == paths and e.snapshot.tags.get("app") == tags.get("app")
-    ]
-    return candidates[-1] if candidates else None
-
-
 @repo.command("backup")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the snapshot (repeatable).")
@@ -223,7 +215,11 @@ def backup(
         sources = [DirectorySource(p.resolve().name, p.resolve()) for p in paths]
     tag_map = {**_parse_tags(tags), "type": backup_type}
     snapshot_paths = [s.name for s in sources]
-    parent = _parent_for(repository, snapshot_paths, tag_map) if backup_type == "incremental" else None
+    parent = (
+        repository.latest_snapshot({"app": tag_map.get("app")}, snapshot_paths)
+        if backup_type == "incremental"
+        else None
+    )
     with byte_progress("backup", None, output == "text") as display:
         if display.shown:  # the scan only feeds the ETA; without a terminal it is wasted work
             scan_total([source.path for source in sources], display)

@@ -14,6 +14,8 @@ import tarfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import zstandard
+
 from controller.repository.file_reader import open_content
 from controller.repository.records import Node, NodeType, Snapshot
 from controller.repository.repository import Repository
@@ -27,6 +29,12 @@ _TYPES = {
     NodeType.CHARDEV: tarfile.CHRTYPE,
     NodeType.BLOCKDEV: tarfile.BLKTYPE,
 }
+
+
+def export_tar_zstd(repository: Repository, snapshot: Snapshot, out: BinaryIO, level: int = 3) -> int:
+    """The tar stream compressed as one zstd frame (its length is not known beforehand)."""
+    with zstandard.ZstdCompressor(level=level).stream_writer(out, closefd=False) as compressing:
+        return export_tar(repository, snapshot, compressing)
 
 
 def export_tar(

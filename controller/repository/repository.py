@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -257,6 +257,19 @@ class Repository:
             for info in self.storage.list("snapshots/")
         ]
         return sorted(entries, key=lambda e: (e.snapshot.time, e.id))
+
+    def latest_snapshot(
+        self, tags: Mapping[str, str | None], paths: Sequence[str] | None = None
+    ) -> SnapshotEntry | None:
+        """The newest snapshot whose tags have these values (None: the tag is absent) and, when
+        given, these paths: what an incremental or differential backup compares with."""
+        candidates = [
+            entry
+            for entry in self.snapshots()
+            if all(entry.snapshot.tags.get(key) == value for key, value in tags.items())
+            and (paths is None or entry.snapshot.paths == list(paths))
+        ]
+        return candidates[-1] if candidates else None
 
     def resolve_snapshot(self, prefix: str) -> str:
         """A full snapshot id from a unique prefix (or 'latest')."""

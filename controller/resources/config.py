@@ -1,4 +1,4 @@
-"""The global configuration file (the seed's `backup.yaml` keys) and where things live.
+"""The global configuration file (the keys of the original `backup.yaml`) and where things live.
 
 `${NAME}` and `${NAME:-default}` in the file are replaced from the environment before
 parsing, so a secret can be kept out of the file. Precedence for each location:

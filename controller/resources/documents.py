@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -78,3 +79,20 @@ def line_of_path(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | N
             line = pair[0].start_mark.line  # the key's line reads best for nested mappings too
             node = pair[1]
     return line
+
+
+class YamlSyntaxError(ValueError):
+    """Text that is not YAML; str() says where."""
+
+
+def parse_yaml(text: str) -> Any:
+    """One YAML document as plain data (safe: no tags). Raises YamlSyntaxError."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise YamlSyntaxError(str(err)) from None
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain data as block-style YAML, keys in their order."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

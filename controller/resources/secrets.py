@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from controller.errors import InvalidConfig
@@ -22,3 +22,12 @@ def read_secret(ref: SecretRef, environ: Mapping[str, str], what: str) -> bytes:
         return Path(ref.file).read_bytes().rstrip(b"\r\n")
     except OSError as err:
         raise InvalidConfig(f"{what}: cannot read secret file {ref.file}: {err.strerror}") from None
+
+
+def database_password_reader(environ: Mapping[str, str]) -> Callable[[SecretRef], str]:
+    """How the runs read the database passwords a policy names by reference."""
+
+    def read(ref: SecretRef) -> str:
+        return read_secret(ref, environ, "database password").decode()
+
+    return read

@@ -74,6 +74,16 @@ def find_document(text: str, kind: str, name: str) -> Document | None:
     return None
 
 
+def read_document(path: Path, kind: str, name: str) -> dict[str, Any] | None:
+    """The document of kind/name in the file at `path`, parsed; None when there is none."""
+    text = path.read_text(encoding="utf-8")
+    document = find_document(text, kind, name)
+    if document is None:
+        return None
+    data = yaml.safe_load(document.text_of(text))  # find_document parsed it already: it parses
+    return data if isinstance(data, dict) else None
+
+
 def replace_status_block(doc_text: str, status: dict[str, Any] | None, where: str = "") -> str:
     """The document with its top-level status block replaced (appended if absent, removed if None).
 

@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
-from controller.apps.backup import AppBackup, BackupRequest
+from controller.reconciler.backup_run import BackupRequest
 from controller.repository.repository import Repository
 from controller.storage.local import LocalStorage
 from tests.support.api_stack import PASSPHRASE, start_stack
 from tests.support.repository import random_bytes
+from tests.support.runs import back_up
 
 MIB = 1024 * 1024
 
@@ -53,8 +54,8 @@ def main() -> None:
             LocalStorage(work / "repo"), PASSPHRASE.encode(), stack.reconciler.clock(), "bench", "bench"
         )
         started = time.monotonic()
-        row = AppBackup(None, stack.catalog, repository).run(
-            BackupRequest(app=None, storage="local", policy="bench", paths=[str(source)])
+        row = back_up(
+            stack.catalog, repository, BackupRequest(app=None, storage="local", policy="bench", paths=[str(source)])
         )
         backed_up = time.monotonic() - started
         before = peak_rss_mib()

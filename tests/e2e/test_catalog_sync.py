@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from controller.apps.backup import AppBackup, BackupRequest
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
+from controller.reconciler.backup_run import BackupRequest
 from controller.repository.repository import Repository
 from controller.storage.local import LocalStorage
 from tests.e2e.conftest import Lifeboat
 from tests.support.repository import write_tree
+from tests.support.runs import back_up
 
 PASSPHRASE = "catalog sync passphrase"
 FIELDS = ("backup_id", "app_id", "policy", "backup_type", "snapshot_id", "parent_id", "size_bytes", "files")
@@ -40,7 +41,7 @@ def test_a_lost_catalog_is_rebuilt_from_the_repository(
     for number in range(3):
         (source / f"day{number}.txt").write_text(str(number))
         request = BackupRequest(app=None, storage="offsite", policy="platform", paths=[str(source)])
-        taken.append(AppBackup(None, host_a, repository).run(request))
+        taken.append(back_up(host_a, repository, request))
     host_a.close()
     # A snapshot recording a file it could not read, and one with only a note: the first is incomplete.
     latest = repository.load_snapshot(taken[-1].snapshot_id or "")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from docker import DockerClient
 
-from controller.apps.backup import AppBackup, BackupRequest
-from controller.apps.restore import AppRestore, RestoreRequest
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus, ItemKind
 from controller.errors import DumpFailed, HookFailed
+from controller.reconciler.backup_run import BackupRequest
+from controller.reconciler.restore_run import RestoreRequest
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
 from controller.resources.backup_policy import BackupType, Consistency, DatabaseOverride, Hook, Hooks, OnError
@@ -27,15 +27,17 @@ from tests.support.docker_apps import (
     wordpress_like,
 )
 from tests.support.repository import random_bytes, tree_state
+from tests.support.runs import back_up
+from tests.support.runs import restore as run_restore
 
 
 def take_backup(client: DockerClient, catalog: Catalog, repository: Repository, app: str, **options: object) -> str:
     request = BackupRequest(app=app, storage="test", **options)  # type: ignore[arg-type]
-    return AppBackup(client, catalog, repository).run(request).backup_id
+    return back_up(catalog, repository, request, client).backup_id
 
 
 def restore(client: DockerClient, catalog: Catalog, repository: Repository, backup_id: str, **options: object):  # type: ignore[no-untyped-def]
-    return AppRestore(client, catalog, repository, storage_name="test").run(RestoreRequest(backup_id, **options))  # type: ignore[arg-type]
+    return run_restore(catalog, repository, RestoreRequest(backup_id, **options), client)  # type: ignore[arg-type]
 
 
 def write_uploads(app: TestApp) -> None:
@@ -161,9 +163,8 @@ def test_a_failing_dump_fails_the_backup_with_the_tools_stderr(
     fill_wordpress_db(app)
     wrong = DatabaseOverride(service="db", username="root", password=SecretRef(env="WRONG_DB_PASSWORD"))
     request = BackupRequest(app=app.name, storage="test", databases=[wrong])
-    backup = AppBackup(docker_client, catalog, repository, read_secret=lambda ref: "not-the-password")
     with pytest.raises(DumpFailed, match="Access denied") as caught:
-        backup.run(request)
+        back_up(catalog, repository, request, docker_client, read_secret=lambda ref: "not-the-password")
     assert "not-the-password" not in str(caught.value)
     (row,) = catalog.list_backups()
     assert row.status == BackupStatus.FAILED and row.snapshot_id is None

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from controller.apps.backup import AppBackup, BackupRequest
-from controller.apps.restore import backup_at
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus, ItemKind
 from controller.errors import BackupCreateFailed, BackupNotFound, NothingToBackUp
+from controller.reconciler.backup_run import BackupRequest
+from controller.reconciler.restore_run import RestoreRequest, resolve_backup
 from controller.repository.repository import Repository
 from controller.resources.backup_policy import BackupType
 from tests.support.repository import T0, random_bytes, write_tree
+from tests.support.runs import back_up
 
 
 def run(catalog: Catalog, repository: Repository, source: Path, backup_type: BackupType, minute: int) -> str:
     request = BackupRequest(app=None, storage="test", policy="platform", paths=[str(source)], backup_type=backup_type)
     clock = lambda: T0 + timedelta(minutes=minute)  # noqa: E731
-    return AppBackup(None, catalog, repository, clock=clock).run(request).backup_id
+    return back_up(catalog, repository, request, clock=clock).backup_id
 
 
 def test_full_incremental_and_differential_pick_their_parents(
@@ -47,7 +48,7 @@ def test_full_incremental_and_differential_pick_their_parents(
 
 def test_nothing_to_back_up_is_a_clear_failure(catalog: Catalog, repository: Repository) -> None:
     with pytest.raises(NothingToBackUp, match="nothing to back up: no app and no paths"):
-        AppBackup(None, catalog, repository).run(BackupRequest(app=None, storage="test"))
+        back_up(catalog, repository, BackupRequest(app=None, storage="test"))
     (row,) = catalog.list_backups()
     assert row.status == BackupStatus.FAILED and row.error_code == "BACKUP_CREATE_FAILED"
 
@@ -63,8 +64,12 @@ def test_point_in_time_picks_the_latest_completed_backup_at_or_before_it(
     source.rmdir()  # the third backup fails: its path is gone
     with pytest.raises(BackupCreateFailed, match=f"path {source} .in the policy's paths. is not a directory"):
         run(catalog, repository, source, BackupType.INCREMENTAL, 20)
-    assert backup_at(catalog, "platform", T0 + timedelta(minutes=9)).backup_id == first
-    assert backup_at(catalog, "platform", T0 + timedelta(minutes=10)).backup_id == second
-    assert backup_at(catalog, "platform", T0 + timedelta(days=1)).backup_id == second  # not the failed one
+
+    def at(moment: datetime) -> str:
+        return resolve_backup(catalog, RestoreRequest(policy="platform", point_in_time=moment), T0).backup_id
+
+    assert at(T0 + timedelta(minutes=9)) == first
+    assert at(T0 + timedelta(minutes=10)) == second
+    assert at(T0 + timedelta(days=1)) == second  # not the failed one
     with pytest.raises(BackupNotFound, match="policy 'platform' has no completed backup at or before 2025"):
-        backup_at(catalog, "platform", T0 - timedelta(days=400))
+        at(T0 - timedelta(days=400))

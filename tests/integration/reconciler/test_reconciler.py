@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.apps.quiesce import Owner
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
 from controller.errors import DockerUnavailable
+from controller.host import Owner
 from controller.reconciler.reconciler import Reconciler
 from controller.reconciler.work_queue import WorkQueue
 from controller.repository.repository import Repository
@@ -372,15 +372,11 @@ def test_the_controller_takes_its_limits_from_the_configuration(tmp_path: Path) 
 
     from controller.cli.context import CliContext
     from controller.cli.serve_commands import _reconciler
-    from controller.resources.backup_storage import BackupStorage
-    from tests.builders import a_storage
 
     config = tmp_path / "config.yaml"
     config.write_text("limits: {max_concurrent_backups: 3, transfers: 7, max_backup_size_gb: 1}\n")
     ctx = CliContext(str(config), str(tmp_path / "resources"), f"sqlite:///{tmp_path / 'catalog.db'}", environ={})
     reconciler = _reconciler(ctx, threading.Event(), scheduling=True)
-    repository = Repository.init(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode(), START, "host", "test")
-    backup = reconciler.app_backup(None, repository, BackupStorage.model_validate(a_storage()), "app")
-    assert backup.uploads == 7
-    assert backup.quota.backup_bytes == 1024**3
+    assert reconciler.runtime.transfers == 7
+    assert reconciler.runtime.max_backup_bytes == 1024**3
     assert reconciler.queue._pool._max_workers == 3

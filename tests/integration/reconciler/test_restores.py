@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 from docker import DockerClient
 
-from controller.apps.backup import AppBackup, BackupRequest
 from controller.apps.docker_api import connect
 from controller.catalog.catalog import Catalog
+from controller.reconciler.backup_run import BackupRequest
 from controller.reconciler.reconciler import Reconciler
 from controller.reconciler.work_queue import WorkQueue
 from controller.repository.repository import Repository
@@ -22,6 +22,7 @@ from controller.storage.local import LocalStorage
 from tests.e2e.conftest import LIFEBOAT
 from tests.support.docker_apps import TestApp, mariadb_sql, wordpress_like
 from tests.support.repository import random_bytes
+from tests.support.runs import back_up
 
 PASSPHRASE = "restore resource passphrase"
 
@@ -38,7 +39,7 @@ def setup(tmp_path: Path, client: DockerClient, made: list[TestApp]) -> tuple[Pa
     mariadb_sql(app, "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);")
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     repository = Repository.init(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode(), datetime.now(UTC), "h", "test")
-    backup_id = AppBackup(client, catalog, repository).run(BackupRequest(app=app.name, storage="local")).backup_id
+    backup_id = back_up(catalog, repository, BackupRequest(app=app.name, storage="local"), client).backup_id
     return resources, catalog, app, backup_id
 
 
@@ -83,11 +84,8 @@ def test_a_controller_killed_mid_restore_leaves_the_app_running_and_never_restor
     resources, catalog, app, _ = setup(tmp_path, docker_client, made_apps)
     for number in range(5):  # enough data that the restore keeps the app stopped for a while
         (app.mountpoint("uploads") / f"big{number}.bin").write_bytes(random_bytes(20 + number, 40_000_000))
-    backup_id = (
-        AppBackup(docker_client, catalog, Repository.open(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode()))
-        .run(BackupRequest(app=app.name, storage="local"))
-        .backup_id
-    )
+    repository = Repository.open(LocalStorage(tmp_path / "repo"), PASSPHRASE.encode())
+    backup_id = back_up(catalog, repository, BackupRequest(app=app.name, storage="local"), docker_client).backup_id
     for number in range(5):
         (app.mountpoint("uploads") / f"big{number}.bin").unlink()
     path = restore_yaml(resources, backup_id)

@@ -1,0 +1,107 @@
+"""The BackupPolicy reconciler: start a policy's backup when its schedule says so, and derive
+its status from the catalog (a status never claims more than the catalog knows)."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from controller.catalog.catalog import BackupFilter
+from controller.catalog.models import Backup, BackupStatus
+from controller.errors import LifeboatError
+from controller.reconciler.backup_run import BackupRequest, BackupRunner
+from controller.reconciler.runtime import Runtime
+from controller.reconciler.schedule_plan import plan_schedule
+from controller.reconciler.status import StatusWriter
+from controller.reconciler.work_queue import WorkQueue
+from controller.resources.backup_policy import BackupCounts, BackupPolicy, BackupPolicyStatus, LastBackup
+from controller.resources.loader import LoadedResource
+from controller.resources.meta import set_condition
+
+STALLED_AFTER = 3  # failed runs in a row that make a policy Stalled
+
+
+class PolicyReconciler:
+    def __init__(self, runtime: Runtime, queue: WorkQueue, status: StatusWriter) -> None:
+        self.runtime, self.queue, self.status = runtime, queue, status
+
+    def reconcile(self, item: LoadedResource, storages: set[str]) -> datetime | None:
+        """Start the backup when due; write the status. Returns the policy's next run time."""
+        policy = item.resource
+        assert isinstance(policy, BackupPolicy)
+        old = policy.status or BackupPolicyStatus()
+        status = old.model_copy(deep=True)
+        name = policy.metadata.name
+        storage_found = policy.spec.storage in storages
+        if not storage_found:
+            message = f'no BackupStorage "{policy.spec.storage}"'
+            ready = self.status.condition("Ready", False, "StorageNotFound", message, item)
+        else:
+            ready = self.status.condition("Ready", True, "Scheduled" if policy.spec.schedule else "Manual", "", item)
+        rows = self.runtime.catalog.list_backups(BackupFilter(policy=name, limit=10_000))
+        plan = plan_schedule(
+            policy.spec.schedule,
+            policy.spec.suspend,
+            old.next_run_at,
+            old.observed_generation != item.generation,
+            rows[0].created_at if rows else None,
+            self.runtime.clock(),
+        )
+        status.next_run_at = plan.next_run_at
+        request = BackupRequest.from_policy(policy)
+        if plan.run_now and storage_found and not self.queue.submit(request.work_key, lambda: self.back_up(request)):
+            # The app is busy (a restore, or another policy's backup): run when it is free.
+            status.next_run_at = old.next_run_at
+        if self.queue.busy(request.work_key):
+            running = self.status.condition("Reconciling", True, "BackupRunning", "", item)
+            status.conditions = set_condition(status.conditions, running)
+        else:
+            status.conditions = [c for c in status.conditions if c.type != "Reconciling"]
+        self._status_from_catalog(status, rows, item)
+        status.conditions = set_condition(status.conditions, ready)
+        status.observed_generation = item.generation
+        self.status.write(item, status)
+        return status.next_run_at
+
+    def back_up(self, request: BackupRequest) -> None:
+        """The scheduled job: the run records its outcome (row, event, log) itself."""
+        with contextlib.suppress(LifeboatError):  # recorded on the backup's row; the next pass shows it
+            BackupRunner(self.runtime).run(request)
+
+    def _status_from_catalog(self, status: BackupPolicyStatus, rows: list[Backup], item: LoadedResource) -> None:
+        finished = [r for r in rows if r.status in (BackupStatus.COMPLETED, BackupStatus.FAILED)]
+        completed = [r for r in finished if r.status == BackupStatus.COMPLETED]
+        status.counts = BackupCounts(
+            total=len(finished),
+            succeeded=len(completed),
+            failed=len(finished) - len(completed),
+            retained=len(completed),
+        )
+        if not finished:
+            return
+        latest = finished[0]
+        duration = (latest.completed_at - latest.created_at).total_seconds() if latest.completed_at else 0.0
+        status.last_backup = LastBackup(
+            id=latest.backup_id,
+            time=latest.created_at,
+            type=latest.backup_type,
+            size_bytes=latest.size_bytes,
+            bytes_added=latest.bytes_added,
+            duration_seconds=round(duration, 3),
+        )
+        status.last_successful_backup_time = completed[0].created_at if completed else None
+        succeeded = latest.status == BackupStatus.COMPLETED
+        status.last_error = None if succeeded else latest.error_message
+        reason = "Completed" if succeeded else (latest.error_code or "Failed")
+        message = f"backup {latest.backup_id}" + ("" if succeeded else f": {latest.error_message}")
+        status.conditions = set_condition(
+            status.conditions, self.status.condition("LastBackupSucceeded", succeeded, reason, message, item)
+        )
+        recent = finished[:STALLED_AFTER]
+        if len(recent) == STALLED_AFTER and all(r.status == BackupStatus.FAILED for r in recent):
+            stalled = f"the last {STALLED_AFTER} backups failed; retention deletes nothing until one succeeds"
+            status.conditions = set_condition(
+                status.conditions, self.status.condition("Stalled", True, reason, stalled, item)
+            )
+        else:
+            status.conditions = [c for c in status.conditions if c.type != "Stalled"]

@@ -1,0 +1,101 @@
+"""How an app becomes one snapshot, and back: databases/SERVICE.EXT (dump streams),
+volumes/KEY, mounts/SERVICE/DEST, paths/PATH, and a manifest at the root saying which
+mount each mounts/ folder is. The backup run writes this layout; the restore run reads it."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from controller.apps.discovery import App
+from controller.apps.docker_api import DockerClient
+from controller.apps.exec import OutputStream
+from controller.catalog.models import BackupItem, ItemKind
+from controller.errors import BackupCreateFailed, BackupNotFound, DumpFailed
+from controller.repository.archiver import DirectorySource, Source, StreamSource
+from controller.repository.file_reader import open_content
+from controller.repository.records import Node, Snapshot
+from controller.repository.repository import Repository
+from controller.repository.restorer import find_node
+from controller.resources.backup_policy import Include
+
+MANIFEST = "lifeboat.json"  # at the snapshot's root: what the restore needs to map paths back
+
+
+@dataclass
+class Layout:
+    sources: list[Source] = field(default_factory=list)
+    items: list[BackupItem] = field(default_factory=list)  # one per source but the manifest
+    dumps: list[OutputStream] = field(default_factory=list)  # in the order of the DUMP items
+
+
+def snapshot_layout(client: DockerClient | None, app: App | None, include: Include, paths: list[str]) -> Layout:
+    """The snapshot's sources for `app` (databases, volumes and bind mounts as `include` says)
+    and the host `paths`."""
+    layout = Layout()
+    mounts: list[dict[str, str]] = []
+    if client is not None and app is not None and include.databases:
+        for database in app.databases:
+            if not database.container.running:
+                raise DumpFailed(f"database service {database.service} ({database.container.name}) is not running")
+            stream = OutputStream(
+                client,
+                database.container.id,
+                database.source.dump_command(database.credentials, database.names),
+                DumpFailed,
+                database.source.dump_is_complete,
+            )
+            name = f"databases/{database.service}.{database.source.dump_suffix}"
+            layout.sources.append(StreamSource(name, stream))  # type: ignore[arg-type]
+            layout.dumps.append(stream)
+            layout.items.append(BackupItem(backup_id="", kind=ItemKind.DUMP, name=name))
+    if app is not None:
+        for volume in app.volumes():
+            if any(fnmatch(volume.key, p) or fnmatch(volume.name, p) for p in include.volumes):
+                _add(layout, f"volumes/{volume.key}", volume.mountpoint, ItemKind.VOLUME)
+        if include.bind_mounts:
+            seen: set[Path] = set()
+            for container in app.containers:
+                for bind in container.binds:
+                    if bind.source in seen or not bind.source.is_dir():
+                        continue  # a mounted file (a socket, a config file) is not a tree to copy
+                    seen.add(bind.source)
+                    name = f"mounts/{container.service}/{bind.destination.strip('/')}"
+                    mounts.append({"path": name, "service": container.service, "destination": bind.destination})
+                    _add(layout, name, bind.source, ItemKind.BIND_MOUNT)
+    for path in paths:
+        if not Path(path).is_dir():
+            raise BackupCreateFailed(f"path {path} (in the policy's paths) is not a directory on this host")
+        _add(layout, f"paths/{path.strip('/')}", Path(path), ItemKind.PATH)
+    if layout.sources:
+        manifest = {"app": app.name if app else None, "mounts": mounts, "paths": list(paths)}
+        layout.sources.append(StreamSource(MANIFEST, io.BytesIO(json.dumps(manifest, indent=2).encode())))
+    return layout
+
+
+def _add(layout: Layout, name: str, path: Path, kind: ItemKind) -> None:
+    layout.sources.append(DirectorySource(name, path))
+    layout.items.append(BackupItem(backup_id="", kind=kind, name=name))
+
+
+def read_manifest(repository: Repository, snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot's manifest; {} for a snapshot that has none."""
+    try:
+        node = find_node(repository, snapshot, MANIFEST)
+    except BackupNotFound:
+        return {}
+    loaded: dict[str, Any] = json.loads(open_content(repository, node).read())
+    return loaded
+
+
+def children(repository: Repository, snapshot: Snapshot, folder: str) -> list[Node]:
+    """The entries of a top-level folder of the snapshot (volumes, databases); [] when absent."""
+    try:
+        node = find_node(repository, snapshot, folder)
+    except BackupNotFound:
+        return []
+    return repository.load_tree(node.subtree) if node.subtree else []
