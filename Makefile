@@ -29,6 +29,7 @@ $(BIN)/helm: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller tests
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy controller

@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from controller.catalog.catalog import Catalog
+    from controller.resources.backup_storage import BackupStorage
     from controller.resources.config import Config
     from controller.resources.store import ResourceStore
+    from controller.storage.base import Storage
 
 
 @dataclass
@@ -21,6 +25,8 @@ class CliContext:
     catalog_flag: str | None
     output: str = "table"
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # How a BackupStorage resource becomes a Storage (None: the real one; a test wraps it to inject faults).
+    storage_factory: Callable[[BackupStorage, Mapping[str, str]], Storage] | None = None
 
     # Imports inside the properties: pydantic models and SQLAlchemy cost most of the
     # start-up time, and `repo --repo PATH` verbs need neither.

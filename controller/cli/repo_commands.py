@@ -80,7 +80,7 @@ class RepoTarget:
             return storage_for_location(self.repo or "", self.ctx.environ)
         from controller.reconciler.storage_factory import storage_for_resource
 
-        return storage_for_resource(resource, self.ctx.environ)
+        return (self.ctx.storage_factory or storage_for_resource)(resource, self.ctx.environ)
 
     def passphrase(self) -> bytes:
         if self.passphrase_file is not None:

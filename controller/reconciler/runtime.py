@@ -6,6 +6,7 @@ the live progress of running work. Nothing here is built at import."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,6 +124,7 @@ class StorageRepositories(_Sizes):
         self.environ, self.clock, self.storage_factory = environ, clock, storage_factory
         self._resources: dict[str, BackupStorage] = {}
         self._master_keys: dict[tuple[str, str], tuple[MasterKey, str]] = {}
+        self._opening = threading.Lock()  # two jobs on a new storage: one initialises, the other opens
 
     def update(self, storages: list[BackupStorage]) -> None:
         """The storages as the resources directory declares them now."""
@@ -141,18 +143,19 @@ class StorageRepositories(_Sizes):
         resource = self.resource(storage)
         store = self.storage_factory(resource, self.environ)
         cache_key = (storage, spec_generation(resource.spec.model_dump(mode="json", by_alias=True)))
-        cached = self._master_keys.get(cache_key)
-        if cached is not None:
-            return Repository.open_with_master_key(store, *cached)
-        passphrase = passphrase_for_resource(resource, self.environ)
-        try:
-            store.stat("config")
-        except LifeboatError:
-            repository = Repository.init(store, passphrase, self.clock(), host_name(), "lifeboat-controller")
-        else:
-            repository = Repository.open(store, passphrase)
-        self._master_keys[cache_key] = (repository.master, repository.key_id)
-        return repository
+        with self._opening:
+            cached = self._master_keys.get(cache_key)
+            if cached is not None:
+                return Repository.open_with_master_key(store, *cached)
+            passphrase = passphrase_for_resource(resource, self.environ)
+            try:
+                store.stat("config")
+            except LifeboatError:
+                repository = Repository.init(store, passphrase, self.clock(), host_name(), "lifeboat-controller")
+            else:
+                repository = Repository.open(store, passphrase)
+            self._master_keys[cache_key] = (repository.master, repository.key_id)
+            return repository
 
 
 class ProgressBoard(dict[str, Progress]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,11 @@ from controller.catalog.catalog import Catalog
 from controller.reconciler.loop import run_controller
 from controller.reconciler.on_demand import OnDemand
 from controller.reconciler.reconciler import Reconciler
+from controller.reconciler.storage_factory import storage_for_resource
 from controller.reconciler.work_queue import WorkQueue
+from controller.resources.backup_storage import BackupStorage
 from controller.resources.config import ApiKeyEntry
+from controller.storage.base import Storage
 
 PASSPHRASE = "api stack passphrase"
 ENVIRON = {"API_STACK_PASS": PASSPHRASE}
@@ -63,12 +66,21 @@ class ApiStack:
         self.catalog.close()
 
 
-def start_stack(tmp_path: Path, docker: Callable[[], DockerClient], max_request_bytes: int = 64 * 1024) -> ApiStack:
+def start_stack(
+    tmp_path: Path,
+    docker: Callable[[], DockerClient],
+    max_request_bytes: int = 64 * 1024,
+    storage_factory: Callable[[BackupStorage, Mapping[str, str]], Storage] = storage_for_resource,
+) -> ApiStack:
+    """`storage_factory` builds each storage from its resource (wrap it to inject faults)."""
     resources = tmp_path / "resources"
     write_storage(resources, tmp_path / "repo")
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     wake, stop = threading.Event(), threading.Event()
-    reconciler = Reconciler(resources, catalog, docker, WorkQueue(2, on_done=wake.set), environ=ENVIRON, retry_wait=0.1)
+    queue = WorkQueue(2, on_done=wake.set)
+    reconciler = Reconciler(
+        resources, catalog, docker, queue, environ=ENVIRON, retry_wait=0.1, storage_factory=storage_factory
+    )
     admin_key, read_key = new_key(), new_key()
     keys = KeyRing(
         [

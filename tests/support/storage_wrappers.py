@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -37,3 +38,37 @@ class RecordingStorage:
 
     def describe(self) -> str:
         return f"recording({self.inner.describe()})"
+
+
+class CountingStorage(RecordingStorage):
+    """Counts every request by operation, and remembers the keys loaded."""
+
+    def __init__(self, inner: Storage) -> None:
+        super().__init__(inner)
+        self.requests: Counter[str] = Counter()
+        self.loaded: list[str] = []
+
+    def save(self, key: str, data: bytes) -> bool:
+        self.requests["save"] += 1
+        return super().save(key, data)
+
+    def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        self.requests["load"] += 1
+        self.loaded.append(key)
+        return super().load(key, offset, length)
+
+    def stat(self, key: str) -> ObjectInfo:
+        self.requests["stat"] += 1
+        return super().stat(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        self.requests["list"] += 1
+        return super().list(prefix)
+
+    def remove(self, key: str) -> None:
+        self.requests["remove"] += 1
+        super().remove(key)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.loaded.clear()

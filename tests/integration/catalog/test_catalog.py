@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -221,3 +224,34 @@ def test_finished_backups_are_tallied_once_and_stay_counted_after_their_rows_go(
     assert nightly.bucket_counts()[:2] == [1, 1]  # 0 s and 3 s: the 1 s and 5 s buckets
     other = tallies[("other", "")]
     assert other.succeeded == 1 and other.bucket_counts()[-1] == 0 and sum(other.bucket_counts()) == 1
+
+
+_OPEN_AT = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from controller.catalog.catalog import BackupFilter, Catalog
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+catalog = Catalog(sys.argv[1])
+print(catalog.count_backups(BackupFilter()))
+"""
+
+
+def test_processes_opening_a_new_catalog_at_the_same_moment_all_work(catalog_url: str) -> None:
+    """Two `lifeboat` commands started at once on a new catalog: neither sees the other's
+    half-made schema (before the schema lock, one failed with 'table backups already exists')."""
+    root = str(Path(__file__).resolve().parents[3])
+    start = time.time() + 3.0  # every process has imported SQLAlchemy by then
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT, catalog_url, str(start), root],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=60), *p.communicate()) for p in processes]
+    assert [(code, out.strip()) for code, out, _ in results] == [(0, "0")] * 4, [err for _, _, err in results]
+    reopened = Catalog(catalog_url)
+    assert reopened.previous_version == SCHEMA_VERSION
+    reopened.close()
