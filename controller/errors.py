@@ -1,33 +1,43 @@
 """The one exception tree of Lifeboat. Imports nothing from the project.
 
+Every LifeboatError subclass, wherever it is defined (a module name after one that lives
+outside this file), with the code the API answers with:
+
 ```
-LifeboatError              .code; str(e) is one sentence a person can act on
-├── InvalidResource        → Ready=False, reason=Invalid
-├── WriteConflict          a file's spec changed since it was read: re-read and retry
-├── CatalogError           the catalog database cannot be opened or migrated
-├── StorageError           permanent storage failure (no space, permission, bad key)
-│   └── ObjectNotFound
-├── RepositoryError        the repository cannot be used as asked (no such repository, locked)
-│   └── WrongPassphrase
-├── TransientError         retried (storage/retrying.py, the reconciler's action runner)
-│   ├── StorageUnavailable
-│   └── DockerUnavailable
-├── InvalidRequest         a request (API body, CLI options) asks for what cannot be done
-├── Conflict               the request contradicts the current state (409)
-│   └── Busy               the app or backup is in use by other work: try again later
-├── AppNotFound            no Compose project of that name on this Docker host
-├── BackupNotFound         BACKUP_NOT_FOUND
-├── BackupCreateFailed     BACKUP_CREATE_FAILED
-│   ├── NothingToBackUp    the app has no volume, mount, database or path to read
-│   ├── DumpFailed         a database dump exited non-zero, was empty or cut short
-│   └── HookFailed         a pre/post hook failed with onError: fail
-├── BackupCorrupted        BACKUP_CORRUPTED
-├── RestoreFailed          RESTORE_FAILED
-└── QuotaExceeded          BACKUP_QUOTA_EXCEEDED
+LifeboatError                 LIFEBOAT_ERROR; str(e) is one sentence a person can act on
+├── InvalidResource           INVALID_RESOURCE → Ready=False, reason=Invalid; carries each problem
+├── InvalidConfig             INVALID_CONFIG      the configuration file or a secret reference is wrong
+├── WriteConflict             WRITE_CONFLICT      a file's spec changed since it was read: re-read, retry
+├── ResourceNotFound          RESOURCE_NOT_FOUND  no resource of that kind and name
+├── CatalogError              CATALOG_ERROR       the catalog database cannot be opened, migrated or used
+├── StorageError              STORAGE_ERROR       permanent storage failure (no space, permission)
+│   └── ObjectNotFound        OBJECT_NOT_FOUND
+├── RepositoryError           REPOSITORY_ERROR    the repository cannot be used as asked
+│   ├── WrongPassphrase       WRONG_PASSPHRASE
+│   ├── RepositoryLocked      REPOSITORY_LOCKED   (repository/locks.py) another process holds the lock
+│   └── LeaseLost             LEASE_LOST          (repository/locks.py) our lock lapsed: commit nothing
+├── TransientError            TRANSIENT           retried (storage/retrying.py, the runs in reconciler/)
+│   ├── StorageUnavailable    STORAGE_UNAVAILABLE
+│   └── DockerUnavailable     DOCKER_UNAVAILABLE
+├── InvalidRequest            INVALID_REQUEST     a request asks for what cannot be done
+├── Conflict                  CONFLICT            the request contradicts the current state (409)
+│   └── Busy                  RESOURCE_BUSY       other work holds what the request needs
+├── AppNotFound               APP_NOT_FOUND       no Compose project of that name on this Docker host
+├── BackupNotFound            BACKUP_NOT_FOUND
+├── BackupCreateFailed        BACKUP_CREATE_FAILED
+│   ├── NothingToBackUp       the app has no volume, mount, database or path to read
+│   ├── DumpFailed            a database dump exited non-zero, was empty or cut short
+│   └── HookFailed            a pre/post hook failed with onError: fail
+├── BackupCorrupted           BACKUP_CORRUPTED
+├── RestoreFailed             RESTORE_FAILED
+├── QuotaExceeded             BACKUP_QUOTA_EXCEEDED
+└── RangeNotSatisfiable       RANGE_NOT_SATISFIABLE (api/download.py) a Range outside the download
 ```
 
 Messages say what, where, and what next, and never hold a secret. The mapping from
-codes to HTTP statuses lives once, in `controller.api`.
+codes to HTTP statuses lives once, in `controller.api`. Inside the repository, damage is
+first told by plain exceptions (AuthenticationFailed, BlobDamaged, IndexDamaged,
+PackDamaged) that the repository turns into BackupCorrupted where a caller sees them.
 """
 
 from __future__ import annotations
@@ -154,36 +164,48 @@ class Busy(Conflict):
 
 
 class AppNotFound(LifeboatError):
+    """No Compose project of that name on this Docker host."""
+
     code = "APP_NOT_FOUND"
 
 
 class BackupNotFound(LifeboatError):
+    """No backup (or snapshot) with that id, or none that matches the request."""
+
     code = "BACKUP_NOT_FOUND"
 
 
 class BackupCreateFailed(LifeboatError):
+    """A backup did not complete; its catalog row says failed."""
+
     code = "BACKUP_CREATE_FAILED"
 
 
 class NothingToBackUp(BackupCreateFailed):
-    pass
+    """The app or policy has no volume, mount, database or path to read."""
 
 
 class DumpFailed(BackupCreateFailed):
-    pass
+    """A database dump exited non-zero, was empty or was cut short; carries the tool's stderr."""
 
 
 class HookFailed(BackupCreateFailed):
-    pass
+    """A pre or post hook failed with onError: fail."""
 
 
 class BackupCorrupted(LifeboatError):
+    """Repository data failed authentication or is missing: `lifeboat repo check` says more."""
+
     code = "BACKUP_CORRUPTED"
 
 
 class RestoreFailed(LifeboatError):
+    """A restore step failed; the run rolls back to its safety backup."""
+
     code = "RESTORE_FAILED"
 
 
 class QuotaExceeded(LifeboatError):
+    """The storage's quotaBytes or limits.max_backup_size_gb would be passed."""
+
     code = "BACKUP_QUOTA_EXCEEDED"

@@ -28,6 +28,8 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 class RangeNotSatisfiable(LifeboatError):
+    """The Range header asks for bytes outside the download (416)."""
+
     code = "RANGE_NOT_SATISFIABLE"
 
 

@@ -10,7 +10,7 @@ from docker import DockerClient
 
 from controller.apps.discovery import Database
 from controller.apps.docker_api import docker_errors
-from controller.apps.exec import feed, run
+from controller.apps.exec import failure_message, feed, run
 from controller.apps.quiesce import wait_until_up
 from controller.errors import LifeboatError, RestoreFailed
 
@@ -32,10 +32,8 @@ def load_dump(client: DockerClient, database: Database, label: str, chunks: Iter
     except LifeboatError as err:  # the dump could not be read from where it is kept
         raise RestoreFailed(f"importing {label} into {container.name}: {err}") from None
     if result.exit_code != 0:
-        said = f": {result.stderr}" if result.stderr else ""
-        raise RestoreFailed(
-            f"importing {label} into {container.name}: {command.shown()} exited {result.exit_code}{said}"
-        )
+        what = f"importing {label}: {command.shown()} exited with {result.exit_code}"
+        raise RestoreFailed(failure_message(what, result.stderr, container.name))
     if not was_running:
         with docker_errors(f"stopping {container.name} after the import"):
             client.api.stop(container.id)

@@ -30,8 +30,18 @@ class ExecCommand:
     user: str = ""
 
     def shown(self) -> str:
-        """The command for messages: argv only (which never holds a secret)."""
+        """The command for messages: the tool and its arguments, never the environment (which
+        may hold secrets) and never the inner script of `sh -c SCRIPT NAME ARGS...`."""
+        if self.argv[:2] == ["sh", "-c"] and len(self.argv) > 3:
+            return " ".join(self.argv[3:])
         return " ".join(self.argv)
+
+
+def failure_message(what: str, stderr: str, where: str) -> str:
+    """One line that leads with the cause: the tool's own last error line, then what
+    failed and where ("Access denied for user 'root' (mysqldump exited with 2 in wp-db-1)")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return f"{lines[-1]} ({what} in {where})" if lines else f"{what} in {where}"
 
 
 @dataclass
@@ -115,8 +125,11 @@ class OutputStream(io.RawIOBase):
         command: ExecCommand,
         failure: type[Exception],
         check_end: Any = None,
+        where: str = "",
     ) -> None:
+        """`where` names the container in messages (its id when not given)."""
         self._client, self._container_id, self._command = client, container_id, command
+        self._where = where or f"container {container_id[:12]}"
         self._failure, self._check_end = failure, check_end
         self._exec_id = ""
         self._frames: Iterator[tuple[bytes | None, bytes | None]] = iter(())
@@ -158,13 +171,14 @@ class OutputStream(io.RawIOBase):
     def _finish(self) -> None:
         self._finished = True
         code = _exit_code(self._client, self._exec_id)
-        said = f": {self._stderr.text()}" if self._stderr.text() else ""
+        tool, stderr = self._command.shown(), self._stderr.text()
         if code != 0:
-            raise self._failure(f"{self._command.shown()} exited with {code}{said}")
+            raise self._failure(failure_message(f"{tool} exited with {code}", stderr, self._where))
         if self.bytes_read == 0:
-            raise self._failure(f"{self._command.shown()} produced no output{said}")
+            raise self._failure(failure_message(f"{tool} produced no output", stderr, self._where))
         if self._check_end is not None and not self._check_end(self._tail):
-            raise self._failure(f"{self._command.shown()} output ends early (no completion mark){said}")
+            what = f"{tool} output ends early (no completion mark)"
+            raise self._failure(failure_message(what, stderr, self._where))
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from docker import DockerClient
 
 from controller.apps.discovery import App
-from controller.apps.exec import ExecCommand, run
+from controller.apps.exec import ExecCommand, failure_message, run
 from controller.errors import HookFailed, InvalidConfig
 from controller.resources.backup_policy import Hook, OnError
 
@@ -35,8 +35,9 @@ def run_hooks(client: DockerClient, app: App, hooks: list[Hook], phase: str) -> 
         else:
             result = run(client, container.id, ExecCommand(list(hook.command)), timeout=hook.timeout_seconds)
             code = result.exit_code
-            error = None if code == 0 else f"exited with {code}: {result.stderr}".rstrip(": ")
+            what = f"{phase} hook {number} ({' '.join(hook.command)}) exited with {code}"
+            error = None if code == 0 else failure_message(what, result.stderr, container.name)
         items.append(HookResult(name, code, error))
         if error is not None and hook.on_error == OnError.FAIL:
-            raise HookFailed(f"{name}: {error}")
+            raise HookFailed(error)
     return items

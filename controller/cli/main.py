@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure (or, for `diff`, changes found), 2 usage error.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -67,6 +68,9 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, resources_flag: str | None, catalog_flag: str | None) -> None:
     """Lifeboat: declarative backup and restore for Docker hosts."""
+    # The runs log for the controller; a command says what happened in its own words (one
+    # line on failure), so their log lines are not printed unless a command configures logging.
+    logging.getLogger("controller").addHandler(logging.NullHandler())
     ctx.obj = CliContext(config_path, resources_flag, catalog_flag)
 
 

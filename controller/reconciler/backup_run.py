@@ -94,6 +94,11 @@ class BackupRequest:
         return self.app or policy_key(self.policy or "")
 
     @property
+    def described(self) -> str:
+        """How log lines name whose backup it is: "policy NAME" or "app NAME"."""
+        return f"policy {self.policy}" if self.policy else f"app {self.subject}"
+
+    @property
     def event_target(self) -> tuple[str, str]:
         """Where the run's events are recorded: the policy, else the app."""
         return ("BackupPolicy", self.policy) if self.policy else ("App", self.subject)
@@ -141,7 +146,7 @@ class BackupRunner:
             for attempt in self.runtime.retrying(kind, name):
                 with attempt:
                     result, repository = self._attempt(backup_id, request, items)
-        except Exception as err:
+        except Exception as err:  # a bug or an OS error too: the row must never stay in_progress
             failure = err if isinstance(err, LifeboatError) else BackupCreateFailed(f"{err.__class__.__name__}: {err}")
             self._finish(backup_id, request, items, None, failure)
             raise
@@ -167,7 +172,7 @@ class BackupRunner:
         repository = self.runtime.repositories.open(request.storage)
         client = self.runtime.docker() if request.app else None
         self.runtime.catalog.start_backup(backup_id, repository.storage.describe(), Owner.this_process().token)
-        log.info("backup %s of %s starting", backup_id, request.subject)
+        log.info("backup %s of %s starting", backup_id, request.described)
         with repository.locked(False, "backup", wall_clock, LOCK_WAIT):
             app = None
             if client is not None and request.app is not None:
@@ -274,13 +279,13 @@ class BackupRunner:
         row = self.runtime.catalog.finish_backup(backup_id, BackupOutcome(self.runtime.clock(), snapshot, error), items)
         kind, name = request.event_target
         if failure is not None:
-            log.warning("backup %s of %s failed: %s", backup_id, request.subject, failure)
+            log.warning("backup %s of %s failed: %s", backup_id, request.described, failure)
             self.runtime.event(kind, name, failure.code, f"backup {backup_id}: {failure}", True)
         else:
             log.info(
                 "backup %s of %s completed: %d files, %d bytes (%d added)",
                 backup_id,
-                request.subject,
+                request.described,
                 row.files,
                 row.size_bytes,
                 row.bytes_added,

@@ -48,6 +48,7 @@ def snapshot_layout(client: DockerClient | None, app: App | None, include: Inclu
                 database.source.dump_command(database.credentials, database.names),
                 DumpFailed,
                 database.source.dump_is_complete,
+                where=database.container.name,
             )
             name = f"databases/{database.service}.{database.source.dump_suffix}"
             layout.sources.append(StreamSource(name, stream))  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ row back, containers running — and a failed import rolls back to the pre-resto
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,10 @@ def test_a_failing_dump_fails_the_backup_with_the_tools_stderr(
     with pytest.raises(DumpFailed, match="Access denied") as caught:
         back_up(catalog, repository, request, docker_client, read_secret=lambda ref: "not-the-password")
     assert "not-the-password" not in str(caught.value)
+    cause, _, where = str(caught.value).rpartition(" (")
+    assert "Access denied" in cause  # the tool's own error first, one line, then where
+    assert re.fullmatch(rf"mysqldump exited with \d+ in {app.name}-db-1\)", where), where
+    assert "\n" not in str(caught.value)
     (row,) = catalog.list_backups()
     assert row.status == BackupStatus.FAILED and row.snapshot_id is None
     assert row.error_code == "BACKUP_CREATE_FAILED" and "Access denied" in (row.error_message or "")
@@ -238,8 +243,8 @@ def test_hooks_run_around_the_backup_and_a_failing_pre_hook_fails_it(
     hooks = [i for i in catalog.items_of(backup_id) if i.kind == ItemKind.HOOK]
     assert [(h.exit_code, h.error) for h in hooks] == [
         (0, None),
-        (7, "exited with 7: cache busy"),
-        (124, "exited with 124: timed out after 1 s"),
+        (7, f"cache busy (post hook 1 (sh -c echo cache busy >&2; exit 7) exited with 7 in {app.name}-web-1)"),
+        (124, f"timed out after 1 s (post hook 2 (sleep 60) exited with 124 in {app.name}-web-1)"),
     ]
     assert "sleep 60" not in app.exec("web", ["ps"])  # the timed-out command was killed
 
