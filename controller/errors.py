@@ -10,7 +10,8 @@ LifeboatError                 LIFEBOAT_ERROR; str(e) is one sentence a person ca
 ├── WriteConflict             WRITE_CONFLICT      a file's spec changed since it was read: re-read, retry
 ├── ResourceNotFound          RESOURCE_NOT_FOUND  no resource of that kind and name
 ├── CatalogError              CATALOG_ERROR       the catalog database cannot be opened, migrated or used
-├── StorageError              STORAGE_ERROR       permanent storage failure (no space, permission)
+├── StorageError              STORAGE_ERROR       permanent storage failure (permission, read-only)
+│   ├── StorageFull           STORAGE_FULL        no space left (or quota): says how much was needed and where
 │   └── ObjectNotFound        OBJECT_NOT_FOUND
 ├── RepositoryError           REPOSITORY_ERROR    the repository cannot be used as asked
 │   ├── WrongPassphrase       WRONG_PASSPHRASE
@@ -107,6 +108,12 @@ class StorageError(LifeboatError):
     """A storage operation failed and retrying will not help (no space, permission denied)."""
 
     code = "STORAGE_ERROR"
+
+
+class StorageFull(StorageError):
+    """The storage has no room for an object (disk full, filesystem quota)."""
+
+    code = "STORAGE_FULL"
 
 
 class ObjectNotFound(StorageError):

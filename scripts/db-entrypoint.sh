@@ -1,12 +1,25 @@
 #!/bin/sh
 # Entrypoint of the lifeboat-test/db image: behaves like the official postgres and mariadb
 # images for what Lifeboat's tests use (POSTGRES_USER/PASSWORD/DB, MARIADB_ROOT_PASSWORD or
-# MYSQL_ROOT_PASSWORD, MYSQL_DATABASE): initialise the data volume on first start, then run
-# the server in the foreground. Local socket connections inside the container are trusted
+# MYSQL_ROOT_PASSWORD, MYSQL_DATABASE, and the *_FILE forms of the passwords, which name a
+# Docker secret's file): initialise the data volume on first start, then run the server in
+# the foreground. Local socket connections inside the container are trusted
 # (postgres) or need the root password (mariadb), as in the official images.
 set -eu
 
 sql_quote() { printf '%s' "$1" | sed "s/'/''/g"; }
+
+# As the official images' file_env: VAR from the file named by VAR_FILE when VAR is unset.
+file_env() {
+    eval "file=\${${1}_FILE:-}"
+    if [ -n "$file" ]; then
+        value=$(cat "$file")
+        export "$1=$value"
+    fi
+}
+for variable in POSTGRES_PASSWORD MARIADB_ROOT_PASSWORD MYSQL_ROOT_PASSWORD MARIADB_PASSWORD MYSQL_PASSWORD; do
+    file_env "$variable"
+done
 
 case "${1:-}" in
 postgres)

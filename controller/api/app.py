@@ -33,6 +33,7 @@ from controller.api.models import (
     RestoreAccepted,
     RestoreCreate,
     RestoreOut,
+    RestorePreviewOut,
     ScheduleOut,
 )
 from controller.api.service import ApiService
@@ -244,8 +245,16 @@ def _backup_routes(api: APIRouter, service: ApiService) -> None:
 
 def _other_routes(api: APIRouter, service: ApiService) -> None:
     @api.post("/backups/{backup_id}/restore", tags=["restores"], status_code=202)
-    def create_restore(backup_id: BackupId, body: RestoreCreate | None = None) -> Envelope[RestoreAccepted]:
-        accepted = service.create_restore(backup_id, body or RestoreCreate())
+    def create_restore(
+        backup_id: BackupId, response: Response, body: RestoreCreate | None = None
+    ) -> Envelope[RestoreAccepted | RestorePreviewOut]:
+        """202 with the restore's id; with `dry_run`, 200 with what it would do (nothing changes)."""
+        asked = body or RestoreCreate()
+        if asked.dry_run:
+            response.status_code = 200
+            preview = service.preview_restore(backup_id, asked)
+            return Envelope(code=OK, message="dry run: nothing was changed", data=preview)
+        accepted = service.create_restore(backup_id, asked)
         return Envelope(code=OK, message=f"restore {accepted.restore_id} created", data=accepted)
 
     @api.get("/restores/{restore_id}", tags=["restores"])

@@ -43,6 +43,9 @@ class LifeboatCollector(Collector):
         total = CounterMetricFamily("backup", "Backups finished, completed or failed", labels=_LABELS)
         success = CounterMetricFamily("backup_success", "Backups completed", labels=_LABELS)
         failed = CounterMetricFamily("backup_failed", "Backups failed", labels=_LABELS)
+        warned = CounterMetricFamily(
+            "backup_warning", "Backups completed with a warning: a source empty, or shrunk by half", labels=_LABELS
+        )
         duration = HistogramMetricFamily(
             "backup_duration_seconds", "Time from start to end of a backup", labels=_LABELS
         )
@@ -55,6 +58,7 @@ class LifeboatCollector(Collector):
             total.add_metric(labels, tally.succeeded + tally.failed)
             success.add_metric(labels, tally.succeeded)
             failed.add_metric(labels, tally.failed)
+            warned.add_metric(labels, tally.warned)
             cumulative, buckets = 0, []
             for bound, count in zip([*DURATION_BUCKETS, float("inf")], tally.bucket_counts(), strict=True):
                 cumulative += count
@@ -63,7 +67,7 @@ class LifeboatCollector(Collector):
             if tally.last_success is not None:
                 size.add_metric(labels, tally.last_size_bytes)
                 last.add_metric(labels, tally.last_success.timestamp())
-        yield from (total, success, failed, duration, size, last)
+        yield from (total, success, failed, warned, duration, size, last)
 
     def _restores(self) -> Iterator[Metric]:
         total = CounterMetricFamily("restore", "Restores finished, whatever the outcome", labels=["app"])

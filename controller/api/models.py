@@ -38,8 +38,13 @@ class RestoreCreate(_Input):
     stop_app: bool = Field(default=True, description="Stop the target's running containers while restoring.")
     databases: list[str] | None = Field(default=None, description="Database services to restore; all when unset.")
     volumes: list[str] | None = Field(default=None, description="Volume keys to restore; all when unset.")
+    volume_map: dict[str, str] | None = Field(
+        default=None, description="Snapshot volume key → Docker volume to write it into (when no mount matches)."
+    )
     safety_backup: bool = Field(default=True, description="Back up the target's current state first.")
     verify: bool = Field(default=True, description="Wait for health checks after the restore.")
+    exact_databases: bool = Field(default=False, description="Drop the databases the backup did not hold.")
+    dry_run: bool = Field(default=False, description="Answer with what the restore would do; change nothing.")
 
 
 class _FromAttributes(BaseModel):
@@ -53,6 +58,8 @@ class ItemOut(_FromAttributes):
     name: str
     bytes: int
     files: int
+    tables: int = Field(description="A dump's tables, counted from the dump (0 for other items).")
+    rows: int = Field(description="A dump's rows, counted from the dump (0 for other items).")
     exit_code: int | None
     error: str | None
 
@@ -91,12 +98,14 @@ class BackupOut(BaseModel):
     parent_id: str | None
     bytes_added: int
     files: int
+    warnings: list[str] = Field(description="What a completed backup lost: a source empty, or shrunk by half.")
     url: str
 
     @classmethod
     def of(cls, row: Backup) -> BackupOut:
-        fields = {name: getattr(row, name) for name in BackupOut.model_fields if name != "url"}
+        fields = {name: getattr(row, name) for name in BackupOut.model_fields if name not in ("url", "warnings")}
         fields["status"] = row.status.value
+        fields["warnings"] = row.warnings.split("; ") if row.warnings else []
         return cls(**fields, url=f"/api/v1/backups/{row.backup_id}")
 
 
@@ -112,6 +121,12 @@ class BackupPage(BaseModel):
     page_size: int
 
 
+class RestoreStepOut(_FromAttributes):
+    phase: str
+    files: int
+    bytes: int
+
+
 class RestoreOut(BaseModel):
     restore_id: str
     backup_id: str | None
@@ -122,6 +137,7 @@ class RestoreOut(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     elapsed_seconds: float | None
+    progress: RestoreStepOut | None = Field(default=None, description="Where a running restore is.")
     url: str
 
 
@@ -168,6 +184,32 @@ class ScheduleOut(BaseModel):
     last_backup_at: datetime | None
     ready: bool | None
     message: str
+
+
+class TreeChangesOut(BaseModel):
+    path: str
+    host_path: str
+    add: list[str]
+    change: list[str]
+    delete: list[str]
+
+
+class DumpLoadOut(BaseModel):
+    path: str
+    container: str
+    databases: dict[str, dict[str, int]] | None = Field(description="Its databases' tables and rows, when counted.")
+
+
+class RestorePreviewOut(BaseModel):
+    """What a restore would do (dry_run): nothing was changed."""
+
+    backup_id: str
+    target_app: str
+    would_change: bool
+    trees: list[TreeChangesOut]
+    dumps: list[DumpLoadOut]
+    stopping: list[str]
+    notes: list[str]
 
 
 class RestoreAccepted(BaseModel):

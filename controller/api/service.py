@@ -27,6 +27,8 @@ from controller.api.models import (
     RestoreAccepted,
     RestoreCreate,
     RestoreOut,
+    RestorePreviewOut,
+    RestoreStepOut,
     ScheduleOut,
 )
 from controller.catalog.catalog import BackupFilter
@@ -42,6 +44,8 @@ from controller.errors import (
 )
 from controller.reconciler.on_demand import OnDemand, only_storage
 from controller.reconciler.reconciler import Reconciler
+from controller.reconciler.restore_preview import preview_restore
+from controller.reconciler.restore_run import RestoreRequest
 from controller.reconciler.runtime import wall_clock
 from controller.resources.backup_policy import BackupPolicy, Compression
 from controller.resources.backup_storage import BackupStorage
@@ -151,6 +155,19 @@ class ApiService:
 
     # Restores
 
+    def preview_restore(self, backup_id: str, body: RestoreCreate) -> RestorePreviewOut:
+        """The dry run: what the restore would do, computed now; nothing is written."""
+        self.reconciler.load()  # the storages, as the repositories open them
+        request = RestoreRequest(
+            backup_id,
+            target_app=body.target_app,
+            volumes=body.volumes,
+            databases=body.databases,
+            volume_map=body.volume_map or {},
+            stop_app=body.stop_app,
+        )
+        return RestorePreviewOut.model_validate(preview_restore(self.reconciler.runtime, request).to_dict())
+
     def create_restore(self, backup_id: str, body: RestoreCreate) -> RestoreAccepted:
         row = self.catalog.get_backup(backup_id)
         if row.status in (BackupStatus.PENDING, BackupStatus.IN_PROGRESS):
@@ -167,6 +184,8 @@ class ApiService:
             "verify": body.verify,
             "databases": body.databases,
             "volumes": body.volumes,
+            "volumeMap": body.volume_map,
+            "exactDatabases": body.exact_databases or None,
         }
         self._apply("Restore", name, {k: v for k, v in spec.items() if v is not None})
         self.wake()
@@ -206,6 +225,8 @@ class ApiService:
             )
             end = run.completed_at or self.reconciler.clock()
             out.elapsed_seconds = round((end - run.started_at).total_seconds(), 3)
+            step = self.reconciler.runtime.restores.get(run.id)
+            out.progress = RestoreStepOut.model_validate(step) if step is not None else None
         return out
 
     # Schedules

@@ -8,9 +8,10 @@ from collections.abc import Iterable
 
 from docker import DockerClient
 
+from controller.apps.datasources.inventory import ServerInventory, parse_counts
 from controller.apps.discovery import Database
 from controller.apps.docker_api import docker_errors
-from controller.apps.exec import failure_message, feed, run
+from controller.apps.exec import ExecCommand, failure_message, feed, run
 from controller.apps.quiesce import wait_until_up
 from controller.errors import LifeboatError, RestoreFailed
 
@@ -35,8 +36,43 @@ def load_dump(client: DockerClient, database: Database, label: str, chunks: Iter
         what = f"importing {label}: {command.shown()} exited with {result.exit_code}"
         raise RestoreFailed(failure_message(what, result.stderr, container.name))
     if not was_running:
-        with docker_errors(f"stopping {container.name} after the import"):
-            client.api.stop(container.id)
+        stop_container(client, database)
+
+
+def stop_container(client: DockerClient, database: Database) -> None:
+    """Stop the database container again after its import (it was stopped before)."""
+    with docker_errors(f"stopping {database.container.name} after the import"):
+        client.api.stop(database.container.id)
+
+
+def server_databases(client: DockerClient, database: Database) -> set[str]:
+    """The databases the server holds now (its own system databases included)."""
+    inventory = _inventory(database)
+    return set(_output(client, database, inventory.databases_command(database.credentials)).split())
+
+
+def table_counts(client: DockerClient, database: Database, name: str) -> dict[str, int]:
+    """Exact rows per table of database `name` in the server."""
+    command = _inventory(database).count_command(database.credentials, name)
+    return parse_counts(_output(client, database, command))
+
+
+def drop_database(client: DockerClient, database: Database, name: str) -> None:
+    _output(client, database, _inventory(database).drop_command(database.credentials, name))
+
+
+def _inventory(database: Database) -> ServerInventory:
+    if database.source.inventory is None:
+        raise RestoreFailed(f"{database.source.engine} databases cannot be counted")
+    return database.source.inventory
+
+
+def _output(client: DockerClient, database: Database, command: ExecCommand) -> str:
+    result = run(client, database.container.id, command, timeout=600)
+    if result.exit_code != 0:
+        what = f"{command.shown()} exited with {result.exit_code}"
+        raise RestoreFailed(failure_message(what, result.stderr, database.container.name))
+    return result.stdout.decode("utf-8", "replace")
 
 
 def wait_ready(client: DockerClient, database: Database) -> None:

@@ -72,6 +72,23 @@ class App:
     def container_for(self, service: str) -> AppContainer | None:
         return next((c for c in self.containers if c.service == service), None)
 
+    def path_mounted_at(self, service: str, destination: str) -> Path | None:
+        """The host path (a volume's data or a bind mount's source) that the service's
+        container mounts at `destination`; None when it mounts nothing there."""
+        container = self.container_for(service)
+        if container is None:
+            return None
+        for volume in container.volumes:
+            if volume.destination == destination:
+                return volume.mountpoint
+        return next((bind.source for bind in container.binds if bind.destination == destination), None)
+
+    def describe_mounts(self) -> str:
+        """What the app's containers mount, for messages: "web:/data (volume x_data), ..."."""
+        mounts = [f"{c.service}:{v.destination} (volume {v.name})" for c in self.containers for v in c.volumes]
+        mounts += [f"{c.service}:{b.destination} (bind {b.source})" for c in self.containers for b in c.binds]
+        return ", ".join(mounts) or "nothing"
+
     def database_volume_names(self) -> set[str]:
         """Volumes holding a dumped database's files: the dump is their copy, not the files."""
         return {volume.name for database in self.databases for volume in database.container.volumes}
@@ -168,15 +185,17 @@ def _database(
     credentials = source.credentials_from(container.environment)
     if override is not None and (override.username or override.password):
         password = credentials.password if credentials else None
+        password_file = credentials.password_file if credentials else None
         if override.password is not None:
             if read_secret is None:
                 raise InvalidConfig(f"service {container.service}: a password reference needs a secret reader")
-            password = read_secret(override.password)
+            password, password_file = read_secret(override.password), None
         username = override.username or (credentials.username if credentials else "")
-        credentials = Credentials(username, password)
+        credentials = Credentials(username, password, password_file)
     if credentials is None:
         raise InvalidConfig(
-            f"service {container.service} ({engine}): no credentials in the container's environment; "
+            f"service {container.service} ({engine}): no credentials in the container's environment "
+            "(neither the image's password variables nor their *_FILE forms); "
             "set databases[].username and databases[].password in the policy"
         )
     return Database(container.service, container, source, credentials, list(override.names) if override else [])

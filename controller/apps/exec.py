@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +32,11 @@ class ExecCommand:
     def shown(self) -> str:
         """The command for messages: the tool and its arguments, never the environment (which
         may hold secrets) and never the inner script of `sh -c SCRIPT NAME ARGS...`."""
-        if self.argv[:2] == ["sh", "-c"] and len(self.argv) > 3:
-            return " ".join(self.argv[3:])
-        return " ".join(self.argv)
+        argv = self.argv
+        while argv[:2] == ["sh", "-c"] and len(argv) > 3:
+            name, rest = argv[3], argv[4:]  # $0, then "$@"
+            argv = rest if rest[:2] == ["sh", "-c"] else [name, *rest]  # a wrapper's "$@" is the next command
+        return " ".join(argv)
 
 
 def failure_message(what: str, stderr: str, where: str) -> str:
@@ -126,9 +128,12 @@ class OutputStream(io.RawIOBase):
         failure: type[Exception],
         check_end: Any = None,
         where: str = "",
+        observe: Callable[[bytes], None] | None = None,
     ) -> None:
-        """`where` names the container in messages (its id when not given)."""
+        """`where` names the container in messages (its id when not given); `observe` sees
+        the output as it is read (counting a dump's rows on the way)."""
         self._client, self._container_id, self._command = client, container_id, command
+        self._observe = observe
         self._where = where or f"container {container_id[:12]}"
         self._failure, self._check_end = failure, check_end
         self._exec_id = ""
@@ -163,6 +168,8 @@ class OutputStream(io.RawIOBase):
             self._buffer = stdout_chunk or b""
         count = min(len(target), len(self._buffer))
         target[:count] = self._buffer[:count]
+        if self._observe is not None:
+            self._observe(self._buffer[:count])
         self._tail = (self._tail + self._buffer[:count])[-256:]
         self._buffer = self._buffer[count:]
         self.bytes_read += count

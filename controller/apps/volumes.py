@@ -1,4 +1,4 @@
-"""Where a restore writes a snapshot's volume on this host."""
+"""A Docker volume by name, for a restore told where to write a snapshot's volume."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ from pathlib import Path
 
 from docker import DockerClient
 
-from controller.apps.discovery import PROJECT_LABEL, VOLUME_LABEL
 from controller.apps.docker_api import docker_errors
 
 
-def volume_mountpoint(client: DockerClient, app: str, key: str) -> Path:
-    """The app's volume with Compose name `key`, created (with Compose's labels) when the app
-    has none."""
-    with docker_errors(f"finding volume {key} of app {app}"):
-        found = client.api.volumes(filters={"label": [f"{PROJECT_LABEL}={app}", f"{VOLUME_LABEL}={key}"]})
-        volumes = found.get("Volumes") or []
-        if not volumes:
-            labels = {PROJECT_LABEL: app, VOLUME_LABEL: key}
-            volumes = [client.api.create_volume(f"{app}_{key}", labels=labels)]
-    return Path(volumes[0]["Mountpoint"])
+def volume_path(client: DockerClient, name: str) -> Path:
+    """The host path of the volume's data. Raises LifeboatError when there is no such volume."""
+    with docker_errors(f"finding volume {name!r}"):
+        return Path(client.api.inspect_volume(name)["Mountpoint"])

@@ -132,6 +132,7 @@ class Catalog:
             "completed_at": outcome.completed_at,
             "error_code": outcome.error[0] if outcome.error else None,
             "error_message": outcome.error[1] if outcome.error else None,
+            "warnings": "; ".join(outcome.warnings),
         }
         if outcome.snapshot is not None:
             snapshot = outcome.snapshot
@@ -230,8 +231,9 @@ class Catalog:
         message: str | None = None,
         completed_at: datetime | None = None,
         safety_backup_id: str | None = None,
+        stage: str | None = None,
     ) -> RestoreRun:
-        """Move a run on: its phase (with the message and end time) or its safety backup."""
+        """Move a run on: its phase (with the message and end time), its safety backup, its stage."""
         with self.session() as session:
             run = session.get(RestoreRun, run_id)
             if run is None:
@@ -241,6 +243,7 @@ class Catalog:
                 "message": message,
                 "completed_at": completed_at,
                 "safety_backup_id": safety_backup_id,
+                "stage": stage,
             }
             for name, value in changes.items():
                 if value is not None:

@@ -85,6 +85,7 @@ class Backup(SQLModel, table=True):
     host: str = ""
     owner: str = ""  # "PID:START" of the process taking it (see host.Owner); "" before schema 4
     error_code: str | None = None
+    warnings: str = ""  # "; "-separated "Reason: message" of a completed backup that lost data (schema 6)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class BackupOutcome:
     completed_at: datetime
     snapshot: SnapshotSummary | None = None
     error: tuple[str, str] | None = None
+    warnings: tuple[str, ...] = ()  # "Reason: message" of a completed backup that lost data
 
 
 class BackupItem(SQLModel, table=True):
@@ -120,6 +122,16 @@ class BackupItem(SQLModel, table=True):
     files: int = 0
     exit_code: int | None = None
     error: str | None = None
+    tables: int = 0  # a dump's tables and rows, counted from the dump itself (schema 6)
+    rows: int = 0
+
+
+class RestoreStage(StrEnum):
+    """Where a Running restore run is, for recovery after its process died."""
+
+    CHECKING = ""  # nothing changed yet
+    WRITING = "writing"  # the target's data is being replaced
+    ROLLING_BACK = "rolling-back"  # the safety backup is being put back
 
 
 class RestoreRun(SQLModel, table=True):
@@ -136,6 +148,11 @@ class RestoreRun(SQLModel, table=True):
     started_at: datetime = _time()
     completed_at: datetime | None = _time(nullable=True)
     message: str = ""
+    # Schema 6: what recovery needs to finish a run whose process died.
+    host: str = ""
+    owner: str = ""  # "PID:START" of the process running it (see host.Owner)
+    stage: str = ""  # a RestoreStage
+    request: str = ""  # the run's request as JSON: what to apply again
 
 
 class QuiescedContainer(SQLModel, table=True):
@@ -188,6 +205,7 @@ class BackupTally(SQLModel, table=True):
     duration_buckets: str = ""  # counts per DURATION_BUCKETS entry, comma-separated (not cumulative)
     last_success: datetime | None = _time(nullable=True)
     last_size_bytes: int = 0
+    warned: int = 0  # completed with a warning (a source empty, or shrunk by half): schema 6
 
     def bucket_counts(self) -> list[int]:
         counts = [int(n) for n in self.duration_buckets.split(",")] if self.duration_buckets else []
@@ -199,6 +217,7 @@ class BackupTally(SQLModel, table=True):
         if backup.status == BackupStatus.COMPLETED:
             self.succeeded += 1
             self.last_success, self.last_size_bytes = backup.created_at, backup.size_bytes
+            self.warned += 1 if backup.warnings else 0
         else:
             self.failed += 1
         self.duration_sum += max(duration, 0.0)

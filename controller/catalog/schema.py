@@ -51,12 +51,28 @@ def _add_known_policies(connection: Connection) -> None:
     KnownPolicy.__table__.create(connection)  # type: ignore[attr-defined]
 
 
+def _add_warnings_and_restore_recovery(connection: Connection) -> None:
+    """Backups' warnings and their tally; what recovery needs of a restore run. (A table made
+    by an earlier step from today's model has its columns already.)"""
+    added = [
+        ("backups", "warnings", "VARCHAR DEFAULT '' NOT NULL"),
+        ("backup_tallies", "warned", "INTEGER DEFAULT 0 NOT NULL"),
+        ("backup_items", "tables", "INTEGER DEFAULT 0 NOT NULL"),
+        ("backup_items", "rows", "INTEGER DEFAULT 0 NOT NULL"),
+        *[("restore_runs", column, "VARCHAR DEFAULT '' NOT NULL") for column in ("host", "owner", "stage", "request")],
+    ]
+    for table, column, kind in added:
+        if column not in {c["name"] for c in inspect(connection).get_columns(table)}:
+            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
 # MIGRATIONS[n - 1] upgrades a version-n catalog to version n+1. Append; never edit.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_quiesced_containers,
     _add_backup_tallies,
     _add_backup_owner,
     _add_known_policies,
+    _add_warnings_and_restore_recovery,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

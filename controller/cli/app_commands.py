@@ -7,49 +7,69 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress
 from controller.cli.repo_commands import RepoTarget
-from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, table
+from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, key_values, table
 from controller.errors import InvalidConfig, ResourceNotFound
 
 if TYPE_CHECKING:
     from controller.apps.docker_api import DockerClient
-    from controller.reconciler.runtime import Runtime
+    from controller.apps.quiesce import Repaired
+    from controller.reconciler.restore_run import RestoreRequest
+    from controller.reconciler.runtime import Repositories, RestoreStep, Runtime
     from controller.repository.archiver import Progress
-    from controller.repository.repository import Repository
 
 pass_context = click.make_pass_decorator(CliContext)
 
 
 def _docker(ctx: CliContext) -> DockerClient:
-    """The engine, after starting what a dead Lifeboat process left stopped."""
+    """The engine, after repairing what a killed Lifeboat left (see _repair_host)."""
     from controller.apps.docker_api import connect
-    from controller.apps.quiesce import repair
-    from controller.reconciler.quiesce_ledger import CatalogLedger
 
     client = connect(ctx.environ.get("DOCKER_HOST"))
-    for fixed in repair(client, CatalogLedger(ctx.catalog)):
+    notes, fixed = _repair_host(ctx, client, force=False)
+    for note in notes:
+        click.echo(f"repair: {note}", err=True)
+    for entry in fixed:
         click.echo(
-            f"repair: {fixed.container_name} (left {fixed.action} by a killed Lifeboat): {fixed.outcome}", err=True
+            f"repair: {entry.container_name} (left {entry.action} by a killed Lifeboat): {entry.outcome}", err=True
         )
     return client
 
 
-def _runtime(ctx: CliContext, client: DockerClient, repository: Repository, quota: int | None) -> Runtime:
-    """The runs' needs for one command: this repository (opened with the command's
-    passphrase rules), this engine, the configured limits."""
-    from controller.reconciler.runtime import OpenedRepository, Runtime
+def _repair_host(ctx: CliContext, client: DockerClient, force: bool) -> tuple[list[str], list[Repaired]]:
+    """Finish the restores a dead Lifeboat process left half done (with the storages of the
+    resources directory), then start what dead processes left paused or stopped (with
+    `force`, also what live ones hold): the app never starts on torn data."""
+    from controller.apps.quiesce import repair
+    from controller.reconciler.restore_recovery import finish_dead_restores
+    from controller.reconciler.runtime import StorageRepositories
+    from controller.reconciler.storage_factory import storage_for_resource
+    from controller.resources.backup_storage import BackupStorage
+
+    repositories = StorageRepositories(ctx.environ, storage_factory=ctx.storage_factory or storage_for_resource)
+    if ctx.resources_dir.exists():
+        storages = [item.resource for item in ctx.store.load().of_kind("BackupStorage")]
+        repositories.update([storage for storage in storages if isinstance(storage, BackupStorage)])
+    runtime = _runtime(ctx, client, repositories)
+    notes = finish_dead_restores(runtime)
+    return notes, repair(client, runtime.ledger, force=force)
+
+
+def _runtime(ctx: CliContext, client: DockerClient, repositories: Repositories) -> Runtime:
+    """The runs' needs for one command: its repositories, this engine, the configured limits."""
+    from controller.reconciler.runtime import Runtime
     from controller.resources.secrets import database_password_reader
 
     limits = ctx.config.limits
     return Runtime(
         ctx.catalog,
-        OpenedRepository(repository, quota),
+        repositories,
         docker=lambda: client,
         read_secret=database_password_reader(ctx.environ),
         transfers=limits.transfers,
@@ -114,7 +134,7 @@ def backup(
 ) -> None:
     """Back up APP (a Compose project): its databases, volumes and bind mounts."""
     from controller.reconciler.backup_run import BackupRequest, BackupRunner
-    from controller.reconciler.runtime import ProgressBoard
+    from controller.reconciler.runtime import Board, OpenedRepository
     from controller.resources.backup_policy import BackupType, Consistency
 
     policy = _policy_for(ctx, app, policy_name)
@@ -130,13 +150,14 @@ def backup(
     client = _docker(ctx)
     target = RepoTarget(ctx, None, request.storage, None, None)
     resource = target.resource()
-    runtime = _runtime(ctx, client, target.open(), resource.spec.quota_bytes if resource else None)
+    quota = resource.spec.quota_bytes if resource else None
+    runtime = _runtime(ctx, client, OpenedRepository(target.open(), quota))
     with byte_progress(f"backup {app}", None, output == "text") as display:
 
         def show(key: str, state: Progress) -> None:
             display.update(state.bytes_read, state.files, state.current)
 
-        runtime.progress = ProgressBoard(show)
+        runtime.progress = Board(show)
         row = BackupRunner(runtime).run(request)
     items = ctx.catalog.items_of(row.backup_id)
     emit(
@@ -145,8 +166,11 @@ def backup(
         f"backup {row.backup_id} completed: {row.files} files, {human_bytes(row.size_bytes)} "
         f"({human_bytes(row.bytes_added)} added)\n"
         + table(
-            ["item", "kind", "files", "size"],
-            [[i.name, i.kind.value, str(i.files), human_bytes(i.bytes)] for i in items],
+            ["ITEM", "KIND", "FILES", "SIZE", "TABLES", "ROWS"],
+            [
+                [i.name, i.kind.value, str(i.files), human_bytes(i.bytes), str(i.tables or "-"), str(i.rows or "-")]
+                for i in items
+            ],
         ),
     )
 
@@ -177,6 +201,20 @@ def _policy_for(ctx: CliContext, app: str, name: str | None) -> Any:
 @click.option("--no-safety-backup", is_flag=True, help="Do not back up the target first (no rollback possible).")
 @click.option("--volume", "volumes", multiple=True, metavar="KEY", help="Only this volume (repeatable).")
 @click.option("--database", "databases", multiple=True, metavar="SERVICE", help="Only this database (repeatable).")
+@click.option(
+    "--volume-map",
+    "volume_map",
+    multiple=True,
+    metavar="KEY=VOLUME",
+    help="Write snapshot volume KEY into Docker volume VOLUME (repeatable).",
+)
+@click.option("--exact-databases", is_flag=True, help="Drop the databases the target holds that the backup did not.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would change (files, dumps, containers) and change nothing. "
+    "Exit 0: nothing would change; 1: something would; 2: the restore could not run.",
+)
 @OUTPUT_OPTION
 @pass_context
 def restore(
@@ -188,11 +226,15 @@ def restore(
     no_safety_backup: bool,
     volumes: tuple[str, ...],
     databases: tuple[str, ...],
+    volume_map: tuple[str, ...],
+    exact_databases: bool,
+    dry_run: bool,
     output: str,
 ) -> None:
     """Restore BACKUP_ID (or --policy NAME --at TIME): the app is stopped, its data made
     identical to the backup, and started; on failure it runs on its safety backup."""
     from controller.reconciler.restore_run import RestoreRequest, RestoreRunner, resolve_backup
+    from controller.reconciler.runtime import Board, OpenedRepository
     from controller.resources.restore import RestorePhase
 
     if bool(backup_id) == bool(policy_name and point_in_time):
@@ -204,15 +246,45 @@ def restore(
         target_app=target_app,
         safety_backup=not no_safety_backup,
         volumes=list(volumes) or None,
+        volume_map=key_values(volume_map, "--volume-map", "KEY=VOLUME", value_required=True),
+        exact_databases=exact_databases,
         databases=list(databases) or None,
     )
+    if dry_run:
+        _preview(ctx, request, output)
     backup_row = resolve_backup(ctx.catalog, request, datetime.now(UTC))  # unknown: one line, nothing run
     client = _docker(ctx)
     target = RepoTarget(ctx, None, backup_row.storage, None, None)
-    run = RestoreRunner(_runtime(ctx, client, target.open(), None)).run(request)
+    runtime = _runtime(ctx, client, OpenedRepository(target.open()))
+    with byte_progress(f"restore {backup_row.backup_id}", None, output == "text") as display:
+
+        def show(run_id: str, step: RestoreStep) -> None:
+            display.update(step.bytes, step.files, step.phase)
+
+        runtime.restores = Board(show)
+        run = RestoreRunner(runtime).run(request)
     emit(output, run.model_dump(mode="json"), f"restore {run.id}: {run.phase}: {run.message}")
     if run.phase != RestorePhase.SUCCEEDED.value:
         sys.exit(1)
+
+
+def _preview(ctx: CliContext, request: RestoreRequest, output: str) -> NoReturn:
+    """The dry run: print the plan; exit 0 (nothing would change), 1 (something would) or 2."""
+    from controller.errors import LifeboatError
+    from controller.reconciler.restore_preview import preview_restore
+    from controller.reconciler.restore_run import resolve_backup
+    from controller.reconciler.runtime import OpenedRepository
+
+    try:
+        backup_row = resolve_backup(ctx.catalog, request, datetime.now(UTC))
+        client = _docker(ctx)
+        repository = RepoTarget(ctx, None, backup_row.storage, None, None).open()
+        preview = preview_restore(_runtime(ctx, client, OpenedRepository(repository)), request)
+    except LifeboatError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    emit(output, preview.to_dict(), "\n".join(preview.lines()))
+    sys.exit(1 if preview.would_change() else 0)
 
 
 def _rfc3339(text: str) -> datetime:
@@ -229,15 +301,16 @@ def _rfc3339(text: str) -> datetime:
 @click.option("--force", is_flag=True, help="Also resume containers held by live Lifeboat processes.")
 @pass_context
 def repair(ctx: CliContext, force: bool) -> None:
-    """Start again the containers a killed Lifeboat left paused or stopped (only those)."""
+    """Finish the restores a killed Lifeboat left half done (applied again, or rolled back to
+    their safety backup), then start again the containers it left paused or stopped."""
     from controller.apps.docker_api import connect
-    from controller.apps.quiesce import repair as repair_containers
-    from controller.reconciler.quiesce_ledger import CatalogLedger
 
-    fixed = repair_containers(connect(ctx.environ.get("DOCKER_HOST")), CatalogLedger(ctx.catalog), force=force)
+    notes, fixed = _repair_host(ctx, connect(ctx.environ.get("DOCKER_HOST")), force)
+    for note in notes:
+        click.echo(note)
     for entry in fixed:
         click.echo(f"{entry.container_name}: {entry.outcome} (was {entry.action})")
-    if not fixed:
+    if not (notes or fixed):
         click.echo("nothing to repair")
-    if any(entry.outcome.startswith("failed") for entry in fixed):
+    if any(entry.outcome.startswith("failed") for entry in fixed) or any("could not finish" in n for n in notes):
         sys.exit(1)

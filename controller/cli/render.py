@@ -105,7 +105,7 @@ def backup_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """`retention`: what the policy's retention does next with each backup, by id."""
     outlook = retention or {}
-    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED", "RETENTION"]
+    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED", "RETENTION", "WARNINGS"]
     rows = [
         [
             b.backup_id,
@@ -116,6 +116,7 @@ def backup_rows(
             human_bytes(b.size_bytes),
             _age(b.created_at),
             outlook.get(b.backup_id, "-"),
+            ",".join(w.split(": ", 1)[0] for w in b.warnings.split("; ")) if b.warnings else "-",
         ]
         for b in backups
     ]

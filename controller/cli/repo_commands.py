@@ -20,7 +20,7 @@ import click
 
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress, scan_total
-from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, table
+from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, key_values, table
 from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
 from controller.host import host_name
 from controller.repository.archiver import Archiver, DirectorySource, Progress
@@ -182,16 +182,6 @@ def init(target: RepoTarget, output: str) -> None:
     )
 
 
-def _parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
-    parsed = {}
-    for tag in tags:
-        key, sep, value = tag.partition("=")
-        if not sep or not key:
-            raise click.UsageError(f"--tag expects KEY=VALUE, got {tag!r}")
-        parsed[key] = value
-    return parsed
-
-
 @repo.command("backup")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the snapshot (repeatable).")
@@ -213,7 +203,7 @@ def backup(
         if len(set(names)) != len(names):
             raise click.UsageError("several PATHs with the same name; back them up separately")
         sources = [DirectorySource(p.resolve().name, p.resolve()) for p in paths]
-    tag_map = {**_parse_tags(tags), "type": backup_type}
+    tag_map = {**key_values(tags, "--tag", "KEY=VALUE"), "type": backup_type}
     snapshot_paths = [s.name for s in sources]
     parent = (
         repository.latest_snapshot({"app": tag_map.get("app")}, snapshot_paths)
@@ -363,12 +353,13 @@ def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) ->
         dry_run=dry_run
     )
     verb = "would free" if dry_run else "freed"
+    note = report.grace_note()
     emit(
         output,
-        asdict(report),
+        {**asdict(report), "note": note},
         f"{verb} {human_bytes(report.bytes_freed)}: {report.packs_deleted} packs deleted, "
         f"{report.packs_repacked} repacked, {report.unindexed_deleted} unindexed removed, "
-        f"{report.incomplete_writes_removed} abandoned uploads removed",
+        f"{report.incomplete_writes_removed} abandoned uploads removed" + (f"\n{note}" if note else ""),
     )
 
 

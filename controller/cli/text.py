@@ -39,3 +39,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         for line in [list(headers), *rows]
     ]
     return "\n".join(lines)
+
+
+def key_values(values: tuple[str, ...], option: str, form: str, value_required: bool = False) -> dict[str, str]:
+    """Repeated KEY=VALUE options as a dict; a malformed one is a usage error naming the option."""
+    parsed = {}
+    for given in values:
+        key, sep, value = given.partition("=")
+        if not sep or not key or (value_required and not value):
+            raise click.UsageError(f"{option} expects {form}, got {given!r}")
+        parsed[key] = value
+    return parsed

@@ -26,6 +26,7 @@ from controller.apps.quiesce import Quiescer
 from controller.catalog.models import Backup, BackupItem, BackupOutcome, BackupStatus, ItemKind, SnapshotSummary
 from controller.errors import BackupCreateFailed, LifeboatError, NothingToBackUp, QuotaExceeded
 from controller.host import Owner, host_name
+from controller.reconciler.backup_warnings import source_losses
 from controller.reconciler.forgetting import apply_retention
 from controller.reconciler.runtime import Runtime, wall_clock
 from controller.reconciler.snapshot_layout import Layout, snapshot_layout
@@ -116,6 +117,7 @@ def new_backup_id(subject: str, when: datetime) -> str:
 class BackupRunner:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._counted: set[str] = set()  # dumps whose tables and rows were counted
 
     def create(self, request: BackupRequest) -> Backup:
         """The backup's pending row, made when it is asked for; run() carries it to its end."""
@@ -158,7 +160,8 @@ class BackupRunner:
             problems = f"{len(result.problems)} problem(s): " + "; ".join(result.problems[:5])
             self._finish(backup_id, request, items, taken, BackupCreateFailed(problems))
             raise BackupCreateFailed(f"backup {backup_id} is incomplete: {problems}")
-        row = self._finish(backup_id, request, items, taken, None)
+        losses = source_losses(self.runtime.catalog, request.policy, request.subject, items, self._counted)
+        row = self._finish(backup_id, request, items, taken, None, losses)
         if request.policy is not None and request.retention is not None:
             apply_retention(self.runtime, repository, request.policy, request.retention, ZoneInfo(request.timezone))
         self.runtime.repositories.measure(request.storage, repository)
@@ -236,6 +239,11 @@ class BackupRunner:
                 item.files, item.bytes = stats.files, stats.bytes
         for item, dump in zip([i for i in layout.items if i.kind == ItemKind.DUMP], layout.dumps, strict=True):
             item.exit_code, item.bytes = 0, dump.bytes_read
+            found = layout.inventory(item.name)
+            if found is not None:
+                item.tables = sum(len(tables) for tables in found.values())
+                item.rows = sum(sum(tables.values()) for tables in found.values())
+                self._counted.add(item.name)
         return result
 
     def _parent(self, repository: Repository, request: BackupRequest) -> SnapshotEntry | None:
@@ -273,11 +281,17 @@ class BackupRunner:
         items: list[BackupItem],
         snapshot: SnapshotSummary | None,
         failure: LifeboatError | None,
+        warnings: list[str] | None = None,
     ) -> Backup:
-        """The row's end, its event and its log line."""
+        """The row's end, its events and its log lines."""
         error = (failure.code, str(failure)) if failure is not None else None
-        row = self.runtime.catalog.finish_backup(backup_id, BackupOutcome(self.runtime.clock(), snapshot, error), items)
+        outcome = BackupOutcome(self.runtime.clock(), snapshot, error, tuple(warnings or ()))
+        row = self.runtime.catalog.finish_backup(backup_id, outcome, items)
         kind, name = request.event_target
+        for warning in warnings or []:
+            reason, _, message = warning.partition(": ")
+            log.warning("backup %s of %s: %s", backup_id, request.described, message)
+            self.runtime.event(kind, name, reason, f"backup {backup_id}: {message}", True)
         if failure is not None:
             log.warning("backup %s of %s failed: %s", backup_id, request.described, failure)
             self.runtime.event(kind, name, failure.code, f"backup {backup_id}: {failure}", True)

@@ -88,12 +88,15 @@ class PolicyReconciler:
             size_bytes=latest.size_bytes,
             bytes_added=latest.bytes_added,
             duration_seconds=round(duration, 3),
+            warnings=latest.warnings.split("; ") if latest.warnings else [],
         )
         status.last_successful_backup_time = completed[0].created_at if completed else None
         succeeded = latest.status == BackupStatus.COMPLETED
         status.last_error = None if succeeded else latest.error_message
         reason = "Completed" if succeeded else (latest.error_code or "Failed")
         message = f"backup {latest.backup_id}" + ("" if succeeded else f": {latest.error_message}")
+        if succeeded and latest.warnings:  # completed, but a source was empty or shrank: say so where people look
+            reason, message = latest.warnings.split(": ", 1)[0], f"backup {latest.backup_id}: {latest.warnings}"
         status.conditions = set_condition(
             status.conditions, self.status.condition("LastBackupSucceeded", succeeded, reason, message, item)
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from controller.apps.quiesce import QuiescedRecord
 from controller.catalog.catalog import Catalog
-from controller.catalog.models import QuiescedContainer
+from controller.catalog.models import QuiescedContainer, RestoreStage
 from controller.host import Owner
+from controller.resources.restore import RestorePhase
 
 
 class CatalogLedger:
@@ -34,6 +35,13 @@ class CatalogLedger:
         self.catalog.release_quiesced(entry_id)
 
     def held_on(self, host: str) -> list[tuple[int, QuiescedRecord]]:
+        """Not the containers of a restore run that was changing their data: they start only
+        once that run has ended (see restore_recovery.py), never on torn data."""
+        changing = {
+            run.id
+            for run in self.catalog.restore_runs_in_phase(RestorePhase.RUNNING.value)
+            if run.stage in (RestoreStage.WRITING, RestoreStage.ROLLING_BACK)
+        }
         return [
             (
                 row.id,
@@ -48,5 +56,5 @@ class CatalogLedger:
                 ),
             )
             for row in self.catalog.quiesced_on(host)
-            if row.id is not None
+            if row.id is not None and row.operation not in changing
         ]

@@ -94,7 +94,8 @@ class Reconciler:
         return self.progress.get(row.app_id) or (self.progress.get(policy_key(row.policy)) if row.policy else None)
 
     def recover(self) -> list[str]:
-        """After a crash; see recovery.py."""
+        """After a crash; see recovery.py. Interrupted restores need their storages: loaded first."""
+        self.load()
         return recover(self.runtime)
 
     def load(self) -> LoadResult:

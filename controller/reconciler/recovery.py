@@ -1,6 +1,6 @@
 """Start-up after a crash (DESIGN.md §3): this host's backups whose process is gone become
-failed, restores left Running become Failed (naming their safety backup), and containers
-a killed process stopped or paused are started again."""
+failed, restores whose process is gone are finished (applied again, or rolled back), and
+containers a killed process stopped or paused are started again."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from controller.catalog.catalog import BackupFilter
 from controller.catalog.models import BackupOutcome, BackupStatus
 from controller.errors import BackupCreateFailed, LifeboatError
 from controller.host import Owner, host_name
+from controller.reconciler.restore_recovery import finish_dead_restores
 from controller.reconciler.runtime import Runtime
-from controller.resources.restore import RestorePhase
 
 
 def recover(runtime: Runtime) -> list[str]:
@@ -28,13 +28,7 @@ def recover(runtime: Runtime) -> list[str]:
         error = (BackupCreateFailed.code, "interrupted: the process taking it stopped")
         catalog.finish_backup(row.backup_id, BackupOutcome(runtime.clock(), None, error), [])
         notes.append(f"backup {row.backup_id} marked failed (interrupted)")
-    for run in catalog.restore_runs_in_phase(RestorePhase.RUNNING.value):
-        safety = f"; safety backup {run.safety_backup_id} holds the state before it" if run.safety_backup_id else ""
-        message = f"interrupted by a controller restart; the app's containers were started again{safety}"
-        catalog.change_restore_run(
-            run.id, phase=RestorePhase.FAILED.value, message=message, completed_at=runtime.clock()
-        )
-        notes.append(f"restore {run.id} marked Failed (interrupted)")
+    notes += finish_dead_restores(runtime)  # before any container starts: never on torn data
     try:
         notes += [f"started {r.container_name} again ({r.outcome})" for r in repair(runtime.docker(), runtime.ledger)]
     except LifeboatError as err:

@@ -2,15 +2,19 @@
 runs afterwards, always (DESIGN.md §6). Exactly one catalog row per run, Running before the
 first check and before any change.
 
-resolve the backup → verify the snapshot → plan → safety backup of the target (default on)
-→ stop the target's running containers (recorded, so `repair` can start them after a
-crash) → volumes and mounts made identical to the snapshot → each database started alone
-and its dump streamed in → start what was running, wait for health. On any failure after
-the first change: put the safety backup back the same way, start the app, and end
-RolledBack with the cause."""
+resolve the backup → plan (restore_plan.py: the snapshot readable, a place in the target
+for every volume, mount and dump) → safety backup of the target (default on) → stop the
+target's running containers (recorded, so `repair` can start them after a crash) → volumes
+and mounts made identical to the snapshot → the check: every restored path compared with
+the snapshot, content included, while the app is still stopped → each database started
+alone and its dump streamed in → start what was running, wait for health. On any failure
+after the first change, a failed check included: put the safety backup back the same way
+(checked too), start the app, and end RolledBack naming the cause."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import secrets
 from collections.abc import Iterator
@@ -19,21 +23,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from controller.apps.database_load import load_dump
-from controller.apps.discovery import App, Database, discover
+from controller.apps.database_load import load_dump, stop_container
+from controller.apps.discovery import App
 from controller.apps.docker_api import DockerClient
 from controller.apps.quiesce import Quiescer
-from controller.apps.volumes import volume_mountpoint
 from controller.catalog.catalog import BackupFilter, Catalog
-from controller.catalog.models import Backup, BackupStatus, RestoreRun
-from controller.errors import BackupCorrupted, BackupNotFound, LifeboatError, RestoreFailed
+from controller.catalog.models import Backup, BackupStatus, RestoreRun, RestoreStage
+from controller.errors import BackupNotFound, LifeboatError, RestoreFailed
+from controller.host import Owner
 from controller.reconciler.backup_run import LOCK_WAIT, BackupRequest, BackupRunner
-from controller.reconciler.runtime import Runtime, wall_clock
-from controller.reconciler.snapshot_layout import children, read_manifest
+from controller.reconciler.database_check import DatabaseCheck, check_database
+from controller.reconciler.restore_plan import RestorePlan, plan_restore
+from controller.reconciler.runtime import RestoreStep, Runtime, wall_clock
+from controller.repository.comparer import Comparer
 from controller.repository.file_reader import open_content
-from controller.repository.records import Snapshot
 from controller.repository.repository import Repository
-from controller.repository.restorer import Restorer, find_node
+from controller.repository.restorer import RestoreProgress, Restorer, find_node
 from controller.resources.backup_policy import BackupType, Consistency
 from controller.resources.restore import RestorePhase
 
@@ -52,18 +57,20 @@ class RestoreRequest:
     target_app: str | None = None  # default: the app the backup was taken of
     safety_backup: bool = True
     volumes: list[str] | None = None  # volume keys to restore; None: all
+    volume_map: dict[str, str] = field(default_factory=dict)  # snapshot volume key → volume to write it into
     databases: list[str] | None = None  # database services to restore; None: all
     restore_name: str | None = None  # the Restore resource this run belongs to
     stop_app: bool = True  # False: files are replaced under the running containers
     verify: bool = True  # False: containers started again are not waited on (health checks)
+    exact_databases: bool = False  # drop the databases the backup did not hold
 
+    def to_json(self) -> str:
+        """What a run records, so that recovery can apply the same restore again."""
+        return json.dumps({**dataclasses.asdict(self), "point_in_time": None})
 
-@dataclass
-class _Plan:
-    volumes: list[str] = field(default_factory=list)  # keys under volumes/
-    mounts: list[tuple[str, Path]] = field(default_factory=list)  # (snapshot path, host path)
-    databases: list[tuple[str, Database]] = field(default_factory=list)  # (snapshot path, target database)
-    notes: list[str] = field(default_factory=list)
+    @classmethod
+    def from_json(cls, text: str) -> RestoreRequest:
+        return cls(**json.loads(text)) if text else cls()
 
 
 def resolve_backup(catalog: Catalog, request: RestoreRequest, now: datetime) -> Backup:
@@ -93,6 +100,7 @@ class RestoreRunner:
         except LifeboatError as err:
             backup, unresolved = None, err
         target_name = request.target_app or (backup.app_id if backup else "")
+        owner = Owner.this_process()
         run = self.runtime.catalog.save_restore_run(
             RestoreRun(
                 id=f"restore-{self.runtime.clock().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}",
@@ -101,10 +109,13 @@ class RestoreRunner:
                 target_app=target_name,
                 phase=RestorePhase.RUNNING.value,
                 started_at=self.runtime.clock(),
+                host=owner.host,
+                owner=owner.token,
+                request=request.to_json(),
             )
         )
         if backup is None:
-            return self._finish(run, RestorePhase.FAILED, f"nothing was changed: {unresolved}")
+            return self.finish(run, RestorePhase.FAILED, f"nothing was changed: {unresolved}")
         log.info("restore %s of backup %s into app %s starting", run.id, backup.backup_id, target_name)
         try:
             for attempt in self.runtime.retrying("App", target_name):
@@ -114,7 +125,7 @@ class RestoreRunner:
             with repository.locked(False, "restore", wall_clock, LOCK_WAIT):
                 return self._restore(run, backup, repository, client, target_name, request)
         except LifeboatError as err:
-            return self._finish(run, RestorePhase.FAILED, f"nothing was changed: {err}")
+            return self.finish(run, RestorePhase.FAILED, f"nothing was changed: {err}")
 
     def _restore(
         self,
@@ -126,50 +137,38 @@ class RestoreRunner:
         request: RestoreRequest,
     ) -> RestoreRun:
         """Raises LifeboatError only before the first change."""
-        if backup.status != BackupStatus.COMPLETED or backup.snapshot_id is None:
-            raise BackupNotFound(f"backup {backup.backup_id} is {backup.status.value}, not restorable")
-        snapshot = repository.load_snapshot(backup.snapshot_id)
-        _verify(repository, snapshot, backup)
-        target = discover(client, target_name, read_secret=self.runtime.read_secret)
-        plan = self._plan(repository, snapshot, target, request)
+        self.step(run.id, "planning")
+        plan = self.plan(client, repository, backup, target_name, request)
         safety: Backup | None = None
         if request.safety_backup:
+            self.step(run.id, "safety backup")
             try:
-                safety = self._safety_backup(target, backup)
+                safety = self._safety_backup(plan.target, backup)
             except LifeboatError as err:
                 raise LifeboatError(
                     f"the safety backup failed ({err}); fix it, or restore with the safety backup disabled"
                 ) from None
             run = self.runtime.catalog.change_restore_run(run.id, safety_backup_id=safety.backup_id)
         try:
-            self._apply(client, repository, snapshot, target, plan, run.id, request)
+            self.runtime.catalog.change_restore_run(run.id, stage=RestoreStage.WRITING)
+            verified = self.apply(client, repository, plan, run.id, request)
         except LifeboatError as err:
-            return self._roll_back(client, repository, run, target, safety, err, request)
-        return self._finish(run, RestorePhase.SUCCEEDED, "; ".join(["restored", *plan.notes]))
+            return self.roll_back(client, repository, run, plan.target.name, safety, err, request)
+        return self.finish(run, RestorePhase.SUCCEEDED, "; ".join(["restored", verified, *plan.notes]))
 
-    def _plan(self, repository: Repository, snapshot: Snapshot, target: App, request: RestoreRequest) -> _Plan:
-        plan = _Plan()
-        for node in children(repository, snapshot, "volumes"):
-            if request.volumes is None or node.name in request.volumes:
-                plan.volumes.append(node.name)
-        for mount in read_manifest(repository, snapshot).get("mounts", []):
-            container = target.container_for(mount["service"])
-            bind = (
-                next((b for b in container.binds if b.destination == mount["destination"]), None) if container else None
-            )
-            if bind is None:
-                plan.notes.append(f"{mount['path']} skipped: {target.name} has no bind mount {mount['destination']}")
-            else:
-                plan.mounts.append((mount["path"], bind.source))
-        for node in children(repository, snapshot, "databases"):
-            service = node.name.rsplit(".", 1)[0]
-            if request.databases is not None and service not in request.databases:
-                continue
-            database = next((d for d in target.databases if d.service == service), None)
-            if database is None:
-                raise RestoreFailed(f"app {target.name} has no database service {service!r} to restore into")
-            plan.databases.append((f"databases/{node.name}", database))
-        return plan
+    def plan(
+        self, client: DockerClient, repository: Repository, backup: Backup, target: str, request: RestoreRequest
+    ) -> RestorePlan:
+        return plan_restore(
+            client,
+            repository,
+            backup,
+            target,
+            request.volumes,
+            request.databases,
+            request.volume_map,
+            self.runtime.read_secret,
+        )
 
     def _safety_backup(self, target: App, restored: Backup) -> Backup:
         request = BackupRequest(
@@ -182,69 +181,103 @@ class RestoreRunner:
         )
         return BackupRunner(self.runtime).run(request)
 
-    def _apply(
-        self,
-        client: DockerClient,
-        repository: Repository,
-        snapshot: Snapshot,
-        target: App,
-        plan: _Plan,
-        operation: str,
-        request: RestoreRequest,
-    ) -> None:
-        """Stop, make the data identical to `snapshot`, start what was running."""
+    def apply(
+        self, client: DockerClient, repository: Repository, plan: RestorePlan, operation: str, request: RestoreRequest
+    ) -> str:
+        """Stop, make the data identical to the plan's snapshot, prove it while the app is still
+        stopped, load the dumps, start what was running. Returns what was verified."""
         quiescer = Quiescer(
             client,
             self.runtime.ledger,
-            target.name,
-            target.containers if request.stop_app else [],
+            plan.target.name,
+            plan.target.containers if request.stop_app else [],
             "stopped",
             operation,
             self.runtime.clock,
             wait_until_up=request.verify,
         )
+        self.step(operation, "stopping the app")
         quiescer.quiesce()
         try:
-            restorer = Restorer(repository)
-            for key in plan.volumes:
-                mountpoint = volume_mountpoint(client, target.name, key)
-                restorer.restore(snapshot, mountpoint, subpath=f"volumes/{key}", delete=True)
-            for path, host_path in plan.mounts:
-                restorer.restore(snapshot, host_path, subpath=path, delete=True)
-            for path, database in plan.databases:
-                content = open_content(repository, find_node(repository, snapshot, path))
-                load_dump(client, database, path, _chunks(content), was_running=database.container.running)
+            for subpath, path in plan.trees:
+                self._write(repository, plan, subpath, path, operation)
+            self.step(operation, "checking")
+            verified = self._check(repository, plan) if request.stop_app else "not verified: the app kept running"
+            databases = DatabaseCheck()
+            for subpath, database in plan.databases:
+                self.step(operation, f"loading {subpath}")
+                content = open_content(repository, find_node(repository, plan.snapshot, subpath))
+                load_dump(client, database, subpath, _chunks(content), was_running=True)
+                recorded = plan.inventories.get(subpath)
+                if recorded is not None:
+                    self.step(operation, f"checking {subpath}")
+                    check_database(client, database, subpath, recorded, request.exact_databases, databases)
+                if not database.container.running:
+                    stop_container(client, database)
+            if plan.databases:
+                verified += "; " + databases.describe()
         finally:
+            self.step(operation, "starting the app")
             quiescer.resume()
+        return verified
 
-    def _roll_back(
+    def _write(self, repository: Repository, plan: RestorePlan, subpath: str, path: Path, run_id: str) -> None:
+        phase = f"writing {subpath}"
+        self.step(run_id, phase)
+
+        def written(progress: RestoreProgress) -> None:
+            self.runtime.restores[run_id] = RestoreStep(phase, progress.files, progress.bytes)
+
+        try:
+            Restorer(repository, progress=written).restore(plan.snapshot, path, subpath=subpath, delete=True)
+        except OSError as err:
+            raise RestoreFailed(f"{err.strerror} (writing {subpath} into {path})") from None
+
+    def step(self, run_id: str, phase: str) -> None:
+        """A new phase: in the progress the API and the status show, and a log line."""
+        self.runtime.restores[run_id] = RestoreStep(phase)
+        log.info("restore %s: %s", run_id, phase)
+
+    def _check(self, repository: Repository, plan: RestorePlan) -> str:
+        """Every restored path against the snapshot (type, size, mode, owner, time, symlink
+        target, content). Raises RestoreFailed naming the first differences."""
+        files = size = 0
+        for subpath, path in plan.trees:
+            diff = Comparer(repository).compare(plan.snapshot, subpath, path)
+            if not diff.is_empty():
+                raise RestoreFailed(f"{subpath} differs from the backup after the restore wrote it: {diff.describe()}")
+            files, size = files + diff.files, size + diff.bytes
+        return f"verified {files} files ({size} bytes) in {len(plan.trees)} volume(s) and mount(s)"
+
+    def roll_back(
         self,
         client: DockerClient,
         repository: Repository,
         run: RestoreRun,
-        target: App,
+        target: str,
         safety: Backup | None,
         cause: LifeboatError,
         request: RestoreRequest,
     ) -> RestoreRun:
+        """Put the safety backup back (checked too); RolledBack, or Failed when that fails."""
         if safety is None or safety.snapshot_id is None:
-            return self._finish(run, RestorePhase.FAILED, f"{cause}; no safety backup to roll back to")
+            return self.finish(run, RestorePhase.FAILED, f"{cause}; no safety backup to roll back to")
         try:
-            current = discover(client, target.name, read_secret=self.runtime.read_secret)
-            snapshot = repository.load_snapshot(safety.snapshot_id)
+            self.runtime.catalog.change_restore_run(run.id, stage=RestoreStage.ROLLING_BACK)
             back = RestoreRequest(safety.backup_id, stop_app=request.stop_app, verify=request.verify)
-            plan = self._plan(repository, snapshot, current, back)
-            self._apply(client, repository, snapshot, current, plan, run.id, back)
+            plan = self.plan(client, repository, safety, target, back)
+            self.apply(client, repository, plan, run.id, back)
         except LifeboatError as err:
             message = f"{cause}; rolling back to safety backup {safety.backup_id} failed too: {err}"
-            return self._finish(run, RestorePhase.FAILED, message)
-        return self._finish(run, RestorePhase.ROLLED_BACK, f"{cause}; the app runs on safety backup {safety.backup_id}")
+            return self.finish(run, RestorePhase.FAILED, message)
+        return self.finish(run, RestorePhase.ROLLED_BACK, f"{cause}; the app runs on safety backup {safety.backup_id}")
 
-    def _finish(self, run: RestoreRun, phase: RestorePhase, message: str) -> RestoreRun:
+    def finish(self, run: RestoreRun, phase: RestorePhase, message: str) -> RestoreRun:
         """The run's end, its event (on the target app) and its log line."""
         finished = self.runtime.catalog.change_restore_run(
             run.id, phase=phase.value, message=message, completed_at=self.runtime.clock()
         )
+        self.runtime.restores.pop(run.id, None)
         succeeded = phase == RestorePhase.SUCCEEDED
         (log.info if succeeded else log.warning)("restore %s: %s: %s", run.id, phase.value, message)
         self.runtime.event("App", run.target_app or "-", f"Restore{phase.value}", f"{run.id}: {message}", not succeeded)
@@ -254,19 +287,3 @@ class RestoreRunner:
 def _chunks(content: BinaryIO) -> Iterator[bytes]:
     while chunk := content.read(_DUMP_CHUNK):
         yield chunk
-
-
-def _verify(repository: Repository, snapshot: Snapshot, backup: Backup) -> None:
-    """Every tree readable and authentic, every content blob indexed: before the app stops."""
-    missing = 0
-    pending = [snapshot.tree]
-    try:
-        while pending:
-            for node in repository.load_tree(pending.pop()):
-                if node.subtree:
-                    pending.append(node.subtree)
-                missing += sum(1 for c in node.content if bytes.fromhex(c) not in repository.index)
-    except LifeboatError as err:
-        raise BackupCorrupted(f"backup {backup.backup_id} cannot be read: {err}") from None
-    if missing:
-        raise BackupCorrupted(f"backup {backup.backup_id} misses {missing} data blob(s); run lifeboat repo check")

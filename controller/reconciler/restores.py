@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from controller.catalog.models import RestoreRun
 from controller.errors import LifeboatError
+from controller.reconciler.restore_preview import preview_restore
 from controller.reconciler.restore_run import RestoreRequest, RestoreRunner, resolve_backup
 from controller.reconciler.runtime import Runtime
 from controller.reconciler.status import StatusWriter
 from controller.reconciler.work_queue import WorkQueue
 from controller.resources.loader import LoadedResource
 from controller.resources.meta import set_condition
-from controller.resources.restore import Restore, RestorePhase, RestoreStatus
+from controller.resources.restore import Restore, RestorePhase, RestoreProgress, RestoreStatus
 
 TERMINAL = {RestorePhase.SUCCEEDED.value, RestorePhase.FAILED.value, RestorePhase.ROLLED_BACK.value}
 
@@ -25,6 +26,8 @@ def restore_request(restore: Restore) -> RestoreRequest:
         target_app=spec.target_app,
         safety_backup=spec.safety_backup,
         volumes=spec.volumes,
+        volume_map=dict(spec.volume_map),
+        exact_databases=spec.exact_databases,
         databases=spec.databases,
         restore_name=restore.metadata.name,
         stop_app=spec.stop_app,
@@ -35,6 +38,7 @@ def restore_request(restore: Restore) -> RestoreRequest:
 class RestoreReconciler:
     def __init__(self, runtime: Runtime, queue: WorkQueue, status: StatusWriter) -> None:
         self.runtime, self.queue, self.status = runtime, queue, status
+        self.previews: dict[str, tuple[RestorePhase, str]] = {}  # dry-run Restore → its outcome, until written
 
     def reconcile(self, item: LoadedResource) -> None:
         restore = item.resource
@@ -42,7 +46,9 @@ class RestoreReconciler:
         name = restore.metadata.name
         old = restore.status or RestoreStatus()
         runs = self.runtime.catalog.restore_runs(name)
-        if runs:
+        if restore.spec.dry_run and old.phase.value not in TERMINAL:
+            status = self._dry_run(item, restore, old)
+        elif runs:
             status = self._status_of(old, runs[-1], item)
         elif old.phase.value in TERMINAL:
             return  # finished before this catalog knew it: never run twice
@@ -54,6 +60,31 @@ class RestoreReconciler:
             status.phase = RestorePhase.PENDING
         status.observed_generation = item.generation
         self.status.write(item, status)
+
+    def _dry_run(self, item: LoadedResource, restore: Restore, old: RestoreStatus) -> RestoreStatus:
+        """A dry run records no restore run: its outcome goes into the status once, then the
+        phase is terminal and it never runs again."""
+        status = old.model_copy(deep=True)
+        outcome = self.previews.pop(restore.metadata.name, None)
+        if outcome is None:
+            request = restore_request(restore)
+            self.queue.submit(request.target_app or f"restore:{restore.metadata.name}", lambda: self.preview(request))
+            status.phase = RestorePhase.PENDING
+            return status
+        status.phase, status.message = outcome
+        succeeded = status.phase == RestorePhase.SUCCEEDED
+        condition = self.status.condition("Succeeded", succeeded, "DryRun", status.message, item)
+        status.conditions = set_condition(status.conditions, condition)
+        return status
+
+    def preview(self, request: RestoreRequest) -> None:
+        assert request.restore_name is not None
+        try:
+            preview = preview_restore(self.runtime, request)
+            outcome = (RestorePhase.SUCCEEDED, "dry run, nothing was changed: " + " ".join(preview.lines()))
+        except LifeboatError as err:
+            outcome = (RestorePhase.FAILED, f"dry run: the restore could not run: {err}")
+        self.previews[request.restore_name] = outcome
 
     def run(self, request: RestoreRequest) -> None:
         if request.restore_name and self.runtime.catalog.restore_runs(request.restore_name):
@@ -71,6 +102,8 @@ class RestoreReconciler:
         status.phase = RestorePhase(run.phase)
         status.backup_id, status.safety_backup_id = run.backup_id, run.safety_backup_id
         status.started_at, status.completed_at, status.message = run.started_at, run.completed_at, run.message
+        step = self.runtime.restores.get(run.id) if run.phase == RestorePhase.RUNNING.value else None
+        status.progress = RestoreProgress(phase=step.phase, files=step.files, bytes=step.bytes) if step else None
         if run.phase in TERMINAL:
             succeeded = run.phase == RestorePhase.SUCCEEDED.value
             condition = self.status.condition("Succeeded", succeeded, run.phase, run.message, item)

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -158,18 +158,30 @@ class StorageRepositories(_Sizes):
             return repository
 
 
-class ProgressBoard(dict[str, Progress]):
-    """Work key → the progress of its running backup (the API reads it); `watch`, when given,
+V = TypeVar("V")
+
+
+class Board(dict[str, V]):
+    """Running work's progress by key (the API and the status read it); `watch`, when given,
     sees every update (a terminal's progress bar)."""
 
-    def __init__(self, watch: Callable[[str, Progress], None] | None = None) -> None:
+    def __init__(self, watch: Callable[[str, V], None] | None = None) -> None:
         super().__init__()
         self.watch = watch
 
-    def __setitem__(self, key: str, value: Progress) -> None:
+    def __setitem__(self, key: str, value: V) -> None:
         super().__setitem__(key, value)
         if self.watch is not None:
             self.watch(key, value)
+
+
+@dataclass(frozen=True)
+class RestoreStep:
+    """Where a running restore is: its phase, and what it has written in it."""
+
+    phase: str  # planning, safety backup, stopping the app, writing PATH, checking, loading DUMP, starting the app
+    files: int = 0
+    bytes: int = 0
 
 
 @dataclass
@@ -184,7 +196,8 @@ class Runtime:
     transfers: int = 2  # limits.transfers: uploads in flight per backup
     max_backup_bytes: int | None = None  # limits.max_backup_size_gb
     retry_wait: float = 2.0  # first wait before retrying a transient failure
-    progress: ProgressBoard = field(default_factory=ProgressBoard)
+    progress: Board[Progress] = field(default_factory=Board)
+    restores: Board[RestoreStep] = field(default_factory=Board)  # restore run id → where it is
 
     @property
     def ledger(self) -> CatalogLedger:

@@ -1,16 +1,20 @@
 """How an app becomes one snapshot, and back: databases/SERVICE.EXT (dump streams),
-volumes/KEY, mounts/SERVICE/DEST, paths/PATH, and a manifest at the root saying which
-mount each mounts/ folder is. The backup run writes this layout; the restore run reads it."""
+volumes/KEY, mounts/SERVICE/DEST, paths/PATH, and a manifest at the root saying, for each
+volumes/ and mounts/ folder, which services mount it at which destinations. A restore finds
+its targets through those mounts, whatever made the volume (Compose, `docker volume
+create`, an external volume). The backup run writes this layout; the restore run reads it."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+from controller.apps.datasources.inventory import DumpCounter, Inventory
 from controller.apps.discovery import App
 from controller.apps.docker_api import DockerClient
 from controller.apps.exec import OutputStream
@@ -31,6 +35,29 @@ class Layout:
     sources: list[Source] = field(default_factory=list)
     items: list[BackupItem] = field(default_factory=list)  # one per source but the manifest
     dumps: list[OutputStream] = field(default_factory=list)  # in the order of the DUMP items
+    counters: dict[str, DumpCounter] = field(default_factory=dict)  # dump path → its tables and rows
+
+    def inventory(self, dump: str) -> Inventory | None:
+        """The dump's databases, tables and rows, once it has been read; None when its
+        engine's format is not counted."""
+        counter = self.counters.get(dump)
+        return counter.inventory() if counter is not None else None
+
+
+class _Deferred(io.RawIOBase):
+    """Bytes made at the first read: the manifest, written after the dumps it describes."""
+
+    def __init__(self, make: Callable[[], bytes]) -> None:
+        self._make = make
+        self._data: io.BytesIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._data is None:
+            self._data = io.BytesIO(self._make())
+        return self._data.readinto(target)
 
 
 def snapshot_layout(client: DockerClient | None, app: App | None, include: Include, paths: list[str]) -> Layout:
@@ -38,10 +65,16 @@ def snapshot_layout(client: DockerClient | None, app: App | None, include: Inclu
     and the host `paths`."""
     layout = Layout()
     mounts: list[dict[str, str]] = []
+    volumes: list[dict[str, object]] = []
     if client is not None and app is not None and include.databases:
         for database in app.databases:
             if not database.container.running:
                 raise DumpFailed(f"database service {database.service} ({database.container.name}) is not running")
+            name = f"databases/{database.service}.{database.source.dump_suffix}"
+            inventory = database.source.inventory
+            counter = inventory.dump_counter() if inventory is not None else None
+            if counter is not None:
+                layout.counters[name] = counter
             stream = OutputStream(
                 client,
                 database.container.id,
@@ -49,15 +82,23 @@ def snapshot_layout(client: DockerClient | None, app: App | None, include: Inclu
                 DumpFailed,
                 database.source.dump_is_complete,
                 where=database.container.name,
+                observe=counter.feed if counter is not None else None,
             )
-            name = f"databases/{database.service}.{database.source.dump_suffix}"
             layout.sources.append(StreamSource(name, stream))  # type: ignore[arg-type]
             layout.dumps.append(stream)
             layout.items.append(BackupItem(backup_id="", kind=ItemKind.DUMP, name=name))
     if app is not None:
         for volume in app.volumes():
             if any(fnmatch(volume.key, p) or fnmatch(volume.name, p) for p in include.volumes):
-                _add(layout, f"volumes/{volume.key}", volume.mountpoint, ItemKind.VOLUME)
+                name = f"volumes/{volume.key}"
+                mounted_at = [
+                    {"service": container.service, "destination": mount.destination}
+                    for container in app.containers
+                    for mount in container.volumes
+                    if mount.name == volume.name
+                ]
+                volumes.append({"path": name, "volume": volume.name, "mounts": mounted_at})
+                _add(layout, name, volume.mountpoint, ItemKind.VOLUME)
         if include.bind_mounts:
             seen: set[Path] = set()
             for container in app.containers:
@@ -73,8 +114,13 @@ def snapshot_layout(client: DockerClient | None, app: App | None, include: Inclu
             raise BackupCreateFailed(f"path {path} (in the policy's paths) is not a directory on this host")
         _add(layout, f"paths/{path.strip('/')}", Path(path), ItemKind.PATH)
     if layout.sources:
-        manifest = {"app": app.name if app else None, "mounts": mounts, "paths": list(paths)}
-        layout.sources.append(StreamSource(MANIFEST, io.BytesIO(json.dumps(manifest, indent=2).encode())))
+
+        def manifest() -> bytes:
+            dumps = [{"path": path, "inventory": layout.inventory(path)} for path in layout.counters]
+            written = {"app": app.name if app else None, "volumes": volumes, "mounts": mounts, "paths": list(paths)}
+            return json.dumps({**written, "databases": dumps}, indent=2).encode()
+
+        layout.sources.append(StreamSource(MANIFEST, _Deferred(manifest)))  # type: ignore[arg-type]
     return layout
 
 

@@ -87,7 +87,7 @@ class StorageReconciler:
                 message = (
                     f"freed {report.bytes_freed} bytes "
                     f"({report.packs_deleted} packs deleted, {report.packs_repacked} repacked)"
-                )
+                ) + (f"; {report.grace_note()}" if report.grace_note() else "")
                 self.runtime.event("BackupStorage", name, "Pruned", message)
                 self.repositories.measure(name, repository)
                 return

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
-from controller.errors import BackupCorrupted
+from controller.errors import BackupCorrupted, StorageFull
 from controller.repository.blobs import BlobType
 from controller.repository.records import Node, NodeType, Snapshot, Summary, encode_tree
 from controller.repository.repository import Repository, SnapshotEntry
@@ -151,11 +151,20 @@ class Archiver:
         started = time.monotonic()
         self._check_sources(sources)
         writer = self.repository.blob_writer(self.compression, self.uploads)
+        snapshots_before = self.repository.snapshot_keys()
         slots = threading.BoundedSemaphore(self.workers * 4)  # bounds queued work, hence memory
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="archive")
         try:
             root = self._archive_sources(sources, writer, pool, slots, time_rfc3339)
             writer.finish()
+        except StorageFull as full:
+            # A full disk must not stay full: what this backup wrote goes, when nobody can
+            # use it. Other failures keep their checkpoints, so the next run resumes.
+            pool.shutdown(wait=True, cancel_futures=True)
+            writer.abort()
+            if self.repository.discard_unused(writer.saved, snapshots_before):
+                raise StorageFull(f"{full}; the {len(writer.saved)} object(s) this backup wrote were removed") from None
+            raise
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             writer.abort()

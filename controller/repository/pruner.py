@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from controller.errors import BackupCorrupted, ObjectNotFound, RepositoryError
 from controller.repository.crypto import content_hash
@@ -31,6 +31,18 @@ class PruneReport:
     bytes_freed: int = 0
     index_files_replaced: int = 0
     incomplete_writes_removed: int = 0  # temp files or multipart uploads of killed writers
+    kept_young_bytes: int = 0  # unreferenced, but written within the grace period (a running backup may own it)
+    kept_until: datetime | None = None  # when the last of it is old enough to go
+
+    def grace_note(self) -> str:
+        """What the grace period kept, and when a prune can free it; "" when it kept nothing."""
+        if not self.kept_young_bytes or self.kept_until is None:
+            return ""
+        when = self.kept_until.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"kept {self.kept_young_bytes} unreferenced bytes written within the grace period "
+            f"(a running backup may own them); a prune after {when} frees them"
+        )
 
 
 class Pruner:
@@ -77,12 +89,14 @@ class Pruner:
             if found is None or pack_key(found.pack) not in pack_sizes:
                 raise RepositoryError(f"prune aborted: blob {blob_id.hex()[:16]} is missing; run check")
 
-        delete, repack = [], []
+        delete, repack, young = [], [], []
         for pack, blobs in per_pack.items():
-            if pack in protected:
-                continue
             total = sum(loc.length for _, loc in blobs)
             kept = sum(loc.length for blob_id, loc in blobs if blob_id in used)
+            if pack in protected:
+                if kept == 0 and pack_key(pack) in pack_sizes:
+                    young.append(pack_sizes[pack_key(pack)])
+                continue
             if kept == 0:
                 delete.append(pack)
             elif kept < total * self.repack_below:
@@ -93,6 +107,10 @@ class Pruner:
             for key, info in pack_sizes.items()
             if key not in indexed_keys and info.modified < self.now - self.grace
         ]
+        young += [info for key, info in pack_sizes.items() if key not in indexed_keys and info not in stale_unindexed]
+        report.kept_young_bytes = sum(info.size for info in young)
+        report.kept_until = max((info.modified for info in young), default=None)
+        report.kept_until = report.kept_until + self.grace if report.kept_until else None
         report.packs_deleted, report.packs_repacked = len(delete), len(repack)
         report.unindexed_deleted = len(stale_unindexed)
         gone = set(delete) | set(repack)

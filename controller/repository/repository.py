@@ -6,20 +6,21 @@ uses (pack, index, keys); the archiver, restorer, checker and pruner work throug
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from controller.errors import BackupCorrupted, BackupNotFound, ObjectNotFound, RepositoryError
 from controller.repository.blobs import BlobDamaged, BlobType, open_blob
 from controller.repository.crypto import AuthenticationFailed, MasterKey, content_hash
 from controller.repository.index import BlobLocation, Index, IndexDamaged, decode_index
 from controller.repository.keys import open_master_key, write_key_file
-from controller.repository.locks import Lease
+from controller.repository.locks import Lease, list_locks
 from controller.repository.records import ChunkerParams, Node, RepositoryConfig, Snapshot, decode_tree
 from controller.repository.writer import BlobWriter, pack_key
 from controller.storage.base import Storage
@@ -270,6 +271,27 @@ class Repository:
             and (paths is None or entry.snapshot.paths == list(paths))
         ]
         return candidates[-1] if candidates else None
+
+    def snapshot_keys(self) -> frozenset[str]:
+        """The snapshot objects' keys (one listing; nothing is read)."""
+        return frozenset(info.key for info in self.storage.list("snapshots/"))
+
+    def discard_unused(self, keys: list[str], snapshots_before: frozenset[str]) -> bool:
+        """Remove what a failed backup wrote (`keys`: its packs and checkpoint index files) when
+        nobody can have used it: no snapshot was committed since it started (`snapshots_before`)
+        and no other live process holds a lock, so no other backup deduplicated against it.
+        Otherwise leave it to prune. Returns whether it was removed."""
+        if self.snapshot_keys() != snapshots_before:
+            return False
+        ours = self.lease.key if self.lease is not None else None
+        others = [lock for lock in list_locks(self.storage, self.master, datetime.now(UTC)) if not lock.stale]
+        if any(lock.key != ours for lock in others):
+            return False
+        for key in [k for k in keys if k.startswith("index/")] + [k for k in keys if not k.startswith("index/")]:
+            with contextlib.suppress(ObjectNotFound):
+                self.storage.remove(key)
+        self.index, self._index_loaded = Index(), False  # it named the removed packs: read it again when needed
+        return True
 
     def resolve_snapshot(self, prefix: str) -> str:
         """A full snapshot id from a unique prefix (or 'latest')."""

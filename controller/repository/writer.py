@@ -55,6 +55,7 @@ class BlobWriter:
         self._failure: BaseException | None = None
         self.bytes_added = 0
         self.blobs_added = 0
+        self.saved: list[str] = []  # every object this writer stored (packs, checkpoint index files)
 
     def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes) -> bool:
         """Store the blob unless already known; True if it was new."""
@@ -95,6 +96,7 @@ class BlobWriter:
             try:
                 self._storage.save(pack_key(pack_id), data)
                 with self._lock:
+                    self.saved.append(pack_key(pack_id))
                     for entry in entries:
                         location = BlobLocation(entry.type, pack_id, entry.offset, entry.length, entry.raw_length)
                         self._index.add(entry.id, location)
@@ -145,6 +147,8 @@ class BlobWriter:
         stored = encode_index(self._master, entries)
         key = f"index/{content_hash(stored)}"
         self._storage.save(key, stored)
+        with self._lock:
+            self.saved.append(key)
         return key
 
     def close(self) -> None:

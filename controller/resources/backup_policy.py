@@ -139,6 +139,9 @@ class LastBackup(Model):
     size_bytes: int = 0
     bytes_added: int = 0
     duration_seconds: float = 0.0
+    warnings: list[str] = Field(
+        default_factory=list, description="What the backup lost: a source empty, or shrunk by half (reason: message)."
+    )
 
 
 class BackupCounts(Model):

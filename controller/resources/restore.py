@@ -33,6 +33,21 @@ class RestoreSpec(Model):
     target_app: DnsLabel | None = Field(default=None, description="App to restore into; the source app by default.")
     volumes: list[str] | None = Field(default=None, description="Volumes to restore; all when unset.")
     databases: list[str] | None = Field(default=None, description="Database services to restore; all when unset.")
+    volume_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Snapshot volume key → name of the Docker volume to write it into, for a volume that "
+        "matches nothing the target mounts at the recorded destination.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Only say what the restore would do (files to add, change and delete; dumps; containers) in "
+        "the status, and change nothing.",
+    )
+    exact_databases: bool = Field(
+        default=False,
+        description="Drop the databases the target's server holds that the backup did not; by default they are "
+        "left alone and named in the status.",
+    )
     stop_app: bool = Field(default=True, description="Stop the target's running containers during the restore.")
     safety_backup: bool = Field(default=True, description="Back up the target's current state first.")
     verify: bool = Field(default=True, description="Wait for the app's health checks after the restore.")
@@ -58,6 +73,12 @@ class RestoreSpec(Model):
         return self
 
 
+class RestoreProgress(Model):
+    phase: str = Field(description="What the running restore does now: planning, safety backup, writing PATH, ...")
+    files: int = Field(default=0, description="Files written in this phase.")
+    bytes: int = Field(default=0, description="Bytes written in this phase.")
+
+
 class RestoreStatus(Model):
     observed_generation: str | None = None
     phase: RestorePhase = RestorePhase.PENDING
@@ -67,6 +88,7 @@ class RestoreStatus(Model):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     message: str = ""
+    progress: RestoreProgress | None = Field(default=None, description="Where a Running restore is.")
 
 
 class Restore(Model):

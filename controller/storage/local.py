@@ -12,12 +12,13 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.durable import fsync_directory
-from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
+from controller.errors import ObjectNotFound, StorageError, StorageFull, StorageUnavailable
 from controller.storage.base import ObjectInfo, check_key
 
 _PERMANENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
@@ -27,6 +28,8 @@ _TEMP_PREFIX = ".tmp-"
 def _translate(err: OSError, what: str) -> Exception:
     if err.errno == errno.ENOENT:
         return ObjectNotFound(f"{what}: not found")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"{what}: {err.strerror}")
     if err.errno in _PERMANENT:
         return StorageError(f"{what}: {err.strerror}")
     return StorageUnavailable(f"{what}: {err.strerror}")
@@ -44,9 +47,9 @@ class LocalStorage:
 
     def save(self, key: str, data: bytes) -> bool:
         path = self._path(key)
+        temp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
                 view = memoryview(data)
@@ -54,8 +57,11 @@ class LocalStorage:
                     written = os.write(fd, view)
                     view = view[written:]
                 os.fsync(fd)
-            finally:
+            except OSError:
                 os.close(fd)
+                os.unlink(temp)  # a half-written temporary must not keep the space it took
+                raise
+            os.close(fd)
             try:
                 os.link(temp, path)
                 created = True
@@ -66,6 +72,11 @@ class LocalStorage:
             fsync_directory(path.parent)
             return created
         except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                free = shutil.disk_usage(self.root).free if self.root.exists() else 0
+                raise StorageFull(
+                    f"no space left in {self.root}: saving {key} needed {len(data)} bytes, {free} bytes are free"
+                ) from None
             raise _translate(err, f"{self.root}: saving {key}") from None
 
     def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:

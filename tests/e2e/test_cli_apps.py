@@ -16,7 +16,7 @@ from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
 from tests.e2e.conftest import LIFEBOAT, Lifeboat
 from tests.support.docker_apps import BUSYBOX, IDLE, TestApp, mariadb_sql, wordpress_like
-from tests.support.repository import random_bytes
+from tests.support.repository import random_bytes, tree_state
 
 PASSPHRASE = "e2e apps passphrase"
 
@@ -110,3 +110,42 @@ def test_a_backup_killed_while_the_app_is_stopped_is_repaired_by_the_next_invoca
     (row,) = catalog.list_backups()
     assert row.status != BackupStatus.COMPLETED  # the killed backup never claims to be complete
     catalog.close()
+
+
+def test_a_dry_run_names_what_would_change_and_changes_nothing(apps_env: Lifeboat, app: TestApp) -> None:
+    lifeboat = apps_env
+    uploads = app.mountpoint("uploads")
+    (uploads / "readme.txt").write_text("original\n")
+    made = lifeboat("backup", app.name, "--storage", "local", "-o", "json")
+    assert made.code == 0, made.err
+    backup_id = json.loads(made.out)["backup"]["backup_id"]
+    unchanged = lifeboat("restore", backup_id, "--dry-run", "--database", "none")  # the files only
+    assert unchanged.code == 0, unchanged.out + unchanged.err
+    assert "volumes/uploads" in unchanged.out and "nothing differs" in unchanged.out
+
+    (uploads / "readme.txt").write_text("damaged\n")
+    (uploads / "extra.txt").write_text("written after the backup\n")
+    mariadb_sql(app, "CREATE TABLE later (a INT)")
+    files_before = tree_state(uploads)
+    preview = lifeboat("restore", backup_id, "--dry-run", "-o", "json")
+
+    assert preview.code == 1, preview.err
+    plan = json.loads(preview.out)
+    (uploads_plan,) = [t for t in plan["trees"] if t["path"] == "volumes/uploads"]
+    assert [c.split(" ")[0] for c in uploads_plan["change"]] == ["readme.txt"]
+    assert uploads_plan["delete"] == ["extra.txt"] and uploads_plan["add"] == []
+    (dump,) = plan["dumps"]
+    assert (dump["path"], dump["container"]) == ("databases/db.sql", f"{app.name}-db-1")
+    assert dump["databases"] == {"wordpress": {}}  # what the load would put back: the empty database
+    assert sorted(plan["stopping"]) == [f"{app.name}-db-1", f"{app.name}-web-1"]
+    text = lifeboat("restore", backup_id, "--dry-run")
+    assert text.code == 1 and "1 to change (readme.txt" in text.out and "1 to delete (extra.txt)" in text.out
+    assert tree_state(uploads) == files_before  # nothing changed: files, database, containers
+    assert "later" in mariadb_sql(app, "SHOW TABLES")
+    assert app.state("web") == "running" and app.state("db") == "running"
+    catalog = Catalog(f"sqlite:///{lifeboat.home / 'catalog.db'}")
+    assert catalog.restore_runs_of_backup(backup_id) == []  # a preview is no restore
+    assert len(catalog.list_backups()) == 1  # and takes no safety backup
+    catalog.close()
+    failed = lifeboat("restore", backup_id, "--dry-run", "--target-app", "no-such-app")
+    assert failed.code == 2 and failed.err.startswith("error: no app 'no-such-app'")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controller.errors import StorageError, StorageUnavailable
+from controller.errors import StorageError, StorageFull, StorageUnavailable
 from controller.storage.base import ObjectInfo, Storage
 
 
@@ -20,7 +20,7 @@ from controller.storage.base import ObjectInfo, Storage
 class Fault:
     operation: str  # "save", "load", "list", "remove", "stat"
     matches: Callable[[str], bool] = lambda key: True
-    kind: str = "transient"  # transient | permanent | delay | truncate | flip | cut
+    kind: str = "transient"  # transient | permanent | full | delay | truncate | flip | cut
     times: int = 1  # how many matching calls are affected (then the rule is spent)
     skip: int = 0  # let this many matching calls through first
     delay: float = 0.0
@@ -58,6 +58,8 @@ class FaultInjectingStorage:
             raise StorageUnavailable(f"injected: connection cut during {what}")
         if fault.kind == "permanent":
             raise StorageError(f"injected: {what} failed (permanent)")
+        if fault.kind == "full":
+            raise StorageFull(f"injected: {what}: no space left")
         if fault.kind == "delay":
             time.sleep(fault.delay)
 

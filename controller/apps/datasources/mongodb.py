@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller.apps.datasources.base import Credentials
+from controller.apps.datasources.base import Credentials, from_environment, with_password
+from controller.apps.datasources.inventory import ServerInventory
 from controller.apps.exec import ExecCommand
 
 # "$@" is the tool and its arguments; LIFEBOAT_DB_PASSWORD, when set, becomes a --config
@@ -32,22 +33,22 @@ _PING = (
 class MongoDB:
     engine = "mongodb"
     dump_suffix = "archive"
+    inventory: ServerInventory | None = None  # the archive format is not parsed: loaded, not verified
 
     def credentials_from(self, environment: dict[str, str]) -> Credentials | None:
         username = environment.get("MONGO_INITDB_ROOT_USERNAME")
         if not username:
             return Credentials("", None)  # a server without authentication
-        return Credentials(username, environment.get("MONGO_INITDB_ROOT_PASSWORD"))
+        password, file = from_environment(environment, "MONGO_INITDB_ROOT_PASSWORD")
+        return Credentials(username, password, file)
 
     @staticmethod
     def _wrapped(tool: list[str], credentials: Credentials) -> ExecCommand:
         argv = list(tool)
-        environment: dict[str, str] = {}
         if credentials.username:
             argv += [f"--username={credentials.username}", "--authenticationDatabase=admin"]
-        if credentials.password:
-            environment["LIFEBOAT_DB_PASSWORD"] = credentials.password
-        return ExecCommand(["sh", "-c", _WITH_PASSWORD_FILE, tool[0], *argv], environment)
+        command = ExecCommand(["sh", "-c", _WITH_PASSWORD_FILE, tool[0], *argv])
+        return with_password(command, credentials, "LIFEBOAT_DB_PASSWORD")
 
     def dump_command(self, credentials: Credentials, names: list[str]) -> ExecCommand:
         tool = ["mongodump", "--archive", "--quiet"]

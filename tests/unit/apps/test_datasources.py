@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.apps.datasources import Credentials, datasource_for, engine_for_image
+from controller.apps.datasources.inventory import parse_counts
 from controller.apps.datasources.mongodb import MongoDB
 from controller.apps.datasources.postgresql import PostgreSQL
 
@@ -47,6 +48,17 @@ def test_unknown_engine_names_the_choices() -> None:
         ("mysql", {"MYSQL_USER": "u", "MYSQL_PASSWORD": "p"}, Credentials("u", "p")),
         ("mysql", {"MYSQL_DATABASE": "x"}, None),
         ("mongodb", {"MONGO_INITDB_ROOT_USERNAME": "m", "MONGO_INITDB_ROOT_PASSWORD": "p"}, Credentials("m", "p")),
+        # Docker secrets: the *_FILE forms name a file inside the container, read only there.
+        ("postgresql", {"POSTGRES_PASSWORD_FILE": "/run/secrets/pg"}, Credentials("postgres", None, "/run/secrets/pg")),
+        ("mariadb", {"MARIADB_ROOT_PASSWORD_FILE": "/run/secrets/r"}, Credentials("root", None, "/run/secrets/r")),
+        ("mysql", {"MYSQL_ROOT_PASSWORD_FILE": "/s/r", "MYSQL_USER": "u"}, Credentials("root", None, "/s/r")),
+        ("mariadb", {"MARIADB_USER": "wp", "MARIADB_PASSWORD_FILE": "/s/wp"}, Credentials("wp", None, "/s/wp")),
+        ("mysql", {"MYSQL_USER": "wp", "MYSQL_PASSWORD_FILE": "/s/wp"}, Credentials("wp", None, "/s/wp")),
+        (
+            "mongodb",
+            {"MONGO_INITDB_ROOT_USERNAME": "m", "MONGO_INITDB_ROOT_PASSWORD_FILE": "/s/m"},
+            Credentials("m", None, "/s/m"),
+        ),
     ],
 )
 def test_credentials_from_the_standard_variables(
@@ -68,6 +80,34 @@ def test_passwords_travel_in_the_environment_never_in_argv(engine: str) -> None:
         assert not any(SECRET in argument for argument in command.argv), command.argv
         assert SECRET in command.environment.values()
         assert SECRET not in repr(command) and SECRET not in command.shown()
+
+
+@pytest.mark.parametrize(("engine", "variable"), [("postgresql", "PGPASSWORD"), ("mariadb", "MYSQL_PWD")])
+def test_a_password_file_is_read_inside_the_container_into_the_tools_variable(
+    tmp_path: Path, engine: str, variable: str
+) -> None:
+    """The wrapper runs in the container (here: a real sh); the password never leaves it."""
+    secret = tmp_path / "db-password"
+    secret.write_text(SECRET)
+    fake_tool = tmp_path / "tool"
+    fake_tool.write_text(f'#!/bin/sh\necho "argv: $*"\necho "password: ${variable}"\n')
+    fake_tool.chmod(0o755)
+    for command in (
+        datasource_for(engine).dump_command(Credentials("admin", None, str(secret)), []),
+        datasource_for(engine).restore_command(Credentials("admin", None, str(secret))),
+    ):
+        assert SECRET not in repr(command) and SECRET not in " ".join(command.argv)
+        assert SECRET not in command.environment.values() and "sh -c" not in command.shown()
+        argv = [*command.argv[:4], str(fake_tool), *command.argv[5:]]  # the wrapper, then our tool
+        done = subprocess.run(
+            argv, env={"PATH": "/usr/bin:/bin", **command.environment}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"password: {SECRET}" in done.stdout.splitlines()
+    missing = datasource_for(engine).dump_command(Credentials("admin", None, str(tmp_path / "absent")), [])
+    argv = [*missing.argv[:4], str(fake_tool), *missing.argv[5:]]
+    done = subprocess.run(argv, env={"PATH": "/usr/bin:/bin", **missing.environment}, capture_output=True, text=True)
+    assert done.returncode == 1 and "absent" in done.stderr and "password:" not in done.stdout
 
 
 def test_dump_completion_marks() -> None:
@@ -120,3 +160,49 @@ def test_mongodb_wrapper_passes_the_password_in_a_private_config_file(tmp_path: 
 def test_mongodb_dump_takes_one_database_or_all() -> None:
     with pytest.raises(ValueError, match="one database or all"):
         MongoDB().dump_command(Credentials("admin", "pw"), ["a", "b"])
+
+
+def test_mysql_dumps_are_counted_by_database_table_and_row_however_they_are_cut() -> None:
+    dump = (
+        b"-- MariaDB dump\n/*!40101 SET NAMES utf8mb4 */;\n"
+        b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `wordpress`;\nUSE `wordpress`;\n"
+        b"CREATE TABLE `wp_posts` (\n  `id` int NOT NULL\n) ENGINE=InnoDB;\n"
+        b"INSERT INTO `wp_posts` VALUES (1,'a),(b'),(2,'it\\'s \\\\'),(3,NULL);\n"
+        b"INSERT INTO `wp_posts` VALUES (4,'x');\n"
+        b"INSERT INTO `wp_posts` VALUES\n(5,'one per line, as mariadb-dump writes'),\n(6,'a\\n),(b'),\n(7,NULL);\n"
+        b"CREATE TABLE `empty``one` (\n  `id` int\n);\n"
+        b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop`;\nUSE `shop`;\n"
+        b"-- Dump completed on 2026-12-01\n"
+    )
+    for size in (1, 5, 33, len(dump)):
+        counter = datasource_for("mariadb").inventory.dump_counter()  # type: ignore[union-attr]
+        for start in range(0, len(dump), size):
+            counter.feed(dump[start : start + size])
+        assert counter.inventory() == {"wordpress": {"wp_posts": 7, "empty`one": 0}, "shop": {}}
+
+
+def test_postgres_dumps_are_counted_by_database_table_and_row_however_they_are_cut() -> None:
+    dump = (
+        b"\\connect template1\n\n"
+        b"CREATE DATABASE shop WITH TEMPLATE = template0;\n\\connect shop\n\n"
+        b"CREATE TABLE public.orders (\n    id integer NOT NULL\n);\n"
+        b'CREATE TABLE public."Audit Log" (\n    id integer\n);\n'
+        b"COPY public.orders (id, note) FROM stdin;\n1\tfirst\n2\t\\\\.not the end\n3\t\\N\n\\.\n\n"
+        b'COPY public."Audit Log" (id) FROM stdin;\n\\.\n'
+        b"\\connect -reuse-previous=on \"dbname='blog'\"\n"
+        b"COPY public.posts (id) FROM stdin;\n7\n\\.\n"
+    )
+    for size in (1, 7, 40, len(dump)):
+        counter = datasource_for("postgresql").inventory.dump_counter()  # type: ignore[union-attr]
+        for start in range(0, len(dump), size):
+            counter.feed(dump[start : start + size])
+        assert counter.inventory() == {
+            "template1": {},
+            "shop": {"public.orders": 3, "public.Audit Log": 0},
+            "blog": {"public.posts": 1},
+        }
+
+
+def test_table_counts_read_as_the_count_commands_print_them() -> None:
+    assert parse_counts("public.orders\t3\npublic.Audit Log\t0\n") == {"public.orders": 3, "public.Audit Log": 0}
+    assert parse_counts("wp_posts\t12\nnoise\n") == {"wp_posts": 12}

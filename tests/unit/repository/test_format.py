@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from controller.errors import BackupCorrupted, RepositoryError
+from controller.errors import BackupCorrupted, RepositoryError, StorageFull
 from controller.repository.blobs import BlobType, seal_blob
+from controller.repository.checker import Checker
 from controller.repository.crypto import content_hash
 from controller.repository.index import decode_index
 from controller.repository.keys import list_keys, remove_key
@@ -18,6 +20,7 @@ from controller.repository.pruner import Pruner
 from controller.repository.records import NodeType
 from controller.repository.repository import CONFIG_AAD, Repository
 from controller.storage.memory import MemoryStorage
+from tests.support.fault_injecting_storage import Fault, FaultInjectingStorage
 from tests.support.repository import PASSPHRASE, T0, backup, random_bytes, small_repository, write_tree
 from tests.support.storage_wrappers import RecordingStorage
 
@@ -67,6 +70,32 @@ def test_commit_order_is_packs_then_index_then_snapshot(tmp_path: Path) -> None:
     (snapshot_key,) = [k for k in storage.saved if k.startswith("snapshots/")]
     assert position[snapshot_key] == len(storage.saved) - 1
     assert max(position[k] for k in index_keys) < position[snapshot_key]
+
+
+@pytest.mark.parametrize("someone_else_writes", [False, True])
+def test_a_full_storage_is_given_back_only_when_nobody_used_it(tmp_path: Path, someone_else_writes: bool) -> None:
+    source = tmp_path / "big"
+    write_tree(source, {f"f{i}": random_bytes(30 + i, 120_000) for i in range(20)})  # many packs: checkpoints
+    full = Fault("save", matches=lambda key: key.startswith("data/"), kind="full", skip=12, times=1000)
+    storage = FaultInjectingStorage(MemoryStorage(clock=lambda: datetime.now(UTC)), [full])
+    repository = small_repository(storage, pack_size=32 * 1024)  # type: ignore[arg-type]
+    before = {info.key for info in storage.list("")}
+    other = Repository.open(storage, PASSPHRASE)  # type: ignore[arg-type]
+    with contextlib.ExitStack() as held:
+        if someone_else_writes:  # a backup beside ours may have used our checkpoint index
+            held.enter_context(other.locked(False, "backup", lambda: datetime.now(UTC)))
+        with pytest.raises(StorageFull, match="no space left") as caught:
+            backup(repository, source)
+        after = {info.key for info in storage.list("") if not info.key.startswith("locks/")}
+    written = after - before
+    if someone_else_writes:
+        assert any(key.startswith("index/") for key in written), "expected a checkpoint index left for prune"
+        assert "were removed" not in str(caught.value)
+    else:
+        assert written == set() and "object(s) this backup wrote were removed" in str(caught.value)
+        full.times = full.fired  # space was freed: the next backup, by the same process, succeeds whole
+        backup(repository, source)
+        assert Checker(repository).check(read_data_percent=100).ok
 
 
 def test_the_last_key_cannot_be_removed(source: Path) -> None:
@@ -176,6 +205,8 @@ def test_prune_keeps_young_unreferenced_data(source: Path) -> None:
     repository.forget(result.id)
     young = Pruner(Repository.open(storage, PASSPHRASE), now=T0 + timedelta(minutes=5)).prune()
     assert young.packs_deleted == 0 and list(storage.list("data/"))
+    assert young.kept_young_bytes == sum(info.size for info in storage.list("data/"))
+    assert young.grace_note().endswith("a prune after 2026-11-20 03:00 UTC frees them")  # T0 + the hour of grace
     old = Pruner(Repository.open(storage, PASSPHRASE), now=T0 + timedelta(hours=2)).prune()
     assert old.packs_deleted > 0 and not list(storage.list("data/"))
     # A pack in no index (an interrupted backup) is kept while young as well.

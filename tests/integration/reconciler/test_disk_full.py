@@ -1,0 +1,64 @@
+"""A backup that fills its storage's disk gives the space back: on a real, tiny tmpfs the
+backup fails saying how much was needed and where, the disk's usage is what it was, and
+the next (small) backup succeeds. Before, every later backup failed with "No space left"."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.catalog.catalog import Catalog
+from controller.catalog.models import BackupStatus
+from controller.errors import StorageFull
+from controller.reconciler.backup_run import BackupRequest
+from controller.storage.local import LocalStorage
+from tests.support.repository import random_bytes, small_repository, write_tree
+from tests.support.runs import back_up
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "tiny-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def files_in(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_backup_that_fills_the_disk_gives_the_space_back_and_the_next_one_succeeds(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    repository = small_repository(LocalStorage(tiny_disk / "repo"))
+    before_files, before_used = files_in(tiny_disk), shutil.disk_usage(tiny_disk).used
+    source = tmp_path / "srv"
+    write_tree(source, {f"photo{i}.jpg": random_bytes(40 + i, 400_000) for i in range(10)})  # 4 MB, incompressible
+    request = BackupRequest(app=None, storage="tiny", policy="platform", paths=[str(source)])
+
+    with pytest.raises(StorageFull) as caught:
+        back_up(catalog, repository, request)
+
+    message = str(caught.value)
+    assert message.startswith(f"no space left in {tiny_disk / 'repo'}: saving data/")
+    assert "bytes, " in message and "bytes are free" in message and "this backup wrote were removed" in message
+    assert files_in(tiny_disk) == before_files  # no pack, no checkpoint index, no temporary left
+    assert shutil.disk_usage(tiny_disk).used <= before_used + 64 * 1024  # directories aside, the space is back
+    (failed,) = catalog.list_backups()
+    assert failed.status == BackupStatus.FAILED and failed.error_code == "STORAGE_FULL"
+
+    for path in source.iterdir():
+        path.unlink()
+    write_tree(source, {"config.yaml": b"small: true\n"})
+    row = back_up(catalog, repository, request)
+    assert row.status == BackupStatus.COMPLETED
+    catalog.close()
