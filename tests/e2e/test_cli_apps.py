@@ -136,7 +136,7 @@ def test_a_dry_run_names_what_would_change_and_changes_nothing(apps_env: Lifeboa
     assert uploads_plan["delete"] == ["extra.txt"] and uploads_plan["add"] == []
     (dump,) = plan["dumps"]
     assert (dump["path"], dump["container"]) == ("databases/db.sql", f"{app.name}-db-1")
-    assert dump["databases"] == {"wordpress": {}}  # what the load would put back: the empty database
+    assert dump["databases"]["wordpress"] == {}  # what the load would put back: the empty database
     assert sorted(plan["stopping"]) == [f"{app.name}-db-1", f"{app.name}-web-1"]
     text = lifeboat("restore", backup_id, "--dry-run")
     assert text.code == 1 and "1 to change (readme.txt" in text.out and "1 to delete (extra.txt)" in text.out

@@ -89,9 +89,17 @@ def test_backup_download_restore_delete_and_metrics(
     assert "content-length" not in packed.headers
     assert zstandard.ZstdDecompressor().decompressobj().decompress(packed.content) == whole.content
 
-    # Restore: break the app, restore through the API, see it back.
+    # Restore: break the app, preview the restore (dry_run: nothing changes), restore, see it back.
     (uploads / "photo.jpg").write_bytes(b"overwritten")
     mariadb_sql(app, "DROP TABLE posts")
+    preview = client.post(f"/api/v1/backups/{backup_id}/restore", json={"dry_run": True})
+    assert preview.status_code == 200, preview.text
+    plan = preview.json()["data"]
+    assert plan["would_change"] and plan["target_app"] == app.name
+    (uploads_plan,) = [t for t in plan["trees"] if t["path"] == "volumes/uploads"]
+    assert [c.split(" ")[0] for c in uploads_plan["change"]] == ["photo.jpg"] and uploads_plan["delete"] == []
+    assert plan["dumps"][0]["databases"]["wordpress"] == {"posts": 3}
+    assert (uploads / "photo.jpg").read_bytes() == b"overwritten" and not (stack.resources / "restores").exists()
     accepted = client.post(f"/api/v1/backups/{backup_id}/restore", json={"safety_backup": True})
     assert accepted.status_code == 202, accepted.text
     restore_url = accepted.json()["data"]["url"]

@@ -185,9 +185,11 @@ def test_restore_into_a_clone_leaves_the_original_alone(
     mariadb_sql(app, "DELETE FROM wp_posts")
     clone = wordpress_like(docker_client, f"{app.name}clone")
     made_apps.append(clone)
+    volumes_before = {volume.name for volume in docker_client.volumes.list()}
 
     run = restore(docker_client, catalog, repository, backup_id, target_app=clone.name)
     assert run.phase == RestorePhase.SUCCEEDED.value, run.message
+    assert {volume.name for volume in docker_client.volumes.list()} == volumes_before  # the clone's own, no new one
     assert mariadb_sql(clone, "SELECT title FROM wp_posts ORDER BY id") == "hello\nworld\n"
     assert tree_state(clone.mountpoint("uploads")) == tree_state(app.mountpoint("uploads"))
     assert mariadb_sql(app, "SELECT count(*) FROM wp_posts") == "0\n"  # the original is untouched

@@ -1,26 +1,24 @@
-"""Backups never hide a loss: a source emptied since the last backup, or halved, gives a
+"""Backups never hide a loss: a volume emptied since the last backup, or halved, gives a
 backup that completes with a warning, and the warning is where people look: the row, an
 event, the policy's status, `lifeboat get backups` and `describe`, the API and the metrics."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from pathlib import Path
 
 import yaml
+from docker import DockerClient
 
 from controller.catalog.models import BackupStatus
-from controller.errors import DockerUnavailable
 from controller.reconciler.backup_run import BackupRequest, BackupRunner
 from controller.resources.backup_policy import BackupPolicy
 from tests.e2e.conftest import LIFEBOAT
 from tests.support.api_stack import ApiStack, start_stack
+from tests.support.docker_apps import BUSYBOX, IDLE, TestApp
 from tests.support.repository import write_tree
-
-
-def no_docker() -> None:
-    raise DockerUnavailable("no Docker in this test")
 
 
 def back_up(stack: ApiStack) -> tuple[str, list[str]]:
@@ -45,13 +43,18 @@ def policy_status(stack: ApiStack, reason: str) -> dict:  # type: ignore[type-ar
         time.sleep(0.2)
 
 
-def test_an_emptied_or_halved_source_completes_with_a_warning_everywhere(tmp_path: Path) -> None:
-    source = tmp_path / "srv-data"
+def test_an_emptied_or_halved_volume_completes_with_a_warning_everywhere(
+    tmp_path: Path, docker_client: DockerClient, made_apps: list[TestApp]
+) -> None:
+    app = TestApp(docker_client, f"warn{secrets.token_hex(3)}")
+    made_apps.append(app)
+    app.run("web", BUSYBOX, IDLE, volumes={app.volume("files"): {"bind": "/srv/files", "mode": "rw"}})
+    source = app.mountpoint("files")
     write_tree(source, {"a.txt": b"a" * 1000, "b.txt": b"b" * 1000})
-    stack = start_stack(tmp_path, no_docker)  # type: ignore[arg-type]
+    stack = start_stack(tmp_path, lambda: docker_client)
     (stack.resources / "policy.yaml").write_text(
         "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: platform}\n"
-        f"spec:\n  paths: [{source}]\n  retention: {{keepLast: 10}}\n  storage: local\n"
+        f"spec:\n  app: {app.name}\n  retention: {{keepLast: 10}}\n  storage: local\n"
     )
     try:
         first, warnings = back_up(stack)
@@ -59,7 +62,7 @@ def test_an_emptied_or_halved_source_completes_with_a_warning_everywhere(tmp_pat
         for path in source.iterdir():
             path.unlink()
         emptied, warnings = back_up(stack)
-        item = f"paths/{str(source).strip('/')}"
+        item = "volumes/files"
         assert warnings == [f"SourceEmpty: {item} holds no files (it held 2 at backup {first})"]
 
         status = policy_status(stack, "SourceEmpty")
@@ -67,7 +70,7 @@ def test_an_emptied_or_halved_source_completes_with_a_warning_everywhere(tmp_pat
         assert ready["status"] == "True" and item in ready["message"]
         assert status["lastBackup"]["id"] == emptied and status["lastBackup"]["warnings"] == warnings
         events = stack.catalog.events_for("BackupPolicy", "platform", limit=50)
-        assert [(e.type, e.message) for e in events if e.reason == "SourceEmpty"] == [
+        assert [(e.type, e.message) for e in events if e.reason == "SourceEmpty" and e.type == "Warning"] == [
             ("Warning", f"backup {emptied}: {item} holds no files (it held 2 at backup {first})")
         ]
 
@@ -84,7 +87,7 @@ def test_an_emptied_or_halved_source_completes_with_a_warning_everywhere(tmp_pat
             metrics = client.get("/metrics").text
         by_id = {b["backup_id"]: b["warnings"] for b in listed}
         assert by_id[first] == [] and by_id[emptied][0].startswith("SourceEmpty: ") and by_id[halved] == warnings
-        assert 'backup_warning_total{app="platform",policy="platform"} 2.0' in metrics
+        assert f'backup_warning_total{{app="{app.name}",policy="platform"}} 2.0' in metrics
 
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LIFEBOAT_RESOURCES": str(stack.resources)}
         env["LIFEBOAT_CATALOG"] = f"sqlite:///{tmp_path / 'catalog.db'}"

@@ -203,7 +203,8 @@ def test_recovery_marks_interrupted_backups_and_restores(world: tuple[Reconciler
         )
     )
     notes = reconciler.recover()
-    assert "backup mine marked failed (interrupted)" in notes and "restore r1 marked Failed (interrupted)" in notes
+    assert "backup mine marked failed (interrupted)" in notes
+    assert "restore r1 marked Failed: interrupted before anything changed" in notes  # it had not started writing
     for backup_id in ("mine", "dead", "queued"):
         row = catalog.get_backup(backup_id)
         assert row.status == BackupStatus.FAILED, backup_id

@@ -4,12 +4,14 @@ CLI's) is finished before the app starts again: the app never runs on a mix."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import yaml
 from docker import DockerClient
 
@@ -17,6 +19,7 @@ from controller.apps.docker_api import connect
 from controller.catalog.catalog import Catalog
 from controller.reconciler.backup_run import BackupRequest
 from controller.reconciler.reconciler import Reconciler
+from controller.reconciler.runtime import RestoreStep
 from controller.reconciler.work_queue import WorkQueue
 from controller.repository.repository import Repository
 from controller.storage.local import LocalStorage
@@ -54,16 +57,32 @@ def restore_yaml(resources: Path, backup_id: str) -> Path:
 
 
 def test_a_restore_resource_runs_once_and_reports_in_its_yaml(
-    tmp_path: Path, docker_client: DockerClient, made_apps: list[TestApp]
+    tmp_path: Path, docker_client: DockerClient, made_apps: list[TestApp], caplog: pytest.LogCaptureFixture
 ) -> None:
     resources, catalog, app, backup_id = setup(tmp_path, docker_client, made_apps)
     mariadb_sql(app, "DROP TABLE t")
     path = restore_yaml(resources, backup_id)
     queue = WorkQueue(2)
     reconciler = Reconciler(resources, catalog, connect, queue, environ={"RESTORE_PASS": PASSPHRASE})
-    reconciler.pass_once()
-    assert yaml.safe_load(path.read_text())["status"]["phase"] in ("Pending", "Running", "Succeeded")
-    assert queue.wait_idle(300)
+    steps: list[RestoreStep] = []
+    reconciler.runtime.restores.watch = lambda _run, step: steps.append(step)  # what the API and status show
+    with caplog.at_level(logging.INFO, logger="controller.reconciler.restore_run"):
+        reconciler.pass_once()
+        assert yaml.safe_load(path.read_text())["status"]["phase"] in ("Pending", "Running", "Succeeded")
+        assert queue.wait_idle(300)
+    phases = list(dict.fromkeys(step.phase for step in steps))
+    assert phases == [
+        "planning",
+        "safety backup",
+        "stopping the app",
+        "writing volumes/uploads",
+        "checking",
+        "loading databases/db.sql",
+        "checking databases/db.sql",
+        "starting the app",
+    ]
+    logged = [r.getMessage() for r in caplog.records]
+    assert all(any(line.endswith(f": {phase}") for line in logged) for phase in phases)  # a log line per phase
     reconciler.pass_once()
     status = yaml.safe_load(path.read_text())["status"]
     assert status["phase"] == "Succeeded", status
@@ -168,3 +187,33 @@ def test_a_cli_restore_killed_mid_write_is_finished_by_repair(
     assert tree_state(app.mountpoint("uploads")) == backed_up
     (run,) = catalog.restore_runs_of_backup(backup_id)
     assert run.phase == "Succeeded" and run.stage == "writing" and run.safety_backup_id
+
+
+def test_a_dry_run_restore_says_what_would_change_in_its_status_and_changes_nothing(
+    tmp_path: Path, docker_client: DockerClient, made_apps: list[TestApp]
+) -> None:
+    resources, catalog, app, backup_id = setup(tmp_path, docker_client, made_apps)
+    mariadb_sql(app, "DROP TABLE t")
+    (app.mountpoint("uploads") / "extra.txt").write_text("written after the backup\n")
+    path = resources / "preview.yaml"
+    path.write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: Restore\n"
+        f"metadata: {{name: preview}}\nspec:\n  backup: {backup_id}\n  dryRun: true\n"
+    )
+    queue = WorkQueue(2)
+    reconciler = Reconciler(resources, catalog, connect, queue, environ={"RESTORE_PASS": PASSPHRASE})
+    reconciler.pass_once()
+    assert queue.wait_idle(120)
+    reconciler.pass_once()
+
+    status = yaml.safe_load(path.read_text())["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["message"].startswith(f"dry run, nothing was changed: restore of backup {backup_id} into app")
+    assert "volumes/uploads" in status["message"] and "1 to delete (extra.txt)" in status["message"]
+    assert "databases/db.sql: load into" in status["message"]
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [("Succeeded", "True", "DryRun")]
+    assert (app.mountpoint("uploads") / "extra.txt").exists() and "t\n" not in mariadb_sql(app, "SHOW TABLES")
+    assert catalog.restore_runs("preview") == [] and len(catalog.list_backups()) == 1  # no run, no safety backup
+    reconciler.pass_once()  # finished: never again
+    assert queue.wait_idle(60) and yaml.safe_load(path.read_text())["status"] == status
+    queue.shutdown()
