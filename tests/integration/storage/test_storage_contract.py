@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
+from controller.errors import ObjectNotFound, StorageError, StorageFull, StorageUnavailable
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage, _translate
 from controller.storage.memory import MemoryStorage
@@ -89,7 +89,8 @@ def test_local_objects_are_read_only_and_leave_no_temp_files(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("code", "expected"),
     [
-        (errno.ENOSPC, StorageError),
+        (errno.ENOSPC, StorageFull),  # permanent too: a StorageError
+        (errno.EDQUOT, StorageFull),
         (errno.EACCES, StorageError),
         (errno.EROFS, StorageError),
         (errno.ENOENT, ObjectNotFound),
