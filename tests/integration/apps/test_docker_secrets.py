@@ -28,36 +28,19 @@ def secret_file(directory: Path, password: str) -> dict[str, dict[str, str]]:
     return {str(directory / "db-password"): {"bind": SECRET_PATH, "mode": "ro"}}
 
 
-def mariadb_with_a_secret(client: DockerClient, directory: Path) -> TestApp:
+def database_with_a_secret(client: DockerClient, directory: Path, engine: str, password: str) -> TestApp:
+    """A database container whose password is only a Docker secret's file (the *_FILE variable)."""
     app = TestApp(client, f"sec{secrets.token_hex(3)}")
-    app.run(
-        "db",
-        MARIADB,
-        ["mariadb"],
-        environment={"MARIADB_ROOT_PASSWORD_FILE": SECRET_PATH, "MYSQL_DATABASE": "wordpress"},
-        volumes={
-            app.volume("dbdata"): {"bind": "/var/lib/mysql", "mode": "rw"},
-            **secret_file(directory, ROOT_PASSWORD),
-        },
-        healthcheck=health(["CMD-SHELL", f'MYSQL_PWD="$(cat {SECRET_PATH})" mariadb-admin -uroot ping']),
-    )
-    app.wait_healthy("db")
-    return app
-
-
-def postgres_with_a_secret(client: DockerClient, directory: Path) -> TestApp:
-    app = TestApp(client, f"pgsec{secrets.token_hex(3)}")
-    app.run(
-        "db",
-        POSTGRES,
-        ["postgres"],
-        environment={"POSTGRES_USER": "shop", "POSTGRES_PASSWORD_FILE": SECRET_PATH, "POSTGRES_DB": "shop"},
-        volumes={
-            app.volume("pgdata"): {"bind": "/var/lib/postgresql/data", "mode": "rw"},
-            **secret_file(directory, "pg-secret-Kq2"),
-        },
-        healthcheck=health(["CMD", "pg_isready", "-U", "shop", "-d", "shop"]),
-    )
+    if engine == "mariadb":
+        image, command, data = MARIADB, ["mariadb"], "/var/lib/mysql"
+        environment = {"MARIADB_ROOT_PASSWORD_FILE": SECRET_PATH, "MYSQL_DATABASE": "wordpress"}
+        check = ["CMD-SHELL", f'MYSQL_PWD="$(cat {SECRET_PATH})" mariadb-admin -uroot ping']
+    else:
+        image, command, data = POSTGRES, ["postgres"], "/var/lib/postgresql/data"
+        environment = {"POSTGRES_USER": "shop", "POSTGRES_PASSWORD_FILE": SECRET_PATH, "POSTGRES_DB": "shop"}
+        check = ["CMD", "pg_isready", "-U", "shop", "-d", "shop"]
+    volumes = {app.volume("dbdata"): {"bind": data, "mode": "rw"}, **secret_file(directory, password)}
+    app.run("db", image, command, environment=environment, volumes=volumes, healthcheck=health(check))
     app.wait_healthy("db")
     return app
 
@@ -73,7 +56,7 @@ def round_trip(catalog: Catalog, repository: Repository, client: DockerClient, a
 def test_a_mariadb_whose_root_password_is_a_docker_secret_backs_up_and_restores(
     tmp_path: Path, docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
 ) -> None:
-    app = mariadb_with_a_secret(docker_client, tmp_path / "secrets")
+    app = database_with_a_secret(docker_client, tmp_path / "secrets", "mariadb", ROOT_PASSWORD)
     made_apps.append(app)
     mariadb_sql(app, "CREATE TABLE posts (id INT PRIMARY KEY, title TEXT); INSERT INTO posts VALUES (1, 'hello')")
     backup_id = round_trip(catalog, repository, docker_client, app)
@@ -91,7 +74,7 @@ def test_a_mariadb_whose_root_password_is_a_docker_secret_backs_up_and_restores(
 def test_a_postgresql_whose_password_is_a_docker_secret_backs_up_and_restores(
     tmp_path: Path, docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
 ) -> None:
-    app = postgres_with_a_secret(docker_client, tmp_path / "secrets")
+    app = database_with_a_secret(docker_client, tmp_path / "secrets", "postgresql", "pg-secret-Kq2")
     made_apps.append(app)
     postgres_sql(app, "CREATE TABLE orders (id int PRIMARY KEY, total int); INSERT INTO orders VALUES (1, 42)")
     backup_id = round_trip(catalog, repository, docker_client, app)

@@ -21,12 +21,17 @@ from tests.support.runs import back_up, restore
 SPOILER = "while true; do if [ -e /data/restored-marker ]; then echo spoiled > /data/readme.txt; fi; done"
 
 
+def app_with_uploads(client: DockerClient, made_apps: list[TestApp]) -> TestApp:
+    app = TestApp(client, f"chk{secrets.token_hex(3)}")
+    made_apps.append(app)
+    app.run("web", BUSYBOX, IDLE, volumes={app.volume("uploads"): {"bind": "/srv/uploads", "mode": "rw"}})
+    return app
+
+
 def test_data_spoiled_after_the_write_rolls_the_restore_back_naming_the_file(
     docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
 ) -> None:
-    app = TestApp(docker_client, f"chk{secrets.token_hex(3)}")
-    made_apps.append(app)
-    app.run("web", BUSYBOX, IDLE, volumes={app.volume("uploads"): {"bind": "/srv/uploads", "mode": "rw"}})
+    app = app_with_uploads(docker_client, made_apps)
     app.exec("web", ["sh", "-c", "echo original > /srv/uploads/readme.txt; touch /srv/uploads/restored-marker"])
     backup_id = back_up(catalog, repository, BackupRequest(app=app.name, storage="test"), docker_client).backup_id
     app.exec("web", ["sh", "-c", "echo damaged > /srv/uploads/readme.txt; rm /srv/uploads/restored-marker"])
@@ -54,9 +59,7 @@ def test_data_spoiled_after_the_write_rolls_the_restore_back_naming_the_file(
 def test_a_good_restore_says_what_it_verified(
     docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
 ) -> None:
-    app = TestApp(docker_client, f"chk{secrets.token_hex(3)}")
-    made_apps.append(app)
-    app.run("web", BUSYBOX, IDLE, volumes={app.volume("uploads"): {"bind": "/srv/uploads", "mode": "rw"}})
+    app = app_with_uploads(docker_client, made_apps)
     app.exec("web", ["sh", "-c", "for i in 1 2 3; do echo $i > /srv/uploads/$i.txt; done"])
     backup_id = back_up(catalog, repository, BackupRequest(app=app.name, storage="test"), docker_client).backup_id
     app.exec("web", ["sh", "-c", "rm /srv/uploads/2.txt"])

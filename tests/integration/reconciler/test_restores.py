@@ -112,6 +112,19 @@ def big_files_then_backup(tmp_path: Path, client: DockerClient, catalog: Catalog
     return backup_id, backed_up
 
 
+def lifeboat_env(tmp_path: Path, resources: Path) -> dict[str, str]:
+    """The `lifeboat` processes' environment: this test's resources and catalog."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "RESTORE_PASS": PASSPHRASE,
+        "LIFEBOAT_PASSPHRASE": PASSPHRASE,
+        "LIFEBOAT_RESOURCES": str(resources),
+        "LIFEBOAT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}",
+        "HOME": str(tmp_path),
+        "LIFEBOAT_API_LISTEN": "127.0.0.1:0",  # any free port: the API is not what is tested here
+    }
+
+
 def kill_while_writing(process: subprocess.Popen[str], app: TestApp) -> None:
     """SIGKILL once the restore stopped the app (past the safety backup, which only pauses
     it) and has written part of the data."""
@@ -136,14 +149,7 @@ def test_a_controller_killed_mid_restore_finishes_it_before_the_app_starts_and_n
     resources, catalog, app, _ = setup(tmp_path, docker_client, made_apps)
     backup_id, backed_up = big_files_then_backup(tmp_path, docker_client, catalog, app)
     path = restore_yaml(resources, backup_id)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "RESTORE_PASS": PASSPHRASE,
-        "LIFEBOAT_RESOURCES": str(resources),
-        "LIFEBOAT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}",
-        "HOME": str(tmp_path),
-        "LIFEBOAT_API_LISTEN": "127.0.0.1:0",  # any free port: the API is not what is tested here
-    }
+    env = lifeboat_env(tmp_path, resources)
     controller = subprocess.Popen([LIFEBOAT, "controller"], env=env, stderr=subprocess.DEVNULL, text=True)
     kill_while_writing(controller, app)
 
@@ -165,14 +171,7 @@ def test_a_cli_restore_killed_mid_write_is_finished_by_repair(
 ) -> None:
     resources, catalog, app, _ = setup(tmp_path, docker_client, made_apps)
     backup_id, backed_up = big_files_then_backup(tmp_path, docker_client, catalog, app)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "RESTORE_PASS": PASSPHRASE,
-        "LIFEBOAT_RESOURCES": str(resources),
-        "LIFEBOAT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}",
-        "HOME": str(tmp_path),
-        "LIFEBOAT_PASSPHRASE": PASSPHRASE,
-    }
+    env = lifeboat_env(tmp_path, resources)
     restoring = subprocess.Popen([LIFEBOAT, "restore", backup_id], env=env, stderr=subprocess.DEVNULL, text=True)
     kill_while_writing(restoring, app)
     listed = subprocess.run([LIFEBOAT, "apps"], env=env, capture_output=True, text=True, timeout=120)

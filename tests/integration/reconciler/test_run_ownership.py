@@ -50,8 +50,9 @@ def no_docker() -> None:
     raise DockerUnavailable("no Docker in this test")
 
 
-def small_app(client: DockerClient) -> TestApp:
+def small_app(client: DockerClient, made_apps: list[TestApp]) -> TestApp:
     app = TestApp(client, f"own{secrets.token_hex(3)}")
+    made_apps.append(app)
     app.run("web", BUSYBOX, IDLE, volumes={app.volume("uploads"): {"bind": "/data", "mode": "rw"}})
     (app.mountpoint("uploads") / "page.html").write_text("<h1>hello</h1>\n" * 100)
     return app
@@ -106,8 +107,7 @@ def test_a_scheduled_backup_keeps_one_row_through_transient_failures(
 def test_an_api_backup_keeps_one_row_through_a_transient_failure(
     tmp_path: Path, docker_client: DockerClient, made_apps: list[TestApp]
 ) -> None:
-    app = small_app(docker_client)
-    made_apps.append(app)
+    app = small_app(docker_client, made_apps)
     factory, fault = failing_uploads(1)
     stack = start_stack(tmp_path, lambda: docker_client, storage_factory=factory)
     try:
@@ -124,8 +124,7 @@ def test_an_api_backup_keeps_one_row_through_a_transient_failure(
 def test_a_cli_backup_keeps_one_row_through_a_transient_failure(
     tmp_path: Path, docker_client: DockerClient, made_apps: list[TestApp]
 ) -> None:
-    app = small_app(docker_client)
-    made_apps.append(app)
+    app = small_app(docker_client, made_apps)
     resources = tmp_path / "resources"
     write_storage(resources, tmp_path / "repo")
     factory, fault = failing_uploads(1)

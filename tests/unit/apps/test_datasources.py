@@ -162,6 +162,16 @@ def test_mongodb_dump_takes_one_database_or_all() -> None:
         MongoDB().dump_command(Credentials("admin", "pw"), ["a", "b"])
 
 
+def counted(engine: str, dump: bytes, size: int) -> dict[str, dict[str, int]]:
+    """The engine's count of `dump`, fed in pieces of `size` bytes (lines cut anywhere)."""
+    inventory = datasource_for(engine).inventory
+    assert inventory is not None
+    counter = inventory.dump_counter()
+    for start in range(0, len(dump), size):
+        counter.feed(dump[start : start + size])
+    return counter.inventory()
+
+
 def test_mysql_dumps_are_counted_by_database_table_and_row_however_they_are_cut() -> None:
     dump = (
         b"-- MariaDB dump\n/*!40101 SET NAMES utf8mb4 */;\n"
@@ -175,10 +185,7 @@ def test_mysql_dumps_are_counted_by_database_table_and_row_however_they_are_cut(
         b"-- Dump completed on 2026-12-01\n"
     )
     for size in (1, 5, 33, len(dump)):
-        counter = datasource_for("mariadb").inventory.dump_counter()  # type: ignore[union-attr]
-        for start in range(0, len(dump), size):
-            counter.feed(dump[start : start + size])
-        assert counter.inventory() == {"wordpress": {"wp_posts": 7, "empty`one": 0}, "shop": {}}
+        assert counted("mariadb", dump, size) == {"wordpress": {"wp_posts": 7, "empty`one": 0}, "shop": {}}
 
 
 def test_postgres_dumps_are_counted_by_database_table_and_row_however_they_are_cut() -> None:
@@ -193,10 +200,7 @@ def test_postgres_dumps_are_counted_by_database_table_and_row_however_they_are_c
         b"COPY public.posts (id) FROM stdin;\n7\n\\.\n"
     )
     for size in (1, 7, 40, len(dump)):
-        counter = datasource_for("postgresql").inventory.dump_counter()  # type: ignore[union-attr]
-        for start in range(0, len(dump), size):
-            counter.feed(dump[start : start + size])
-        assert counter.inventory() == {
+        assert counted("postgresql", dump, size) == {
             "template1": {},
             "shop": {"public.orders": 3, "public.Audit Log": 0},
             "blog": {"public.posts": 1},
