@@ -144,6 +144,7 @@ class BackupRunner:
         backup_id = request.pending_id or self.create(request).backup_id
         kind, name = request.event_target
         items: list[BackupItem] = []
+        self._counted.clear()
         try:
             for attempt in self.runtime.retrying(kind, name):
                 with attempt:

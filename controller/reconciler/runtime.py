@@ -143,8 +143,11 @@ class StorageRepositories(_Sizes):
         resource = self.resource(storage)
         store = self.storage_factory(resource, self.environ)
         cache_key = (storage, spec_generation(resource.spec.model_dump(mode="json", by_alias=True)))
+        cached = self._master_keys.get(cache_key)
+        if cached is not None:
+            return Repository.open_with_master_key(store, *cached)
         with self._opening:
-            cached = self._master_keys.get(cache_key)
+            cached = self._master_keys.get(cache_key)  # another job may have opened it meanwhile
             if cached is not None:
                 return Repository.open_with_master_key(store, *cached)
             passphrase = passphrase_for_resource(resource, self.environ)
