@@ -133,6 +133,7 @@ def backup(
     output: str,
 ) -> None:
     """Back up APP (a Compose project): its databases, volumes and bind mounts."""
+    from controller.cli.render import item_rows
     from controller.reconciler.backup_run import BackupRequest, BackupRunner
     from controller.reconciler.runtime import Board, OpenedRepository
     from controller.resources.backup_policy import BackupType, Consistency
@@ -164,14 +165,7 @@ def backup(
         output,
         {"backup": row.model_dump(mode="json"), "items": [i.model_dump(mode="json") for i in items]},
         f"backup {row.backup_id} completed: {row.files} files, {human_bytes(row.size_bytes)} "
-        f"({human_bytes(row.bytes_added)} added)\n"
-        + table(
-            ["ITEM", "KIND", "FILES", "SIZE", "TABLES", "ROWS"],
-            [
-                [i.name, i.kind.value, str(i.files), human_bytes(i.bytes), str(i.tables or "-"), str(i.rows or "-")]
-                for i in items
-            ],
-        ),
+        f"({human_bytes(row.bytes_added)} added)\n" + table(*item_rows(items)),
     )
 
 

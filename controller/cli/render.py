@@ -17,7 +17,7 @@ from controller.resources.meta import find_condition
 from controller.resources.restore import Restore
 
 if TYPE_CHECKING:
-    from controller.catalog.models import Backup, Event
+    from controller.catalog.models import Backup, BackupItem, Event
 
 
 def resource_document(loaded: LoadedResource) -> dict[str, Any]:
@@ -119,6 +119,24 @@ def backup_rows(
             ",".join(w.split(": ", 1)[0] for w in b.warnings.split("; ")) if b.warnings else "-",
         ]
         for b in backups
+    ]
+    return headers, rows
+
+
+def item_rows(items: Sequence[BackupItem]) -> tuple[list[str], list[list[str]]]:
+    """A backup's volumes, mounts, paths, dumps and hooks, each with its own outcome."""
+    headers = ["ITEM", "KIND", "FILES", "SIZE", "TABLES", "ROWS", "RESULT"]
+    rows = [
+        [
+            i.name,
+            i.kind.value,
+            str(i.files),
+            human_bytes(i.bytes),
+            str(i.tables) if i.kind.value == "dump" else "-",
+            str(i.rows) if i.kind.value == "dump" else "-",
+            i.error or ("ok" if i.exit_code in (None, 0) else f"exit {i.exit_code}"),
+        ]
+        for i in items
     ]
     return headers, rows
 

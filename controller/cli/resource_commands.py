@@ -13,6 +13,7 @@ from controller.cli.render import (
     backup_rows,
     dump,
     event_rows,
+    item_rows,
     resource_document,
     resource_rows,
 )
@@ -170,7 +171,11 @@ def get(
 @_OUTPUT
 @pass_context
 def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
-    """Show one resource: source, spec, status and its recent events."""
+    """Show one resource (source, spec, status, recent events) or one backup (its items
+    with files, bytes, tables and rows, its warnings and its app's or policy's events)."""
+    if kind.lower() in {"backup", "backups"}:
+        _describe_backup(ctx, name, output)
+        return
     canonical = _kind_or_exit(kind)
     loaded = ctx.store.load().get(canonical, name)
     if loaded is None:
@@ -188,6 +193,29 @@ def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
     click.echo("events:" if events else "events: none recorded")
     if events:
         click.echo(table(*event_rows(events)))
+
+
+def _describe_backup(ctx: CliContext, backup_id: str, output: str) -> None:
+    row = ctx.catalog.get_backup(backup_id)
+    items = ctx.catalog.items_of(backup_id)
+    events = (
+        ctx.catalog.events_for("BackupPolicy", row.policy) if row.policy else ctx.catalog.events_for("App", row.app_id)
+    )
+    mentioned = [e for e in events if backup_id in e.message]
+    document = {
+        "backup": row.model_dump(mode="json"),
+        "items": [i.model_dump(mode="json", exclude={"id", "backup_id"}) for i in items],
+        "warnings": row.warnings.split("; ") if row.warnings else [],
+        "events": [e.model_dump(mode="json", exclude={"id"}) for e in mentioned],
+    }
+    if output in ("json", "yaml"):
+        click.echo(dump(document, output))
+        return
+    click.echo(dump({"backup": document["backup"], "warnings": document["warnings"]}, "yaml"))
+    click.echo(table(*item_rows(items)))
+    click.echo("events:" if mentioned else "events: none recorded")
+    if mentioned:
+        click.echo(table(*event_rows(mentioned)))
 
 
 @click.command("delete")

@@ -56,6 +56,13 @@ def test_apps_backup_restore_through_the_cli(apps_env: Lifeboat, app: TestApp) -
     made = lifeboat("backup", app.name, "--storage", "local", "-o", "json")
     assert made.code == 0, made.err
     backup_id = json.loads(made.out)["backup"]["backup_id"]
+    described = lifeboat("describe", "backup", backup_id, "-o", "json")
+    assert described.code == 0, described.err
+    items = {item["name"]: item for item in json.loads(described.out)["items"]}
+    assert (items["databases/db.sql"]["tables"], items["databases/db.sql"]["rows"]) == (1, 2)  # counted in the dump
+    assert items["volumes/uploads"]["files"] == 1 and items["volumes/uploads"]["bytes"] == 50_000
+    shown = lifeboat("describe", "backup", backup_id)
+    assert "TABLES" in shown.out and "databases/db.sql" in shown.out
     mariadb_sql(app, "DROP TABLE t")
     (app.mountpoint("uploads") / "logo.png").unlink()
 

@@ -99,5 +99,13 @@ def test_an_emptied_or_halved_volume_completes_with_a_warning_everywhere(
             [LIFEBOAT, "describe", "policy", "platform"], env=env, capture_output=True, text=True, check=True
         )
         assert "SourceEmpty" in described.stdout and "SourceShrank" in described.stdout
+        one = subprocess.run(
+            [LIFEBOAT, "describe", "backup", emptied, "-o", "json"], env=env, capture_output=True, text=True, check=True
+        )
+        document = yaml.safe_load(one.stdout)
+        assert document["warnings"] == [f"SourceEmpty: {item} holds no files (it held 2 at backup {first})"]
+        assert [(i["name"], i["files"]) for i in document["items"]] == [(item, 0)]
+        reasons = {(e["type"], e["reason"]) for e in document["events"]}
+        assert {("Warning", "SourceEmpty"), ("Normal", "BackupCompleted")} <= reasons
     finally:
         stack.close()
