@@ -134,6 +134,8 @@ class Catalog:
             "error_message": outcome.error[1] if outcome.error else None,
             "warnings": "; ".join(outcome.warnings),
         }
+        if outcome.backup_type is not None:
+            changes["backup_type"] = outcome.backup_type
         if outcome.snapshot is not None:
             snapshot = outcome.snapshot
             changes.update(

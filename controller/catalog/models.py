@@ -107,6 +107,7 @@ class BackupOutcome:
     snapshot: SnapshotSummary | None = None
     error: tuple[str, str] | None = None
     warnings: tuple[str, ...] = ()  # "Reason: message" of a completed backup that lost data
+    backup_type: str | None = None  # what it turned out to be (an incremental with no parent is full)
 
 
 class BackupItem(SQLModel, table=True):

@@ -138,7 +138,7 @@ def backup(
     from controller.reconciler.runtime import Board, OpenedRepository
     from controller.resources.backup_policy import BackupType, Consistency
 
-    policy = _policy_for(ctx, app, policy_name)
+    policy = _policy_for(ctx, app, policy_name, storage_name)
     request = BackupRequest.from_policy(policy) if policy else BackupRequest(app=app, storage=storage_name or "")
     request.app = app
     request.storage = storage_name or request.storage
@@ -169,7 +169,9 @@ def backup(
     )
 
 
-def _policy_for(ctx: CliContext, app: str, name: str | None) -> Any:
+def _policy_for(ctx: CliContext, app: str, name: str | None, storage: str | None) -> Any:
+    """The policy whose settings a `backup APP` takes: --policy, else the app's policy (the
+    one writing to --storage when the app has several)."""
     from controller.resources.backup_policy import BackupPolicy
 
     if name is None and not ctx.resources_dir.exists():
@@ -181,6 +183,8 @@ def _policy_for(ctx: CliContext, app: str, name: str | None) -> Any:
             raise ResourceNotFound(f'BackupPolicy "{name}" not found in {ctx.resources_dir}')
         return chosen
     for_app = [p for p in policies if isinstance(p, BackupPolicy) and p.spec.app == app]
+    if storage is not None and len(for_app) > 1:
+        for_app = [p for p in for_app if p.spec.storage == storage]
     if len(for_app) > 1:
         names = ", ".join(p.metadata.name for p in for_app)
         raise InvalidConfig(f"several BackupPolicies back up app {app!r} ({names}); choose one with --policy")

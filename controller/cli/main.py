@@ -50,6 +50,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lifeboat", prog_name="lifeboat")
 @click.option("--config", "config_path", metavar="FILE", help="Global configuration file [env: LIFEBOAT_CONFIG].")
 @click.option(
     "--resources",

@@ -162,7 +162,7 @@ class BackupRunner:
             self._finish(backup_id, request, items, taken, BackupCreateFailed(problems))
             raise BackupCreateFailed(f"backup {backup_id} is incomplete: {problems}")
         losses = source_losses(self.runtime.catalog, request.policy, request.subject, items, self._counted)
-        row = self._finish(backup_id, request, items, taken, None, losses)
+        row = self._finish(backup_id, request, items, taken, None, losses, result.snapshot.tags["type"])
         if request.policy is not None and request.retention is not None:
             apply_retention(self.runtime, repository, request.policy, request.retention, ZoneInfo(request.timezone))
         self.runtime.repositories.measure(request.storage, repository)
@@ -212,9 +212,10 @@ class BackupRunner:
                 backup_id,
                 self.runtime.clock,
             )
+        parent = self._parent(repository, request)
         archiver = Archiver(
             repository,
-            parent=self._parent(repository, request),
+            parent=parent,
             compression=request.compression,
             uploads=self.runtime.transfers,
             progress=functools.partial(self.runtime.progress.__setitem__, request.work_key),
@@ -223,7 +224,8 @@ class BackupRunner:
         tags = {
             **({"app": request.app} if request.app else {}),
             **({"policy": request.policy} if request.policy else {}),
-            "type": request.backup_type.value,
+            # With nothing to compare with, an incremental or differential reads everything: a full.
+            "type": request.backup_type.value if parent is not None else BackupType.FULL.value,
             "backup": backup_id,
             **request.tags,
         }
@@ -283,10 +285,11 @@ class BackupRunner:
         snapshot: SnapshotSummary | None,
         failure: LifeboatError | None,
         warnings: list[str] | None = None,
+        backup_type: str | None = None,
     ) -> Backup:
         """The row's end, its events and its log lines."""
         error = (failure.code, str(failure)) if failure is not None else None
-        outcome = BackupOutcome(self.runtime.clock(), snapshot, error, tuple(warnings or ()))
+        outcome = BackupOutcome(self.runtime.clock(), snapshot, error, tuple(warnings or ()), backup_type)
         row = self.runtime.catalog.finish_backup(backup_id, outcome, items)
         kind, name = request.event_target
         for warning in warnings or []:

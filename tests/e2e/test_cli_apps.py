@@ -156,3 +156,29 @@ def test_a_dry_run_names_what_would_change_and_changes_nothing(apps_env: Lifeboa
     catalog.close()
     failed = lifeboat("restore", backup_id, "--dry-run", "--target-app", "no-such-app")
     assert failed.code == 2 and failed.err.startswith("error: no app 'no-such-app'")
+
+
+def test_backup_with_storage_picks_the_apps_policy_for_that_storage(apps_env: Lifeboat, app: TestApp) -> None:
+    lifeboat = apps_env
+    (lifeboat.resources / "offsite.yaml").write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupStorage\nmetadata: {name: offsite}\n"
+        f"spec:\n  local: {{path: {lifeboat.home / 'offsite'}}}\n"
+        "  encryption: {passphrase: {env: APPS_TEST_PASSPHRASE}}\n"
+    )
+    assert lifeboat("repo", "--storage", "offsite", "init").code == 0
+    for name, storage in (("nightly", "local"), ("weekly-offsite", "offsite")):
+        (lifeboat.resources / f"{name}.yaml").write_text(
+            f"apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {{name: {name}}}\n"
+            f"spec:\n  app: {app.name}\n  storage: {storage}\n  retention: {{keepLast: 3}}\n"
+        )
+    ambiguous = lifeboat("backup", app.name)
+    assert ambiguous.code == 1 and "several BackupPolicies back up app" in ambiguous.err
+    made = lifeboat("backup", app.name, "--storage", "offsite", "-o", "json")
+    assert made.code == 0, made.err
+    backup = json.loads(made.out)["backup"]
+    assert (backup["storage"], backup["policy"], backup["backup_type"]) == ("offsite", "weekly-offsite", "full")
+
+
+def test_version(lifeboat: Lifeboat) -> None:
+    shown = lifeboat("--version")
+    assert shown.code == 0 and shown.out.startswith("lifeboat, version ")

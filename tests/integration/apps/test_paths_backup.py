@@ -46,6 +46,19 @@ def test_full_incremental_and_differential_pick_their_parents(
     assert (item.kind, item.name, item.files) == (ItemKind.PATH, f"paths/{str(source).strip('/')}", 4)
 
 
+def test_an_incremental_with_nothing_to_compare_with_is_recorded_as_full(
+    tmp_path: Path, catalog: Catalog, repository: Repository
+) -> None:
+    source = tmp_path / "etc-platform"
+    write_tree(source, {"a.conf": b"a=1\n"})
+    first = run(catalog, repository, source, BackupType.INCREMENTAL, 0)
+    second = run(catalog, repository, source, BackupType.INCREMENTAL, 1)
+    rows = {row.backup_id: row for row in catalog.list_backups()}
+    assert (rows[first].backup_type, rows[second].backup_type) == ("full", "incremental")
+    tags = {e.snapshot.tags["backup"]: e.snapshot.tags["type"] for e in repository.snapshots()}
+    assert tags == {first: "full", second: "incremental"}  # the repository says the same (catalog sync)
+
+
 def test_nothing_to_back_up_is_a_clear_failure(catalog: Catalog, repository: Repository) -> None:
     with pytest.raises(NothingToBackUp, match="nothing to back up: no app and no paths"):
         back_up(catalog, repository, BackupRequest(app=None, storage="test"))
