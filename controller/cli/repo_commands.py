@@ -83,16 +83,35 @@ class RepoTarget:
         return (self.ctx.storage_factory or storage_for_resource)(resource, self.ctx.environ)
 
     def passphrase(self) -> bytes:
+        """--passphrase-file; else with --storage the storage's declared reference (an
+        environment passphrase that differs is refused, never silently preferred); else
+        LIFEBOAT_PASSPHRASE or BACKUP_ENCRYPTION_KEY."""
         if self.passphrase_file is not None:
             return self.passphrase_file.read_bytes().rstrip(b"\r\n")
-        for name in ("LIFEBOAT_PASSPHRASE", "BACKUP_ENCRYPTION_KEY"):
-            if self.ctx.environ.get(name):
-                return self.ctx.environ[name].encode()
+        from_env = next(
+            (
+                (name, self.ctx.environ[name])
+                for name in ("LIFEBOAT_PASSPHRASE", "BACKUP_ENCRYPTION_KEY")
+                if self.ctx.environ.get(name)
+            ),
+            None,
+        )
         resource = self.resource()
         if resource is not None:
             from controller.reconciler.storage_factory import passphrase_for_resource
 
-            return passphrase_for_resource(resource, self.ctx.environ)
+            declared = passphrase_for_resource(resource, self.ctx.environ)
+            if from_env is not None and from_env[1].encode() != declared:
+                reference = resource.spec.encryption.passphrase
+                where = f"env {reference.env}" if reference.env else f"file {reference.file}"
+                raise InvalidConfig(
+                    f'{from_env[0]} differs from the passphrase BackupStorage "{resource.metadata.name}" declares '
+                    f"(spec.encryption.passphrase: {where}), which --storage uses: unset {from_env[0]}, "
+                    "or correct the storage's reference"
+                )
+            return declared
+        if from_env is not None:
+            return from_env[1].encode()
         raise InvalidConfig(
             "no passphrase: set LIFEBOAT_PASSPHRASE (or BACKUP_ENCRYPTION_KEY), "
             "or give --passphrase-file or --recovery-kit"

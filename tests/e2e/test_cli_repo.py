@@ -174,6 +174,13 @@ spec:
     assert created.returncode == 0, created.stderr
     listed = run(lifeboat, "repo", "--repo", str(tmp_path / "nas-repo"), "snapshots", passphrase="from-a-file")
     assert listed.returncode == 0, listed.stderr
+    # The declared passphrase wins with --storage: a different LIFEBOAT_PASSPHRASE is refused, never used.
+    same = run(lifeboat, "repo", "--storage", "nas", "snapshots", passphrase="from-a-file")
+    assert same.returncode == 0, same.stderr
+    other = run(lifeboat, "repo", "--storage", "nas", "snapshots", passphrase="another one")
+    assert other.returncode == 1 and other.stderr.count("\n") == 1
+    assert other.stderr.startswith('error: LIFEBOAT_PASSPHRASE differs from the passphrase BackupStorage "nas" declares')
+    assert f"(spec.encryption.passphrase: file {secret})" in other.stderr and "another one" not in other.stderr
 
 
 def test_s3_repository_by_location_with_standard_aws_variables(
