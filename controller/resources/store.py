@@ -20,6 +20,7 @@ from controller.errors import Conflict, ResourceNotFound
 from controller.resources.atomic_write import directory_lock, write_atomically
 from controller.resources.documents import Document, split_documents
 from controller.resources.loader import LoadedResource, LoadResult, load_paths, sidecar_path
+from controller.resources.restore import Restore, RestorePhase
 from controller.resources.writeback import find_document, replace_status_block
 
 _FOLDERS = {"BackupStorage": "storages", "BackupPolicy": "policies", "Restore": "restores"}
@@ -105,6 +106,7 @@ class ResourceStore:
         live_data = yaml.safe_load(document_text(live))
         wanted = yaml.safe_load(text)
         diff = spec_diff(loaded.kind, loaded.name, live_data, wanted)
+        _refuse_a_finished_restore(live, bool(diff))
         action = Action.CONFIGURED if diff else Action.UNCHANGED
         if dry_run or not diff:
             return Change(loaded.kind, loaded.name, action, live.path, diff)
@@ -170,3 +172,17 @@ def _without_document(text: str, index: int, documents: list[Document]) -> str:
         return text[:marker_start] + text[document.end :]
     following = documents[index + 1]
     return text[: document.start] + text[following.start :]
+
+
+def _refuse_a_finished_restore(live: LoadedResource, changed: bool) -> None:
+    """A Restore runs once: after its terminal phase a changed spec would never run, so it
+    is refused rather than reported as configured."""
+    restore = live.resource
+    if not changed or not isinstance(restore, Restore) or restore.status is None:
+        return
+    status = restore.status
+    if status.phase in (RestorePhase.SUCCEEDED, RestorePhase.FAILED, RestorePhase.ROLLED_BACK):
+        raise Conflict(
+            f'{live.path}: Restore "{live.name}" has finished ({status.phase.value}) and never runs again, '
+            "so its spec cannot change; apply a Restore with a new name"
+        )

@@ -179,7 +179,9 @@ spec:
     assert same.returncode == 0, same.stderr
     other = run(lifeboat, "repo", "--storage", "nas", "snapshots", passphrase="another one")
     assert other.returncode == 1 and other.stderr.count("\n") == 1
-    assert other.stderr.startswith('error: LIFEBOAT_PASSPHRASE differs from the passphrase BackupStorage "nas" declares')
+    assert other.stderr.startswith(
+        'error: LIFEBOAT_PASSPHRASE differs from the passphrase BackupStorage "nas" declares'
+    )
     assert f"(spec.encryption.passphrase: file {secret})" in other.stderr and "another one" not in other.stderr
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.errors import ResourceNotFound
+from controller.errors import Conflict, ResourceNotFound
 from controller.resources.backup_policy import BackupPolicyStatus
 from controller.resources.loader import load_paths
+from controller.resources.meta import spec_generation
+from controller.resources.restore import RestorePhase, RestoreStatus
 from controller.resources.store import Action, ResourceStore
 from controller.resources.writeback import write_status
-from tests.builders import a_policy, a_storage, as_yaml
+from tests.builders import a_policy, a_restore, a_storage, as_yaml
 
 
 def incoming(tmp_path: Path, text: str, name: str = "in.yaml") -> list:  # type: ignore[type-arg]
@@ -110,3 +112,26 @@ def test_delete_first_document_keeps_the_rest(tmp_path: Path) -> None:
 def test_delete_unknown_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ResourceNotFound, match='BackupPolicy "nope" not found'):
         ResourceStore(tmp_path).delete("BackupPolicy", "nope")
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed", "RolledBack"])
+def test_a_finished_restore_is_unchanged_when_applied_again_and_refuses_a_changed_spec(
+    tmp_path: Path, phase: str
+) -> None:
+    store = ResourceStore(tmp_path / "resources")
+    store.apply(incoming(tmp_path, as_yaml(a_restore())))
+    path = tmp_path / "resources" / "restores" / "restore-1.yaml"
+    write_status(
+        path, "Restore", "restore-1", spec_generation({"backup": "bk-1"}), RestoreStatus(phase=RestorePhase(phase))
+    )
+    assert store.apply(incoming(tmp_path, as_yaml(a_restore())))[0].action == Action.UNCHANGED
+    before = path.read_text()
+    with pytest.raises(Conflict, match=f'Restore "restore-1" has finished \\({phase}\\) and never runs again'):
+        store.apply(incoming(tmp_path, as_yaml(a_restore(spec={"backup": "bk-2"}))))
+    assert path.read_text() == before
+
+
+def test_a_pending_restore_can_still_be_changed(tmp_path: Path) -> None:
+    store = ResourceStore(tmp_path / "resources")
+    store.apply(incoming(tmp_path, as_yaml(a_restore())))
+    assert store.apply(incoming(tmp_path, as_yaml(a_restore(spec={"backup": "bk-2"}))))[0].action == Action.CONFIGURED
