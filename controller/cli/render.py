@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.cli.text import human_bytes
@@ -33,7 +33,16 @@ def dump(data: Any, output: str) -> str:
 
 
 def _age(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+    """Every time a table shows is UTC, and its header says so."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _last_result(policy: BackupPolicy) -> str:
+    """The latest finished backup: Completed, its warning, or Failed with the error code."""
+    found = find_condition(policy.status.conditions, "LastBackupSucceeded") if policy.status else None
+    if found is None:
+        return "-"
+    return found.reason if found.status.value == "True" else f"Failed ({found.reason})"
 
 
 def _ready(resource: Resource) -> str:
@@ -53,7 +62,17 @@ def resource_rows(kind: str, resources: Sequence[LoadedResource]) -> tuple[list[
         ]
     if kind == "BackupPolicy":
         return (
-            ["NAME", "APP", "STORAGE", "SCHEDULE", "SUSPEND", "READY", "LAST BACKUP", "NEXT RUN"],
+            [
+                "NAME",
+                "APP",
+                "STORAGE",
+                "SCHEDULE",
+                "SUSPEND",
+                "READY",
+                "LAST RESULT",
+                "LAST BACKUP (UTC)",
+                "NEXT RUN (UTC)",
+            ],
             [_policy_row(r.resource) for r in resources if isinstance(r.resource, BackupPolicy)],
         )
     return (
@@ -88,6 +107,7 @@ def _policy_row(policy: BackupPolicy) -> list[str]:
         schedule,
         str(spec.suspend).lower(),
         _ready(policy),
+        _last_result(policy),
         _age(last),
         _age(next_run),
     ]
@@ -105,7 +125,7 @@ def backup_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """`retention`: what the policy's retention does next with each backup, by id."""
     outlook = retention or {}
-    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED", "RETENTION", "WARNINGS"]
+    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED (UTC)", "RETENTION", "WARNINGS"]
     rows = [
         [
             b.backup_id,
@@ -142,4 +162,4 @@ def item_rows(items: Sequence[BackupItem]) -> tuple[list[str], list[list[str]]]:
 
 
 def event_rows(events: Sequence[Event]) -> tuple[list[str], list[list[str]]]:
-    return ["TIME", "TYPE", "REASON", "MESSAGE"], [[_age(e.time), e.type, e.reason, e.message] for e in events]
+    return ["TIME (UTC)", "TYPE", "REASON", "MESSAGE"], [[_age(e.time), e.type, e.reason, e.message] for e in events]

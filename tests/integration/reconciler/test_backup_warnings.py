@@ -99,6 +99,9 @@ def test_an_emptied_or_halved_volume_completes_with_a_warning_everywhere(
             [LIFEBOAT, "describe", "policy", "platform"], env=env, capture_output=True, text=True, check=True
         )
         assert "SourceEmpty" in described.stdout and "SourceShrank" in described.stdout
+        policies = subprocess.run([LIFEBOAT, "get", "policies"], env=env, capture_output=True, text=True, check=True)
+        header, line = policies.stdout.splitlines()[:2]
+        assert "LAST RESULT" in header and "LAST BACKUP (UTC)" in header and " SourceShrank " in line
         one = subprocess.run(
             [LIFEBOAT, "describe", "backup", emptied, "-o", "json"], env=env, capture_output=True, text=True, check=True
         )

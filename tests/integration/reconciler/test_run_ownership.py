@@ -6,6 +6,7 @@ row plus a second one for the retry."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from controller.repository.repository import Repository
 from controller.resources.backup_storage import BackupStorage
 from controller.storage.base import Storage
 from controller.storage.local import LocalStorage
+from tests.e2e.conftest import LIFEBOAT
 from tests.support.api_stack import ENVIRON, start_stack, write_storage
 from tests.support.docker_apps import BUSYBOX, IDLE, TestApp
 from tests.support.fault_injecting_storage import Fault, FaultInjectingStorage
@@ -101,6 +103,12 @@ def test_a_scheduled_backup_keeps_one_row_through_transient_failures(
     assert len(retries) == min(failures, 2)
     if ends == BackupStatus.FAILED:
         assert row.error_code == "STORAGE_UNAVAILABLE" and row.snapshot_id is None
+    reconciler.pass_once()  # the policy's status, where people look
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LIFEBOAT_RESOURCES": str(resources)}
+    env["LIFEBOAT_CATALOG"] = f"sqlite:///{tmp_path / 'catalog.db'}"
+    shown = subprocess.run([LIFEBOAT, "get", "policies"], env=env, capture_output=True, text=True, check=True)
+    result = "Failed (STORAGE_UNAVAILABLE)" if ends == BackupStatus.FAILED else "Completed"
+    assert f" {result} " in shown.stdout.splitlines()[1], shown.stdout
     catalog.close()
 
 
