@@ -18,7 +18,7 @@ from controller.errors import LifeboatError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-OK = "OK"
+OK = 200  # a success's code, as the API contract's example has it; errors carry a name
 HTTP_STATUS: dict[str, int] = {
     "INVALID_REQUEST": 400,
     "UNAUTHORIZED": 401,
@@ -43,12 +43,13 @@ HTTP_STATUS: dict[str, int] = {
     "DOCKER_UNAVAILABLE": 503,
     "TRANSIENT": 503,
     "BACKUP_QUOTA_EXCEEDED": 507,
+    "STORAGE_FULL": 507,
 }
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHORIZED", 403: "FORBIDDEN"}
 
 
 class Envelope(BaseModel, Generic[T]):
-    code: str
+    code: int | str  # 200 on success; the error's name otherwise
     message: str
     data: T | None = None
 
@@ -73,6 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        broken = next((e for e in err.errors() if e.get("type") == "json_invalid"), None)
+        if broken is not None:  # not JSON at all: the request, not a field, is wrong
+            where = (broken.get("ctx") or {}).get("error", "")
+            return error_response("INVALID_REQUEST", f"the body is not valid JSON{f': {where}' if where else ''}")
         problems = [
             {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
             for e in err.errors()

@@ -49,7 +49,7 @@ def test_backup_download_restore_delete_and_metrics(
     created = client.post(f"/api/v1/backups/{app.name}", json={"description": "before upgrade"})
     assert created.status_code == 202, created.text
     body = created.json()
-    assert body["code"] == "OK" and body["data"]["status"] in ("pending", "in_progress")
+    assert body["code"] == 200 and body["data"]["status"] in ("pending", "in_progress")  # the contract's example
     backup_id = body["data"]["backup_id"]
     assert body["data"]["url"] == f"/api/v1/backups/{backup_id}"
     record = poll(client, f"/api/v1/backups/{backup_id}", {"completed", "failed"}, "status")
@@ -153,6 +153,11 @@ def test_requests_that_cannot_be_honoured_say_why(
     assert missing.status_code == 404 and missing.json()["code"] == "APP_NOT_FOUND"
     wrong_storage = client.post(f"/api/v1/backups/{app.name}", json={"storage_location": "elsewhere"})
     assert wrong_storage.status_code == 400 and "elsewhere" in wrong_storage.json()["message"]
+    malformed = client.post(
+        f"/api/v1/backups/{app.name}", content=b'{"description": ', headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400 and malformed.json()["code"] == "INVALID_REQUEST"
+    assert malformed.json()["message"].startswith("the body is not valid JSON")
     unknown_field = client.post(f"/api/v1/backups/{app.name}", json={"encrypted": True})
     assert unknown_field.status_code == 422 and unknown_field.json()["code"] == "VALIDATION_ERROR"
     assert client.get("/api/v1/backups/nope").json()["code"] == "BACKUP_NOT_FOUND"
