@@ -98,6 +98,7 @@ class BackupOut(BaseModel):
     parent_id: str | None
     bytes_added: int
     files: int
+    safety: bool = Field(description="Taken by a restore of its app before it changed anything.")
     warnings: list[str] = Field(description="What a completed backup lost: a source empty, or shrunk by half.")
     url: str
 

@@ -39,6 +39,7 @@ class BackupFilter:
     policy: str | None = None
     storage: str | None = None
     status: BackupStatus | None = None
+    safety: bool | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     limit: int = 100
@@ -330,6 +331,8 @@ def _filtered(query: SelectT, where: BackupFilter) -> SelectT:
         query = query.where(col(Backup.storage) == where.storage)
     if where.status is not None:
         query = query.where(col(Backup.status) == where.status)
+    if where.safety is not None:
+        query = query.where(col(Backup.safety) == where.safety)
     if where.created_after is not None:
         query = query.where(col(Backup.created_at) >= where.created_after)
     if where.created_before is not None:

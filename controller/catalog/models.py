@@ -86,6 +86,7 @@ class Backup(SQLModel, table=True):
     owner: str = ""  # "PID:START" of the process taking it (see host.Owner); "" before schema 4
     error_code: str | None = None
     warnings: str = ""  # "; "-separated "Reason: message" of a completed backup that lost data (schema 6)
+    safety: bool = False  # taken by a restore of its app before it changed anything (schema 6)
 
 
 @dataclass(frozen=True)

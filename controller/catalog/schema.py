@@ -56,6 +56,7 @@ def _add_warnings_and_restore_recovery(connection: Connection) -> None:
     by an earlier step from today's model has its columns already.)"""
     added = [
         ("backups", "warnings", "VARCHAR DEFAULT '' NOT NULL"),
+        ("backups", "safety", "BOOLEAN DEFAULT FALSE NOT NULL"),
         ("backup_tallies", "warned", "INTEGER DEFAULT 0 NOT NULL"),
         ("backup_items", "tables", "INTEGER DEFAULT 0 NOT NULL"),
         ("backup_items", "rows", "INTEGER DEFAULT 0 NOT NULL"),

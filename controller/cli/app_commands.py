@@ -14,7 +14,7 @@ import click
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress
 from controller.cli.repo_commands import RepoTarget
-from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, key_values, table
+from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, key_values, rfc3339, table
 from controller.errors import InvalidConfig, ResourceNotFound
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def restore(
     request = RestoreRequest(
         backup_id,
         policy=policy_name,
-        point_in_time=_rfc3339(point_in_time) if point_in_time else None,
+        point_in_time=rfc3339(point_in_time) if point_in_time else None,
         target_app=target_app,
         safety_backup=not no_safety_backup,
         volumes=list(volumes) or None,
@@ -283,16 +283,6 @@ def _preview(ctx: CliContext, request: RestoreRequest, output: str) -> NoReturn:
         sys.exit(2)
     emit(output, preview.to_dict(), "\n".join(preview.lines()))
     sys.exit(1 if preview.would_change() else 0)
-
-
-def _rfc3339(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"expected an RFC 3339 time such as 2026-11-24T03:00:00Z, got {text!r}") from None
-    if parsed.tzinfo is None:
-        raise click.BadParameter(f"{text!r} has no offset; add Z or +01:00")
-    return parsed
 
 
 @click.command("repair")

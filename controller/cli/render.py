@@ -125,14 +125,15 @@ def backup_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """`retention`: what the policy's retention does next with each backup, by id."""
     outlook = retention or {}
-    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "SIZE", "CREATED (UTC)", "RETENTION", "WARNINGS"]
+    headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "REASON", "SIZE", "CREATED (UTC)", "RETENTION", "WARNINGS"]
     rows = [
         [
-            b.backup_id,
+            b.backup_id + (" (safety)" if b.safety else ""),
             b.app_id,
             b.policy or "-",
             b.backup_type,
             b.status.value,
+            b.error_code or "-",
             human_bytes(b.size_bytes),
             _age(b.created_at),
             outlook.get(b.backup_id, "-"),

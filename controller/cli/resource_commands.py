@@ -17,7 +17,7 @@ from controller.cli.render import (
     resource_document,
     resource_rows,
 )
-from controller.cli.text import table
+from controller.cli.text import rfc3339, table
 from controller.errors import LifeboatError, ResourceNotFound
 from controller.resources.crd import drifted_schema_files, write_schema_files
 from controller.resources.kinds import kind_choices, resolve_kind
@@ -133,16 +133,40 @@ def _retention_outlook(ctx: CliContext, backups: list[Backup]) -> dict[str, str]
 @_OUTPUT
 @click.option("--app", help="backups: only this app.")
 @click.option("--policy", help="backups: only this policy.")
+@click.option("--storage", help="backups: only those in this BackupStorage.")
+@click.option(
+    "--status", type=click.Choice(["pending", "in_progress", "completed", "failed"]), help="backups: only these."
+)
+@click.option("--since", metavar="RFC3339", help="backups: only those taken at or after this time.")
 @click.option("--limit", default=50, show_default=True, help="backups: at most this many.")
 @pass_context
 def get(
-    ctx: CliContext, kind: str, name: str | None, output: str, app: str | None, policy: str | None, limit: int
+    ctx: CliContext,
+    kind: str,
+    name: str | None,
+    output: str,
+    app: str | None,
+    policy: str | None,
+    storage: str | None,
+    status: str | None,
+    since: str | None,
+    limit: int,
 ) -> None:
-    """List resources of a KIND (storages, policies, restores) or catalog backups."""
+    """List resources of a KIND (storages, policies, restores) or catalog backups (a safety
+    backup, taken by a restore before it changed anything, is marked "(safety)")."""
     if kind.lower() in {"backup", "backups"}:
         from controller.catalog.catalog import BackupFilter  # see CliContext.catalog
+        from controller.catalog.models import BackupStatus
 
-        backups = ctx.catalog.list_backups(BackupFilter(app_id=app, policy=policy, limit=limit))
+        where = BackupFilter(
+            app_id=app,
+            policy=policy,
+            storage=storage,
+            status=BackupStatus(status) if status else None,
+            created_after=rfc3339(since) if since else None,
+            limit=limit,
+        )
+        backups = ctx.catalog.list_backups(where)
         if name is not None:
             backups = [ctx.catalog.get_backup(name)]
         outlook = _retention_outlook(ctx, backups)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import click
@@ -49,4 +50,15 @@ def key_values(values: tuple[str, ...], option: str, form: str, value_required: 
         if not sep or not key or (value_required and not value):
             raise click.UsageError(f"{option} expects {form}, got {given!r}")
         parsed[key] = value
+    return parsed
+
+
+def rfc3339(text: str) -> datetime:
+    """An option's RFC 3339 time; a usage error naming the expected form otherwise."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"expected an RFC 3339 time such as 2026-11-24T03:00:00Z, got {text!r}") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no offset; add Z or +01:00")
     return parsed

@@ -136,6 +136,7 @@ class BackupRunner:
                 compressed=request.compression != "off",
                 host=host_name(),
                 owner=Owner.this_process().token,
+                safety=request.tags.get("safety") == "true",
             )
         )
 

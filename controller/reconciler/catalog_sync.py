@@ -56,6 +56,7 @@ def _row(backup_id: str, entry: SnapshotEntry, storage: str, location: str) -> B
         app_name=subject,
         backup_type=tags.get("type", "incremental"),
         description=f"recovered from the repository by catalog sync{safety}",
+        safety=bool(safety),
         size_bytes=snapshot.summary.bytes,
         storage_location=location,
         status=BackupStatus.FAILED if problems else BackupStatus.COMPLETED,

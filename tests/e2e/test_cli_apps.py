@@ -69,6 +69,10 @@ def test_apps_backup_restore_through_the_cli(apps_env: Lifeboat, app: TestApp) -
     restored = lifeboat("restore", backup_id)
     assert restored.code == 0, restored.err
     assert "Succeeded" in restored.out
+    listed = lifeboat("get", "backups", "--app", app.name, "--status", "completed", "--since", "2026-01-01T00:00:00Z")
+    rows = listed.out.splitlines()[1:]
+    assert len(rows) == 2 and sum(" (safety) " in row for row in rows) == 1, listed.out  # the restore's safety backup
+    assert lifeboat("get", "backups", "--since", "2999-01-01T00:00:00Z").out.count("\n") == 1  # the header only
     assert mariadb_sql(app, "SELECT a FROM t ORDER BY a") == "1\n2\n"
     assert (app.mountpoint("uploads") / "logo.png").read_bytes() == random_bytes(3, 50_000)
 
@@ -79,6 +83,8 @@ def test_unknown_app_and_unknown_backup_are_one_line_errors(apps_env: Lifeboat) 
     assert missing.code == 1 and missing.err.strip() == (
         "error: no app 'no-such-app': no container has the label com.docker.compose.project=no-such-app"
     )
+    failed = lifeboat("get", "backups", "--status", "failed").out.splitlines()
+    assert len(failed) == 2 and failed[0].split()[5] == "REASON" and failed[1].split()[5] == "APP_NOT_FOUND"
     unknown = lifeboat("restore", "nope")
     assert unknown.code == 1 and unknown.err.strip() == "error: no backup with id 'nope' in the catalog"
 
