@@ -43,4 +43,4 @@ echo "  curl -s -H \"X-API-Key: \$(cat .lifeboat/quickstart-api-key)\" http://$L
 echo "and restore the latest backup of the folder (the README's quickstart shows it step by step):"
 echo "  LIFEBOAT_RESOURCES=$LIFEBOAT_RESOURCES $LIFEBOAT repo --storage quickstart restore latest --path paths$DEMO/data --target $DEMO/data"
 date >> "$DEMO/data/hello.txt"   # something new each run
-exec "$LIFEBOAT" controller --resync-seconds 30 --api-listen "$LISTEN"
+exec "$LIFEBOAT" controller --resync-seconds 30 --listen "$LISTEN"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from controller.cli.context import CliContext
+from controller.cli.text import FullHelpGroup
 from controller.errors import InvalidConfig, ResourceNotFound
 
 pass_context = click.make_pass_decorator(CliContext)
 
 
-@click.group("apikey")
+@click.group("apikey", cls=FullHelpGroup)
 def apikey() -> None:
     """API keys (stored hashed in the keys file: config api.keys_file or LIFEBOAT_API_KEYS_FILE)."""
 

@@ -61,16 +61,17 @@ def _repair_host(ctx: CliContext, client: DockerClient, force: bool) -> tuple[li
     return notes, repair(client, runtime.ledger, force=force)
 
 
-def _runtime(ctx: CliContext, client: DockerClient, repositories: Repositories) -> Runtime:
-    """The runs' needs for one command: its repositories, this engine, the configured limits."""
-    from controller.reconciler.runtime import Runtime
+def _runtime(ctx: CliContext, client: DockerClient | None, repositories: Repositories) -> Runtime:
+    """The runs' needs for one command: its repositories, this engine (None: host paths
+    only), the configured limits."""
+    from controller.reconciler.runtime import Runtime, no_docker
     from controller.resources.secrets import database_password_reader
 
     limits = ctx.config.limits
     return Runtime(
         ctx.catalog,
         repositories,
-        docker=lambda: client,
+        docker=(lambda: client) if client is not None else no_docker,
         read_secret=database_password_reader(ctx.environ),
         transfers=limits.transfers,
         max_backup_bytes=int(limits.max_backup_size_gb * 1024**3) if limits.max_backup_size_gb else None,
@@ -112,11 +113,11 @@ def apps(ctx: CliContext, name: str | None, output: str) -> None:
                 "databases": [{"service": d.service, "engine": d.source.engine} for d in app.databases],
             }
         )
-    emit(output, data, table(["app", "running", "volumes", "mounts", "databases"], rows) if rows else "no apps")
+    emit(output, data, table(["APP", "RUNNING", "VOLUMES", "MOUNTS", "DATABASES"], rows) if rows else "no apps")
 
 
 @click.command("backup")
-@click.argument("app")
+@click.argument("app", required=False)
 @click.option("--policy", "policy_name", metavar="NAME", help="Take the settings of this BackupPolicy.")
 @click.option("--storage", "storage_name", metavar="NAME", help="BackupStorage to write to (default: the policy's).")
 @click.option("--type", "backup_type", type=click.Choice(["full", "incremental", "differential"]))
@@ -125,22 +126,25 @@ def apps(ctx: CliContext, name: str | None, output: str) -> None:
 @pass_context
 def backup(
     ctx: CliContext,
-    app: str,
+    app: str | None,
     policy_name: str | None,
     storage_name: str | None,
     backup_type: str | None,
     consistency: str | None,
     output: str,
 ) -> None:
-    """Back up APP (a Compose project): its databases, volumes and bind mounts."""
+    """Back up APP (a Compose project: its databases, volumes and bind mounts), or what
+    --policy NAME backs up (a policy of host paths needs no APP)."""
     from controller.cli.render import item_rows
     from controller.reconciler.backup_run import BackupRequest, BackupRunner
     from controller.reconciler.runtime import Board, OpenedRepository
     from controller.resources.backup_policy import BackupType, Consistency
 
+    if app is None and policy_name is None:
+        raise click.UsageError("give APP, or --policy NAME (a policy of host paths needs no APP)")
     policy = _policy_for(ctx, app, policy_name, storage_name)
     request = BackupRequest.from_policy(policy) if policy else BackupRequest(app=app, storage=storage_name or "")
-    request.app = app
+    request.app = app or request.app
     request.storage = storage_name or request.storage
     if not request.storage:
         raise click.UsageError(f"no BackupPolicy for app {app!r}: give --storage NAME (or --policy NAME)")
@@ -148,12 +152,12 @@ def backup(
         request.backup_type = BackupType(backup_type)
     if consistency:
         request.consistency = Consistency(consistency)
-    client = _docker(ctx)
+    client = _docker(ctx) if request.app else None
     target = RepoTarget(ctx, None, request.storage, None, None)
     resource = target.resource()
     quota = resource.spec.quota_bytes if resource else None
     runtime = _runtime(ctx, client, OpenedRepository(target.open(), quota))
-    with byte_progress(f"backup {app}", None, output == "text") as display:
+    with byte_progress(f"backup {request.subject}", None, output == "text") as display:
 
         def show(key: str, state: Progress) -> None:
             display.update(state.bytes_read, state.files, state.current)
@@ -169,7 +173,7 @@ def backup(
     )
 
 
-def _policy_for(ctx: CliContext, app: str, name: str | None, storage: str | None) -> Any:
+def _policy_for(ctx: CliContext, app: str | None, name: str | None, storage: str | None) -> Any:
     """The policy whose settings a `backup APP` takes: --policy, else the app's policy (the
     one writing to --storage when the app has several)."""
     from controller.resources.backup_policy import BackupPolicy

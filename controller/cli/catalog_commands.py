@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from controller.cli.context import CliContext
-from controller.cli.text import OUTPUT_OPTION, emit, table
+from controller.cli.text import OUTPUT_OPTION, FullHelpGroup, emit, table
 from controller.errors import ResourceNotFound
 
 pass_context = click.make_pass_decorator(CliContext)
 
 
-@click.group("catalog")
+@click.group("catalog", cls=FullHelpGroup)
 def catalog() -> None:
     """The catalog of backups (a cache of the repositories)."""
 

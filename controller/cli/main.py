@@ -12,6 +12,7 @@ import sys
 import click
 
 from controller.cli.context import CliContext
+from controller.cli.text import FullHelpGroup
 from controller.errors import LifeboatError
 
 # Each verb is imported when it is run: the models, SQLAlchemy and the repository's native
@@ -36,7 +37,7 @@ _COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(FullHelpGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
 

@@ -20,7 +20,7 @@ import click
 
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress, scan_total
-from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, key_values, table
+from controller.cli.text import OUTPUT_OPTION, FullHelpGroup, emit, human_bytes, key_values, table
 from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
 from controller.host import host_name
 from controller.repository.archiver import Archiver, DirectorySource, Progress
@@ -134,7 +134,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@click.group("repo")
+@click.group("repo", cls=FullHelpGroup)
 @click.option(
     "--repo",
     "repo",
@@ -423,7 +423,7 @@ def unlock(target: RepoTarget, force: bool) -> None:
         click.echo("no stale locks")
 
 
-@repo.group("key")
+@repo.group("key", cls=FullHelpGroup)
 def key() -> None:
     """Key files: list, add, remove, passwd, export (a recovery kit), import."""
 

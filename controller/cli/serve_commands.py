@@ -91,7 +91,7 @@ def _run(ctx: CliContext, resync_seconds: float, listen: str | None, log_format:
 @click.command("controller")
 @click.option("--resync-seconds", default=60.0, show_default=True, help="Longest time between two passes.")
 @click.option("--once", is_flag=True, help="Recover, run one pass, wait for the work it started, and exit.")
-@click.option("--api-listen", "listen", metavar="HOST:PORT", default=None, help=_LISTEN_HELP)
+@click.option("--listen", "--api-listen", "listen", metavar="HOST:PORT", default=None, help=_LISTEN_HELP)
 @_LOG_FORMAT
 @pass_context
 def controller(ctx: CliContext, resync_seconds: float, once: bool, listen: str | None, log_format: str) -> None:

@@ -62,3 +62,18 @@ def rfc3339(text: str) -> datetime:
     if parsed.tzinfo is None:
         raise click.BadParameter(f"{text!r} has no offset; add Z or +01:00")
     return parsed
+
+
+class FullHelpGroup(click.Group):
+    """A group whose command list shows each command's whole first sentence (click cuts
+    them to the terminal's width with "...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -168,3 +168,20 @@ def test_a_storage_that_policies_use_is_not_deleted_without_force(lifeboat: Life
     assert both.out.splitlines() == ["backuppolicy/wordpress001 deleted", "backupstorage/local deleted"]
     lifeboat("apply", "-f", str(source))
     assert lifeboat("delete", "storage", "local", "--force").code == 0
+
+
+def test_a_policy_of_host_paths_is_backed_up_on_demand(lifeboat: Lifeboat, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    data = write(tmp_path / "etc-platform" / "platform.conf", "tier=demo\n").parent
+    storage = a_storage(spec={"local": {"path": str(tmp_path / "repo")}, "encryption": {"passphrase": {"env": "P"}}})
+    policy = a_policy("platform", spec={"app": None, "paths": [str(data)], "schedule": None})
+    source = write(tmp_path / "in" / "platform.yaml", as_yaml(storage) + "---\n" + as_yaml(policy))
+    monkeypatch.setenv("P", "paths passphrase")
+    assert lifeboat("apply", "-f", str(source)).code == 0
+    assert lifeboat("repo", "--storage", "local", "init").code == 0
+    neither = lifeboat("backup")
+    assert neither.code == 2 and "give APP, or --policy NAME" in neither.err
+    made = lifeboat("backup", "--policy", "platform", "-o", "json")
+    assert made.code == 0, made.err
+    backup = json.loads(made.out)["backup"]
+    assert (backup["policy"], backup["status"], backup["backup_type"]) == ("platform", "completed", "full")
+    assert [item["name"] for item in json.loads(made.out)["items"]] == [f"paths/{str(data).strip('/')}"]
