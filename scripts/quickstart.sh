@@ -12,6 +12,15 @@ export LIFEBOAT_API_KEYS_FILE="$HERE/.lifeboat/api-keys.yaml"
 LISTEN=${LIFEBOAT_API_LISTEN:-127.0.0.1:8080}
 
 mkdir -p "$DEMO/data" "$LIFEBOAT_RESOURCES"
+# Everything a second terminal needs, for `. .lifeboat/env` (the README's next steps).
+cat > "$HERE/.lifeboat/env" <<EOF
+# Written by \`make run\`: source it in another terminal in the checkout (. .lifeboat/env).
+export LIFEBOAT_RESOURCES="$LIFEBOAT_RESOURCES"
+export LIFEBOAT_CATALOG="$LIFEBOAT_CATALOG"
+export LIFEBOAT_API_KEYS_FILE="$LIFEBOAT_API_KEYS_FILE"
+export LIFEBOAT_API_URL="http://$LISTEN"
+export PATH="$(cd "$(dirname "$(command -v "$LIFEBOAT")")" && pwd):\$PATH"
+EOF
 # No built-in key: the quickstart makes a random passphrase once and keeps it beside the demo.
 if [ ! -s "$DEMO/passphrase" ]; then
     (umask 077 && head -c 32 /dev/urandom | base64 > "$DEMO/passphrase")
@@ -36,11 +45,11 @@ echo
 echo "== starting the controller (Ctrl-C stops it)"
 echo "The quickstart policy backs up $DEMO/data every minute and keeps the last three;"
 echo "the first backup starts at the next full minute. Watch the status it writes into"
-echo "$LIFEBOAT_RESOURCES/policies/quickstart-files.yaml, or run in another terminal:"
-echo "  LIFEBOAT_RESOURCES=$LIFEBOAT_RESOURCES LIFEBOAT_CATALOG=$LIFEBOAT_CATALOG $LIFEBOAT get backups"
+echo "$LIFEBOAT_RESOURCES/policies/quickstart-files.yaml, or in another terminal in this folder:"
+echo "  . .lifeboat/env && lifeboat get backups"
 echo "or ask the REST API (key in .lifeboat/quickstart-api-key; docs at http://$LISTEN/docs):"
-echo "  curl -s -H \"X-API-Key: \$(cat .lifeboat/quickstart-api-key)\" http://$LISTEN/api/v1/backups"
+echo "  curl -s -H \"X-API-Key: \$(cat .lifeboat/quickstart-api-key)\" \$LIFEBOAT_API_URL/api/v1/backups"
 echo "and restore the latest backup of the folder (the README's quickstart shows it step by step):"
-echo "  LIFEBOAT_RESOURCES=$LIFEBOAT_RESOURCES $LIFEBOAT repo --storage quickstart restore latest --path paths$DEMO/data --target $DEMO/data"
+echo "  lifeboat repo --storage quickstart restore latest --path paths$DEMO/data --target $DEMO/data"
 date >> "$DEMO/data/hello.txt"   # something new each run
 exec "$LIFEBOAT" controller --resync-seconds 30 --listen "$LISTEN"
