@@ -11,7 +11,8 @@ import contextlib
 import getpass
 import os
 import sys
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ import click
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress, scan_total
 from controller.cli.text import OUTPUT_OPTION, FullHelpGroup, emit, human_bytes, key_values, table
-from controller.errors import InvalidConfig, LifeboatError, ResourceNotFound
+from controller.errors import BackupNotFound, InvalidConfig, LifeboatError, ResourceNotFound
 from controller.host import host_name
 from controller.repository.archiver import Archiver, DirectorySource, Progress
 from controller.repository.checker import Checker
@@ -30,8 +31,8 @@ from controller.repository.exporter import export_tar
 from controller.repository.keys import list_keys, master_key_from_kit, recovery_kit, remove_key, write_key_file
 from controller.repository.locks import remove_locks
 from controller.repository.pruner import Pruner
-from controller.repository.repository import Repository
-from controller.repository.restorer import RestoreProgress, Restorer
+from controller.repository.repository import Repository, SnapshotEntry
+from controller.repository.restorer import RestoreProgress, Restorer, find_node
 from controller.storage.base import Storage
 from controller.storage.location import storage_for_location
 
@@ -117,6 +118,23 @@ class RepoTarget:
             "or give --passphrase-file or --recovery-kit"
         )
 
+    def snapshot_id(self, repository: Repository, given: str, path: str = "", narrow: Narrowing | None = None) -> str:
+        """The snapshot `given` names: `latest` (the newest that matches --app, --policy and
+        --tag and holds `path`), a backup id (through the catalog), or a snapshot id prefix."""
+        if given == "latest":
+            wanted = narrow.tags() if narrow is not None else {}
+            for entry in reversed(repository.snapshots()):
+                if all(entry.snapshot.tags.get(k) == v for k, v in wanted.items()) and _holds(repository, entry, path):
+                    return entry.id
+            what = ", ".join([f"{k}={v}" for k, v in wanted.items()] + ([f"path {path}"] if path else []))
+            raise BackupNotFound(f"no snapshot{f' with {what}' if what else ''} in {repository.storage.describe()}")
+        if "-" in given:  # backup ids are SUBJECT-DATE-TIME-HEX; snapshot ids are hex
+            row = self.ctx.catalog.get_backup(given)
+            if row.snapshot_id is None:
+                raise BackupNotFound(f"backup {given} is {row.status.value}: it has no snapshot")
+            return row.snapshot_id
+        return repository.resolve_snapshot(given)
+
     def open(self, lock: str | None = None, exclusive: bool = False) -> Repository:
         """Open the repository; with `lock`, hold a lease named so until the command ends."""
         storage = self.storage()
@@ -128,6 +146,38 @@ class RepoTarget:
         if lock is not None:
             self.held.enter_context(repository.locked(exclusive, lock, _now, timedelta(seconds=self.lock_wait)))
         return repository
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """--app, --policy and --tag: which snapshots `latest` chooses from."""
+
+    app: str | None = None
+    policy: str | None = None
+    tag: tuple[str, ...] = ()
+
+    def tags(self) -> dict[str, str]:
+        wanted = key_values(self.tag, "--tag", "KEY=VALUE")
+        return {**wanted, **({"app": self.app} if self.app else {}), **({"policy": self.policy} if self.policy else {})}
+
+
+def _holds(repository: Repository, entry: SnapshotEntry, path: str) -> bool:
+    try:
+        find_node(repository, entry.snapshot, path)
+    except BackupNotFound:
+        return False
+    return True
+
+
+def narrowing(command: Callable[..., None]) -> Callable[..., None]:
+    """--app, --policy, --tag: narrow `latest`."""
+    for option in (
+        click.option("--tag", "narrow_tags", multiple=True, metavar="KEY=VALUE", help="latest: with this tag."),
+        click.option("--policy", "narrow_policy", metavar="NAME", help="latest: of this policy."),
+        click.option("--app", "narrow_app", metavar="APP", help="latest: of this app."),
+    ):
+        command = option(command)
+    return command
 
 
 def _now() -> datetime:
@@ -283,12 +333,24 @@ def snapshots(target: RepoTarget, output: str) -> None:
 )
 @click.option("--path", "subpath", default="", help="Only this path inside the snapshot.")
 @click.option("--delete", is_flag=True, help="Remove files in the target that the snapshot does not have.")
+@narrowing
 @OUTPUT_OPTION
 @pass_target
-def restore(target: RepoTarget, snapshot_id: str, target_dir: Path, subpath: str, delete: bool, output: str) -> None:
-    """Restore a snapshot (or a sub-path) into a directory."""
+def restore(
+    target: RepoTarget,
+    snapshot_id: str,
+    target_dir: Path,
+    subpath: str,
+    delete: bool,
+    narrow_app: str | None,
+    narrow_policy: str | None,
+    narrow_tags: tuple[str, ...],
+    output: str,
+) -> None:
+    """Restore a snapshot, a backup (by id) or `latest` (or a sub-path of it) into a directory."""
     repository = target.open(lock="restore")
-    snapshot = repository.load_snapshot(repository.resolve_snapshot(snapshot_id))
+    narrow = Narrowing(narrow_app, narrow_policy, narrow_tags)
+    snapshot = repository.load_snapshot(target.snapshot_id(repository, snapshot_id, subpath, narrow))
     with byte_progress("restore", snapshot.summary.bytes, output == "text") as display:
 
         def progress(state: RestoreProgress) -> None:
@@ -350,7 +412,7 @@ def check(target: RepoTarget, read_data: str | None, output: str) -> None:
 def forget(target: RepoTarget, snapshot_ids: tuple[str, ...]) -> None:
     """Delete snapshots (their data goes at the next prune)."""
     repository = target.open(lock="forget", exclusive=True)
-    full_ids = [repository.resolve_snapshot(i) for i in snapshot_ids]
+    full_ids = [target.snapshot_id(repository, i) for i in snapshot_ids]
     for full in full_ids:
         repository.forget(full)
         click.echo(f"forgot snapshot {full[:8]}")
@@ -392,11 +454,21 @@ def prune(target: RepoTarget, dry_run: bool, grace_minutes: int, output: str) ->
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write here instead of standard output.",
 )
+@narrowing
 @pass_target
-def export(target: RepoTarget, snapshot_id: str, subpath: str, out_file: Path | None) -> None:
-    """Write a snapshot as a POSIX tar stream."""
+def export(
+    target: RepoTarget,
+    snapshot_id: str,
+    subpath: str,
+    out_file: Path | None,
+    narrow_app: str | None,
+    narrow_policy: str | None,
+    narrow_tags: tuple[str, ...],
+) -> None:
+    """Write a snapshot, a backup (by id) or `latest` as a POSIX tar stream."""
     repository = target.open(lock="export")
-    snapshot = repository.load_snapshot(repository.resolve_snapshot(snapshot_id))
+    narrow = Narrowing(narrow_app, narrow_policy, narrow_tags)
+    snapshot = repository.load_snapshot(target.snapshot_id(repository, snapshot_id, subpath, narrow))
     if out_file is None:
         if sys.stdout.isatty():
             raise click.UsageError("refusing to write a tar stream to a terminal; use -f FILE or a pipe")

@@ -185,3 +185,22 @@ def test_a_policy_of_host_paths_is_backed_up_on_demand(lifeboat: Lifeboat, tmp_p
     backup = json.loads(made.out)["backup"]
     assert (backup["policy"], backup["status"], backup["backup_type"]) == ("platform", "completed", "full")
     assert [item["name"] for item in json.loads(made.out)["items"]] == [f"paths/{str(data).strip('/')}"]
+
+    # Another policy writes to the same storage after it: `latest` narrowed by --path or
+    # --policy, or the backup's id, still finds the platform's data (the README's quickstart).
+    other = write(tmp_path / "srv-other" / "other.txt", "other\n").parent
+    second = a_policy("other", spec={"app": None, "paths": [str(other)], "schedule": None})
+    assert lifeboat("apply", "-f", str(write(tmp_path / "in" / "other.yaml", as_yaml(second)))).code == 0
+    assert lifeboat("backup", "--policy", "other").code == 0
+    item = f"paths/{str(data).strip('/')}"
+    for how in (
+        ["latest", "--path", item],
+        ["latest", "--policy", "platform", "--path", item],
+        [backup["backup_id"], "--path", item],
+    ):
+        out = tmp_path / "restored" / how[0]
+        restored = lifeboat("repo", "--storage", "local", "restore", *how, "--target", str(out))
+        assert restored.code == 0, (how, restored.err)
+        assert (out / "platform.conf").read_text() == "tier=demo\n"
+    unknown = lifeboat("repo", "--storage", "local", "restore", "latest", "--policy", "nobody", "--target", str(out))
+    assert unknown.code == 1 and unknown.err.startswith("error: no snapshot with policy=nobody in ")

@@ -1,7 +1,8 @@
 """The README's quickstart, followed to the letter: `make run`'s script starts the controller
-on the quickstart examples, the first backup is taken at the next full minute, and the
-README's second-terminal block (extracted from README.md, run as written by bash) lists
-the backups, loses the data, restores it and asks the API."""
+on the quickstart examples, the first backup is taken at the next full minute, a second
+policy backs up to the same storage, and the README's second-terminal block (extracted
+from README.md, run as written by bash) lists the backups, loses the data, restores it
+and asks the API."""
 
 from __future__ import annotations
 
@@ -74,6 +75,28 @@ def test_the_readme_quickstart_as_written(checkout: Path) -> None:
         else:
             raise AssertionError(f"no completed quickstart backup: {run.poll()} {environment}")
         backed_up = (DEMO / "data" / "hello.txt").read_text()
+        # Another policy backs up to the same storage after it: the README's `latest --path`
+        # must still find the quickstart's folder, not the newest snapshot of the repository.
+        other = checkout / "other-data"
+        other.mkdir()
+        (other / "notes.txt").write_text("not the quickstart's\n")
+        (checkout / "other.yaml").write_text(
+            "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: other-files}\n"
+            f"spec:\n  paths: [{other}]\n  storage: quickstart\n  retention: {{keepLast: 1}}\n"
+        )
+        second = subprocess.run(
+            [
+                "bash",
+                "-e",
+                "-c",
+                ". .lifeboat/env && lifeboat apply -f other.yaml && lifeboat backup --policy other-files",
+            ],
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert second.returncode == 0, second.stderr
 
         block = subprocess.run(
             ["bash", "-e", "-c", second_terminal_block()], cwd=checkout, env=env, capture_output=True, text=True
