@@ -106,13 +106,6 @@ class Catalog:
             session.commit()
         return backup
 
-    def add_items(self, backup_id: str, items: list[BackupItem]) -> None:
-        with self.session() as session:
-            for item in items:
-                item.backup_id = backup_id
-                session.add(item)
-            session.commit()
-
     def save_backup(self, backup: Backup) -> Backup:
         """Insert or update; a backup reaching completed or failed is counted once in the tallies."""
         with self.session() as session:
