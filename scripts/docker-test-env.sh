@@ -3,8 +3,10 @@
 #   lifeboat-test/busybox:1   busybox-static and its applet links (web-like app containers)
 #   lifeboat-test/db:2        Debian bookworm with PostgreSQL and MariaDB (database containers)
 #   lifeboat-test/debian:bookworm  a minimal Debian bookworm, the base the Dockerfile is built on
-# and docker-compose, which runs examples/deploy/compose.yaml in its test.
-# No registry is involved: images are imported from folders built here.
+# and docker-compose, which runs examples/deploy/compose.yaml in its test. Images are built
+# here from folders (no registry is reachable), then pushed to a registry on loopback
+# (Debian's docker-registry), as hosts get their images from one: so they carry registry
+# digests, and `include.images: auto` leaves them out of backups as it would Docker Hub's.
 set -euo pipefail
 
 log() { echo "docker-test-env: $*"; }
@@ -14,6 +16,8 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]})); then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -87,4 +91,25 @@ fi
 # Names the official images would have, so that discovery by image name is exercised too.
 docker tag "$DB_IMAGE" lifeboat-test/mariadb:10.11
 docker tag "$DB_IMAGE" lifeboat-test/postgres:15
+
+REGISTRY=localhost:5000
+if ! curl -sf "http://$REGISTRY/v2/" >/dev/null; then
+    log "starting the registry on $REGISTRY"
+    mkdir -p /var/lib/lifeboat-registry
+    printf '%s\n' 'version: 0.1' 'storage:' '  filesystem:' '    rootdirectory: /var/lib/lifeboat-registry' \
+        'http:' '  addr: 127.0.0.1:5000' >/var/lib/lifeboat-registry/config.yml
+    nohup docker-registry serve /var/lib/lifeboat-registry/config.yml >/var/log/lifeboat-registry.log 2>&1 &
+    for _ in $(seq 1 40); do
+        curl -sf "http://$REGISTRY/v2/" >/dev/null && break
+        sleep 0.25
+    done
+    curl -sf "http://$REGISTRY/v2/" >/dev/null || { tail -20 /var/log/lifeboat-registry.log; log "no registry"; exit 1; }
+fi
+for image in lifeboat-test/busybox:1 "$DB_IMAGE"; do
+    if [ "$(docker image inspect -f '{{len .RepoDigests}}' "$image")" = 0 ]; then
+        log "pushing $image to $REGISTRY (once)"
+        docker tag "$image" "$REGISTRY/$image"
+        docker push --quiet "$REGISTRY/$image" >/dev/null
+    fi
+done
 log "ready"

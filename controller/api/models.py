@@ -44,6 +44,10 @@ class RestoreCreate(_Input):
     safety_backup: bool = Field(default=True, description="Back up the target's current state first.")
     verify: bool = Field(default=True, description="Wait for health checks after the restore.")
     exact_databases: bool = Field(default=False, description="Drop the databases the backup did not hold.")
+    definition: bool = Field(default=False, description="Put back the app's project files and images too.")
+    project_dir: str | None = Field(default=None, description="Where a recreated app's project folder goes.")
+    force: bool = Field(default=False, description="Write a recreated app's project folder over other content.")
+    keep_ports: bool = Field(default=False, description="A clone keeps the source's published host ports.")
     dry_run: bool = Field(default=False, description="Answer with what the restore would do; change nothing.")
 
 

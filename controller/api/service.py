@@ -186,6 +186,10 @@ class ApiService:
             "volumes": body.volumes,
             "volumeMap": body.volume_map,
             "exactDatabases": body.exact_databases or None,
+            "definition": body.definition or None,
+            "projectDir": body.project_dir,
+            "force": body.force or None,
+            "keepPorts": body.keep_ports or None,
         }
         self._apply("Restore", name, {k: v for k, v in spec.items() if v is not None})
         self.wake()

@@ -134,6 +134,11 @@ def list_app_names(client: DockerClient) -> list[str]:
     return sorted({c["Labels"][PROJECT_LABEL] for c in containers})
 
 
+def app_exists(client: DockerClient, name: str) -> bool:
+    with docker_errors(f"listing the containers of app {name!r}"):
+        return bool(client.api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={name}"}, quiet=True))
+
+
 def discover(
     client: DockerClient,
     name: str,

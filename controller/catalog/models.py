@@ -53,6 +53,8 @@ class ItemKind(StrEnum):
     PATH = "path"  # a host path from BackupPolicy.spec.paths
     DUMP = "dump"  # a database dump stream
     HOOK = "hook"  # a pre/post hook command
+    DEFINITION = "definition"  # the app itself: Compose project files, container settings
+    IMAGE = "image"  # an image saved as a `docker save` stream
 
 
 class Backup(SQLModel, table=True):

@@ -212,6 +212,14 @@ def _policy_for(ctx: CliContext, app: str | None, name: str | None, storage: str
 )
 @click.option("--exact-databases", is_flag=True, help="Drop the databases the target holds that the backup did not.")
 @click.option(
+    "--definition",
+    is_flag=True,
+    help="Put back the app's project files and images too (undo an upgrade); a missing app is always recreated.",
+)
+@click.option("--project-dir", metavar="DIR", help="Write a recreated app's project folder here.")
+@click.option("--force", is_flag=True, help="Write a recreated app's project folder over other content.")
+@click.option("--keep-ports", is_flag=True, help="A clone (--target-app NEW) keeps the source's published ports.")
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Print what would change (files, dumps, containers) and change nothing. "
@@ -230,11 +238,16 @@ def restore(
     databases: tuple[str, ...],
     volume_map: tuple[str, ...],
     exact_databases: bool,
+    definition: bool,
+    project_dir: str | None,
+    force: bool,
+    keep_ports: bool,
     dry_run: bool,
     output: str,
 ) -> None:
     """Restore BACKUP_ID (or --policy NAME --at TIME): the app is stopped, its data made
-    identical to the backup, and started; on failure it runs on its safety backup."""
+    identical to the backup, and started; on failure it runs on its safety backup. An app
+    this host lacks (or --target-app NEW, a clone) is first recreated from the backup."""
     from controller.reconciler.restore_run import RestoreRequest, RestoreRunner, resolve_backup
     from controller.reconciler.runtime import Board, OpenedRepository
     from controller.resources.restore import RestorePhase
@@ -251,6 +264,10 @@ def restore(
         volume_map=key_values(volume_map, "--volume-map", "KEY=VOLUME", value_required=True),
         exact_databases=exact_databases,
         databases=list(databases) or None,
+        definition=definition,
+        project_dir=project_dir,
+        force=force,
+        keep_ports=keep_ports,
     )
     if dry_run:
         _preview(ctx, request, output)

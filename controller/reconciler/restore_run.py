@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from controller.apps.database_load import load_dump, stop_container
-from controller.apps.discovery import App
+from controller.apps.discovery import app_exists
 from controller.apps.docker_api import DockerClient
 from controller.apps.quiesce import Quiescer
+from controller.apps.recreate import start_app
 from controller.catalog.catalog import BackupFilter, Catalog
 from controller.catalog.models import Backup, BackupStatus, RestoreRun, RestoreStage
 from controller.errors import BackupNotFound, LifeboatError, RestoreFailed
 from controller.host import Owner
+from controller.reconciler.app_rebuild import RebuildOptions, RebuildPlan, plan_rebuild, rebuild_app
 from controller.reconciler.backup_run import LOCK_WAIT, BackupRequest, BackupRunner
 from controller.reconciler.database_check import DatabaseCheck, check_database
 from controller.reconciler.restore_plan import RestorePlan, plan_restore
@@ -63,6 +65,13 @@ class RestoreRequest:
     stop_app: bool = True  # False: files are replaced under the running containers
     verify: bool = True  # False: containers started again are not waited on (health checks)
     exact_databases: bool = False  # drop the databases the backup did not hold
+    definition: bool = False  # put back the app's project files and images too (undo an upgrade)
+    project_dir: str | None = None  # where a recreated app's project folder goes; default: where it was
+    force: bool = False  # write a recreated app's project folder over other content
+    keep_ports: bool = False  # a clone keeps the source's published host ports
+
+    def rebuild_options(self, replace: bool) -> RebuildOptions:
+        return RebuildOptions(self.project_dir, self.force, self.keep_ports, replace)
 
     def to_json(self) -> str:
         """What a run records, so that recovery can apply the same restore again."""
@@ -138,12 +147,16 @@ class RestoreRunner:
     ) -> RestoreRun:
         """Raises LifeboatError only before the first change."""
         self.step(run.id, "planning")
-        plan = self.plan(client, repository, backup, target_name, request)
+        exists = app_exists(client, target_name)
+        rebuild = None
+        if not exists or request.definition:
+            rebuild = self.plan_rebuild(client, repository, backup, target_name, request, exists)
+        plan = self.plan(client, repository, backup, target_name, request) if rebuild is None else None
         safety: Backup | None = None
-        if request.safety_backup:
+        if request.safety_backup and exists:
             self.step(run.id, "safety backup")
             try:
-                safety = self._safety_backup(plan.target, backup)
+                safety = self._safety_backup(target_name, backup)
             except LifeboatError as err:
                 raise LifeboatError(
                     f"the safety backup failed ({err}); fix it, or restore with the safety backup disabled"
@@ -151,10 +164,52 @@ class RestoreRunner:
             run = self.runtime.catalog.change_restore_run(run.id, safety_backup_id=safety.backup_id)
         try:
             self.runtime.catalog.change_restore_run(run.id, stage=RestoreStage.WRITING)
-            verified = self.apply(client, repository, plan, run.id, request)
+            if rebuild is None:
+                assert plan is not None
+                verified = self.apply(client, repository, plan, run.id, request)
+                notes = plan.notes
+            else:
+                verified, notes = self.rebuild(client, repository, backup, rebuild, run.id, request)
         except LifeboatError as err:
-            return self.roll_back(client, repository, run, plan.target.name, safety, err, request)
-        return self.finish(run, RestorePhase.SUCCEEDED, "; ".join(["restored", verified, *plan.notes]))
+            if not exists:
+                where = f" in {rebuild.folder}" if rebuild and rebuild.folder else ""
+                message = f"{err}; the recreated app {target_name} is left stopped{where} for inspection"
+                return self.finish(run, RestorePhase.FAILED, message)
+            return self.roll_back(client, repository, run, target_name, safety, err, request)
+        return self.finish(run, RestorePhase.SUCCEEDED, "; ".join(["restored", verified, *notes]))
+
+    def plan_rebuild(
+        self,
+        client: DockerClient,
+        repository: Repository,
+        backup: Backup,
+        target: str,
+        request: RestoreRequest,
+        exists: bool,
+    ) -> RebuildPlan:
+        if backup.status != BackupStatus.COMPLETED or backup.snapshot_id is None:
+            raise BackupNotFound(f"backup {backup.backup_id} is {backup.status.value}, not restorable")
+        snapshot = repository.load_snapshot(backup.snapshot_id)
+        return plan_rebuild(client, repository, snapshot, backup.backup_id, target, request.rebuild_options(exists))
+
+    def rebuild(
+        self,
+        client: DockerClient,
+        repository: Repository,
+        backup: Backup,
+        rebuild: RebuildPlan,
+        operation: str,
+        request: RestoreRequest,
+    ) -> tuple[str, list[str]]:
+        """The app put back (folder, images, containers), then its data, then started."""
+        self.step(operation, "recreating the app" if not rebuild.options.replace else "replacing the app")
+        snapshot = repository.load_snapshot(backup.snapshot_id or "")
+        rebuild_app(client, repository, snapshot, rebuild)
+        plan = self.plan(client, repository, backup, rebuild.project, request)
+        verified = self.apply(client, repository, plan, operation, request)
+        self.step(operation, "starting the app")
+        start_app(client, rebuild.project, rebuild.compose)
+        return f"{rebuild.describe()}; {verified}", plan.notes
 
     def plan(
         self, client: DockerClient, repository: Repository, backup: Backup, target: str, request: RestoreRequest
@@ -170,9 +225,9 @@ class RestoreRunner:
             self.runtime.read_secret,
         )
 
-    def _safety_backup(self, target: App, restored: Backup) -> Backup:
+    def _safety_backup(self, target: str, restored: Backup) -> Backup:
         request = BackupRequest(
-            app=target.name,
+            app=target,
             storage=restored.storage,
             backup_type=BackupType.INCREMENTAL,
             consistency=Consistency.PAUSE,
@@ -264,9 +319,15 @@ class RestoreRunner:
             return self.finish(run, RestorePhase.FAILED, f"{cause}; no safety backup to roll back to")
         try:
             self.runtime.catalog.change_restore_run(run.id, stage=RestoreStage.ROLLING_BACK)
-            back = RestoreRequest(safety.backup_id, stop_app=request.stop_app, verify=request.verify)
-            plan = self.plan(client, repository, safety, target, back)
-            self.apply(client, repository, plan, run.id, back)
+            back = RestoreRequest(
+                safety.backup_id, stop_app=request.stop_app, verify=request.verify, definition=request.definition
+            )
+            if request.definition:
+                rebuild = self.plan_rebuild(client, repository, safety, target, back, exists=True)
+                self.rebuild(client, repository, safety, rebuild, run.id, back)
+            else:
+                plan = self.plan(client, repository, safety, target, back)
+                self.apply(client, repository, plan, run.id, back)
         except LifeboatError as err:
             message = f"{cause}; rolling back to safety backup {safety.backup_id} failed too: {err}"
             return self.finish(run, RestorePhase.FAILED, message)

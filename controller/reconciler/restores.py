@@ -32,6 +32,10 @@ def restore_request(restore: Restore) -> RestoreRequest:
         restore_name=restore.metadata.name,
         stop_app=spec.stop_app,
         verify=spec.verify,
+        definition=spec.definition,
+        project_dir=spec.project_dir,
+        force=spec.force,
+        keep_ports=spec.keep_ports,
     )
 
 

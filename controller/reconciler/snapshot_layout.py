@@ -1,5 +1,7 @@
 """How an app becomes one snapshot, and back: databases/SERVICE.EXT (dump streams),
-volumes/KEY, mounts/SERVICE/DEST, paths/PATH, and a manifest at the root saying, for each
+volumes/KEY, mounts/SERVICE/DEST, paths/PATH, the app itself (app/definition.json,
+app/project/ the Compose project's folder, app/outside/ its compose and env files kept
+elsewhere, images/ID.tar the saved images), and a manifest at the root saying, for each
 volumes/ and mounts/ folder, which services mount it at which destinations. A restore finds
 its targets through those mounts, whatever made the volume (Compose, `docker volume
 create`, an external volume). The backup run writes this layout; the restore run reads it."""
@@ -15,9 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from controller.apps.datasources.inventory import DumpCounter, Inventory
+from controller.apps.definition import (
+    PROJECT_FILE_LIMIT,
+    AppDefinition,
+    capture_definition,
+    outside_files,
+    project_skips,
+)
 from controller.apps.discovery import App
 from controller.apps.docker_api import DockerClient
 from controller.apps.exec import OutputStream
+from controller.apps.images import image_stream, should_save
 from controller.catalog.models import BackupItem, ItemKind
 from controller.errors import BackupCreateFailed, BackupNotFound, DumpFailed
 from controller.repository.archiver import DirectorySource, Source, StreamSource
@@ -28,6 +38,9 @@ from controller.repository.restorer import find_node
 from controller.resources.backup_policy import Include
 
 MANIFEST = "lifeboat.json"  # at the snapshot's root: what the restore needs to map paths back
+DEFINITION = "app/definition.json"
+PROJECT = "app/project"
+OUTSIDE = "app/outside"
 
 
 @dataclass
@@ -36,6 +49,7 @@ class Layout:
     items: list[BackupItem] = field(default_factory=list)  # one per source but the manifest
     dumps: list[OutputStream] = field(default_factory=list)  # in the order of the DUMP items
     counters: dict[str, DumpCounter] = field(default_factory=dict)  # dump path → its tables and rows
+    definition: AppDefinition | None = None  # the app itself, when recorded
 
     def inventory(self, dump: str) -> Inventory | None:
         """The dump's databases, tables and rows, once it has been read; None when its
@@ -109,6 +123,8 @@ def snapshot_layout(client: DockerClient | None, app: App | None, include: Inclu
                     name = f"mounts/{container.service}/{bind.destination.strip('/')}"
                     mounts.append({"path": name, "service": container.service, "destination": bind.destination})
                     _add(layout, name, bind.source, ItemKind.BIND_MOUNT)
+    if client is not None and app is not None and include.definition:
+        _add_definition(layout, client, app, include)
     for path in paths:
         if not Path(path).is_dir():
             raise BackupCreateFailed(f"path {path} (in the policy's paths) is not a directory on this host")
@@ -122,6 +138,37 @@ def snapshot_layout(client: DockerClient | None, app: App | None, include: Inclu
 
         layout.sources.append(StreamSource(MANIFEST, _Deferred(manifest)))  # type: ignore[arg-type]
     return layout
+
+
+def _add_definition(layout: Layout, client: DockerClient, app: App, include: Include) -> None:
+    """The app itself: its definition, its project folder's small files, the compose and env
+    files kept elsewhere, and the images to save."""
+    definition = capture_definition(client, app)
+    for image in definition.images:
+        if should_save(image, include.images):
+            image.saved = f"images/{image.image_id.removeprefix('sha256:')}.tar"
+            layout.sources.append(StreamSource(image.saved, image_stream(client, image)))  # type: ignore[arg-type]
+            layout.items.append(BackupItem(backup_id="", kind=ItemKind.IMAGE, name=image.saved))
+    if definition.working_dir is not None and Path(definition.working_dir).is_dir():
+        folder = Path(definition.working_dir)
+        source = DirectorySource(PROJECT, folder, project_skips(definition, app), PROJECT_FILE_LIMIT)
+        layout.sources.append(source)
+        layout.items.append(BackupItem(backup_id="", kind=ItemKind.DEFINITION, name=PROJECT))
+    for outside in outside_files(definition):
+        layout.sources.append(StreamSource(f"{OUTSIDE}{outside}", io.BytesIO(outside.read_bytes())))
+    text = json.dumps(definition.to_json(), indent=2).encode()
+    layout.sources.append(StreamSource(DEFINITION, io.BytesIO(text)))
+    layout.items.append(BackupItem(backup_id="", kind=ItemKind.DEFINITION, name=DEFINITION))
+    layout.definition = definition
+
+
+def read_definition(repository: Repository, snapshot: Snapshot) -> AppDefinition | None:
+    """The app's definition the snapshot recorded; None for one taken without it."""
+    try:
+        node = find_node(repository, snapshot, DEFINITION)
+    except BackupNotFound:
+        return None
+    return AppDefinition.from_json(json.loads(open_content(repository, node).read()))
 
 
 def _add(layout: Layout, name: str, path: Path, kind: ItemKind) -> None:

@@ -41,6 +41,8 @@ _MAX_PENDING_DIRS = 2000  # bounds the memory held by directories waiting for th
 class DirectorySource:
     name: str  # where it appears in the snapshot ("" for the root, "volumes/uploads" nests)
     path: Path
+    skip: frozenset[Path] = frozenset()  # files and folders below `path` left out
+    max_file_bytes: int | None = None  # larger files are left out, with a note naming them
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,12 @@ class Progress:
 
 ProgressCallback = Callable[[Progress], None]
 # A snapshot's warnings are notes (nothing is missing) or problems (something could not be read).
-_NOTE_PARENT, _NOTE_SOCKET = "parent tree", "skipped socket"
+_NOTE_PARENT, _NOTE_SOCKET, _NOTE_LARGE = "parent tree", "skipped socket", "left out, over"
 
 
 def snapshot_problems(snapshot: Snapshot) -> list[str]:
     """The warnings of `snapshot` that mean it is incomplete (not the notes)."""
-    return [w for w in snapshot.warnings if not w.startswith((_NOTE_PARENT, _NOTE_SOCKET))]
+    return [w for w in snapshot.warnings if not w.startswith((_NOTE_PARENT, _NOTE_SOCKET, _NOTE_LARGE))]
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class Archiver:
         self._lock = threading.Lock()
         self._problems: list[str] = []  # the snapshot is incomplete because of these
         self._notes: list[str] = []  # worth recording, not a failure (skipped sockets)
+        self._walking = DirectorySource("", Path("/"))  # the directory source being walked
         self._summary = Summary()
         self._hardlinks: dict[tuple[int, int], Future[list[str]]] = {}
         self._pending: deque[_PendingDir] = deque()
@@ -212,6 +215,7 @@ class Archiver:
         if self._after_streams is not None:
             self._after_streams()
         if len(sources) == 1 and sources[0].name == "" and isinstance(sources[0], DirectorySource):
+            self._walking = sources[0]
             parent_nodes = self._parent_nodes([])
             node = self._walk_dir(sources[0].path, "", parent_nodes, writer, pool, slots)
             self._finish_directories(writer, block=True)
@@ -242,6 +246,7 @@ class Archiver:
                 nodes.append(Node(name, NodeType.DIR, mode=0o755, mtime_ns=mtime_ns, subtree=subtree))
                 self._summary.dirs += 1
             elif isinstance(item, DirectorySource):
+                self._walking = item
                 with self._counting(item.name):
                     node = self._walk_dir(
                         item.path, "/".join([*path, name]), self._parent_nodes([*path, name]), writer, pool, slots
@@ -300,6 +305,8 @@ class Archiver:
         for entry in entries:
             child_path = Path(entry.path)
             child_shown = f"{shown}/{entry.name}" if shown else entry.name
+            if child_path in self._walking.skip:
+                continue
             try:
                 child = os.lstat(child_path)
             except OSError as err:
@@ -311,6 +318,8 @@ class Archiver:
                 if parent is not None and (old := parent.get(entry.name)) and old.subtree:
                     sub_parent = self._parent_listing(old.subtree)
                 nodes.append(self._walk_dir(child_path, child_shown, sub_parent, writer, pool, slots))
+            elif stat.S_ISREG(mode) and self._too_large(child, child_shown):
+                continue
             elif stat.S_ISREG(mode):
                 file_node = _node_from_stat(entry.name, NodeType.FILE, child, child_path)
                 reused = self._reuse(file_node, parent.get(entry.name) if parent else None)
@@ -374,6 +383,14 @@ class Archiver:
             self._summary.files += 1
             self._summary.bytes += node.size
             self._progress.files += 1
+        return True
+
+    def _too_large(self, info: os.stat_result, shown: str) -> bool:
+        limit = self._walking.max_file_bytes
+        if limit is None or info.st_size <= limit:
+            return False
+        with self._lock:
+            self._notes.append(f"{_NOTE_LARGE} {limit} bytes: {shown} ({info.st_size} bytes)")
         return True
 
     def _save_tree(self, nodes: list[Node], writer: BlobWriter) -> str:

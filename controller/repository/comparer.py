@@ -73,6 +73,29 @@ class Comparer:
         self._walk(node.subtree, directory, "", diff)
         return diff
 
+    def conflicts(self, snapshot: Snapshot, subpath: str, directory: Path) -> list[str]:
+        """The files of `subpath` that `directory` holds with another type or content: what
+        writing the snapshot there would overwrite. Missing and extra files are not conflicts."""
+        found: list[str] = []
+        pending = [(find_node(self.repository, snapshot, subpath).subtree, directory, "")]
+        while pending:
+            tree_id, folder, relative = pending.pop()
+            for node in self.repository.load_tree(tree_id or ""):
+                path, shown = folder / node.name, relative + node.name
+                if not path.exists() and not path.is_symlink():
+                    continue
+                if node.type == NodeType.DIR:
+                    if path.is_dir() and not path.is_symlink():
+                        pending.append((node.subtree, path, shown + "/"))
+                    else:
+                        found.append(shown)
+                elif node.type == NodeType.FILE:
+                    if not path.is_file() or path.is_symlink() or self._content_ids(path) != node.content:
+                        found.append(shown)
+                elif node.type == NodeType.SYMLINK and (not path.is_symlink() or os.readlink(path) != node.target):
+                    found.append(shown)
+        return sorted(found)
+
     def _walk(self, tree_id: str, directory: Path, relative: str, diff: TreeDiff) -> None:
         nodes = self.repository.load_tree(tree_id)
         names = {node.name for node in nodes}

@@ -43,6 +43,12 @@ class OnError(StrEnum):
     CONTINUE = "continue"  # a failed hook is recorded and the backup goes on
 
 
+class ImagesMode(StrEnum):
+    AUTO = "auto"  # save the images no registry can give back (built or loaded on this host)
+    ALWAYS = "always"  # save every image of the app
+    NEVER = "never"  # record images by reference and digest only
+
+
 class DatabaseEngine(StrEnum):
     POSTGRESQL = "postgresql"
     MYSQL = "mysql"
@@ -56,6 +62,15 @@ class Include(Model):
     )
     bind_mounts: bool = Field(default=True, description="Read the app's bind-mounted host directories.")
     databases: bool = Field(default=True, description="Dump the app's databases.")
+    definition: bool = Field(
+        default=True,
+        description="Record the app itself (Compose files, .env, images, container settings) so a restore can "
+        "recreate it on a host that lacks it.",
+    )
+    images: ImagesMode = Field(
+        default=ImagesMode.AUTO,
+        description="Which images to save into the repository: auto (those no registry can give back), always, never.",
+    )
 
 
 class DatabaseOverride(Model):

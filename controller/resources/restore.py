@@ -48,6 +48,18 @@ class RestoreSpec(Model):
         description="Drop the databases the target's server holds that the backup did not; by default they are "
         "left alone and named in the status.",
     )
+    definition: bool = Field(
+        default=False,
+        description="Put back the app's project files and images as well as its data (undo an upgrade). An app "
+        "this host lacks is always recreated from the backup's definition.",
+    )
+    project_dir: str | None = Field(
+        default=None, description="Where a recreated app's project folder is written; default: where it was."
+    )
+    force: bool = Field(default=False, description="Write a recreated app's project folder over other content.")
+    keep_ports: bool = Field(
+        default=False, description="A clone (targetApp a new name) keeps the source's published host ports."
+    )
     stop_app: bool = Field(default=True, description="Stop the target's running containers during the restore.")
     safety_backup: bool = Field(default=True, description="Back up the target's current state first.")
     verify: bool = Field(default=True, description="Wait for the app's health checks after the restore.")
