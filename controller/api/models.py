@@ -215,6 +215,7 @@ class RestorePreviewOut(BaseModel):
     dumps: list[DumpLoadOut]
     stopping: list[str]
     notes: list[str]
+    rebuild: str | None = None
 
 
 class RestoreAccepted(BaseModel):

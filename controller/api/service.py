@@ -165,6 +165,10 @@ class ApiService:
             databases=body.databases,
             volume_map=body.volume_map or {},
             stop_app=body.stop_app,
+            definition=body.definition,
+            project_dir=body.project_dir,
+            force=body.force,
+            keep_ports=body.keep_ports,
         )
         return RestorePreviewOut.model_validate(preview_restore(self.reconciler.runtime, request).to_dict())
 

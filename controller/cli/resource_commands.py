@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -220,6 +220,8 @@ def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
 
 
 def _describe_backup(ctx: CliContext, backup_id: str, output: str) -> None:
+    from controller.catalog.models import ItemKind  # see CliContext.catalog
+
     row = ctx.catalog.get_backup(backup_id)
     items = ctx.catalog.items_of(backup_id)
     events = (
@@ -228,6 +230,7 @@ def _describe_backup(ctx: CliContext, backup_id: str, output: str) -> None:
     mentioned = [e for e in events if backup_id in e.message]
     document = {
         "backup": row.model_dump(mode="json"),
+        "app": _recorded_app(ctx, row) if any(i.kind == ItemKind.DEFINITION for i in items) else None,
         "items": [i.model_dump(mode="json", exclude={"id", "backup_id"}) for i in items],
         "warnings": row.warnings.split("; ") if row.warnings else [],
         "events": [e.model_dump(mode="json", exclude={"id"}) for e in mentioned],
@@ -235,11 +238,26 @@ def _describe_backup(ctx: CliContext, backup_id: str, output: str) -> None:
     if output in ("json", "yaml"):
         click.echo(dump(document, output))
         return
-    click.echo(dump({"backup": document["backup"], "warnings": document["warnings"]}, "yaml"))
+    shown = ("backup", "app", "warnings")
+    click.echo(dump({key: document[key] for key in shown if document[key] is not None}, "yaml"))
     click.echo(table(*item_rows(items)))
     click.echo("events:" if mentioned else "events: none recorded")
     if mentioned:
         click.echo(table(*event_rows(mentioned)))
+
+
+def _recorded_app(ctx: CliContext, row: Backup) -> dict[str, Any]:
+    """The app the backup recorded (project, folder, services, images; never its settings),
+    read from the repository."""
+    from controller.cli.repo_commands import RepoTarget
+    from controller.reconciler.snapshot_layout import read_definition
+
+    try:
+        repository = RepoTarget(ctx, None, row.storage, None, None).open()
+        definition = read_definition(repository, repository.load_snapshot(row.snapshot_id or ""))
+    except LifeboatError as err:
+        return {"unreadable": str(err)}
+    return definition.summary() if definition is not None else {}
 
 
 @click.command("delete")

@@ -60,11 +60,14 @@ class RebuildPlan:
     def cloned(self) -> bool:
         return self.project != self.definition.project
 
-    def describe(self) -> str:
+    def describe(self, done: bool = True) -> str:
+        """ "app X recreated with docker-compose in F, 1 image(s) loaded from the backup" (done),
+        or what would be done (a preview)."""
         how = f"with {' '.join(self.compose.cli)} in {self.folder}" if self.compose else "through the Docker API"
+        verb = ("replaced" if self.options.replace else "recreated") if done else "would be put back"
         images = f", {len(self.load)} image(s) loaded from the backup" if self.load else ""
-        images += f", {len(self.pull)} pulled" if self.pull else ""
-        return f"app {self.project} {'replaced' if self.options.replace else 'recreated'} {how}{images}"
+        images += f", {len(self.pull)} image(s) pulled by digest" if self.pull else ""
+        return f"app {self.project} {verb} {how}{images}"
 
 
 def plan_rebuild(

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.apps.datasources.inventory import Inventory
+from controller.apps.discovery import app_exists
+from controller.reconciler.app_rebuild import plan_rebuild
 from controller.reconciler.backup_run import LOCK_WAIT
 from controller.reconciler.restore_plan import plan_restore
 from controller.reconciler.restore_run import RestoreRequest, resolve_backup
@@ -25,11 +27,12 @@ class RestorePreview:
     stopping: list[str] = field(default_factory=list)  # containers that would be stopped and started
     notes: list[str] = field(default_factory=list)
     inventories: dict[str, Inventory] = field(default_factory=dict)  # dump → its databases, tables and rows
+    rebuild: str | None = None  # the app itself put back first (missing here, or --definition)
 
     def would_change(self) -> bool:
-        """Whether the restore would change anything: a file, or a database (loading a dump
-        replaces its databases, so any dump counts)."""
-        return bool(self.dumps) or any(not diff.is_empty() for _, _, diff in self.trees)
+        """Whether the restore would change anything: the app, a file, or a database (loading
+        a dump replaces its databases, so any dump counts)."""
+        return bool(self.rebuild or self.dumps) or any(not diff.is_empty() for _, _, diff in self.trees)
 
     def to_dict(self) -> dict[str, object]:
         """The preview as data (the CLI's -o json, the API's answer)."""
@@ -47,10 +50,12 @@ class RestorePreview:
             ],
             "stopping": self.stopping,
             "notes": self.notes,
+            "rebuild": self.rebuild,
         }
 
     def lines(self) -> list[str]:
         lines = [f"restore of backup {self.backup_id} into app {self.target_app} would:"]
+        lines += [f"  first: {self.rebuild}; then its data written and the app started"] if self.rebuild else []
         lines += [f"  {subpath} ({path}): {diff.describe()}" for subpath, path, diff in self.trees]
         lines += [f"  {dump}: load into {container}" for dump, container in self.dumps]
         lines += [
@@ -70,6 +75,14 @@ def preview_restore(runtime: Runtime, request: RestoreRequest) -> RestorePreview
     repository = runtime.repositories.open(backup.storage)
     client = runtime.docker()
     with repository.locked(False, "restore-preview", wall_clock, LOCK_WAIT):
+        exists = app_exists(client, target_name)
+        rebuild = None
+        if not exists or request.definition:
+            snapshot = repository.load_snapshot(backup.snapshot_id or "")
+            options = request.rebuild_options(exists)
+            rebuild = plan_rebuild(client, repository, snapshot, backup.backup_id, target_name, options).describe(done=False)
+        if not exists:
+            return RestorePreview(backup.backup_id, target_name, rebuild=rebuild)
         plan = plan_restore(
             client,
             repository,
@@ -90,4 +103,5 @@ def preview_restore(runtime: Runtime, request: RestoreRequest) -> RestorePreview
         [c.name for c in plan.target.containers if c.running] if request.stop_app else [],
         plan.notes,
         plan.inventories,
+        rebuild,
     )

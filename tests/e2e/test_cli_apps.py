@@ -160,8 +160,12 @@ def test_a_dry_run_names_what_would_change_and_changes_nothing(apps_env: Lifeboa
     assert catalog.restore_runs_of_backup(backup_id) == []  # a preview is no restore
     assert len(catalog.list_backups()) == 1  # and takes no safety backup
     catalog.close()
-    failed = lifeboat("restore", backup_id, "--dry-run", "--target-app", "no-such-app")
-    assert failed.code == 2 and failed.err.startswith("error: no app 'no-such-app'")
+    clone = lifeboat("restore", backup_id, "--dry-run", "--target-app", "no-such-app")
+    assert clone.code == 1, clone.err  # an app this host lacks would be made from the backup
+    assert "app no-such-app would be put back through the Docker API" in clone.out
+    assert not app.client.containers.list(all=True, filters={"label": "com.docker.compose.project=no-such-app"})
+    failed = lifeboat("restore", backup_id, "--dry-run", "--volume-map", "uploads=no-such-volume")
+    assert failed.code == 2 and "no-such-volume" in failed.err
 
 
 def test_backup_with_storage_picks_the_apps_policy_for_that_storage(apps_env: Lifeboat, app: TestApp) -> None:

@@ -50,3 +50,17 @@ def test_a_restored_tree_equals_its_snapshot_and_every_change_is_named(tmp_path:
     )
     quick = Comparer(repository, content=False).compare(snapshot, "", restored)
     assert "big.bin (content)" not in quick.changed and quick.files == 0  # metadata only
+
+
+def test_conflicts_are_the_files_writing_the_snapshot_would_overwrite(tmp_path: Path) -> None:
+    repository = small_repository(LocalStorage(tmp_path / "repo"))
+    source = tmp_path / "project"
+    write_tree(source, {"docker-compose.yml": b"services: {}\n", ".env": b"A=1\n", "conf/site.conf": b"x"})
+    snapshot = backup(repository, source).snapshot
+    folder = tmp_path / "elsewhere"
+    write_tree(folder, {"docker-compose.yml": b"services: {}\n", "conf/site.conf": b"y", "notes.txt": b"mine"})
+
+    # Same content elsewhere is no conflict, nor a missing file (.env) or an extra one (notes.txt).
+    assert Comparer(repository).conflicts(snapshot, "", folder) == ["conf/site.conf"]
+    (folder / ".env").mkdir()
+    assert Comparer(repository).conflicts(snapshot, "", folder) == [".env", "conf/site.conf"]

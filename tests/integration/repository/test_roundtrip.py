@@ -19,7 +19,7 @@ from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
 from controller.storage.local import LocalStorage
 from controller.storage.memory import MemoryStorage
-from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state
+from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
 
 IS_ROOT = os.geteuid() == 0
 _names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_. é", min_size=1, max_size=12).filter(
@@ -201,3 +201,19 @@ def test_restore_with_delete_makes_the_target_identical(tmp_path: Path) -> None:
     assert (target / "extra.txt").exists()  # without --delete, extra files stay
     Restorer(repository).restore(snapshot, target, delete=True)
     assert tree_state(target) == tree_state(source)
+
+
+def test_a_directory_source_leaves_out_what_it_skips_and_files_over_its_size_limit(tmp_path: Path) -> None:
+    repository = small_repository(LocalStorage(tmp_path / "repo"))
+    project = tmp_path / "project"
+    write_tree(
+        project,
+        {"compose.yml": b"services: {}\n", "data/db.bin": b"d" * 10, ".git/HEAD": b"ref", "dump.sql": b"x" * 5000},
+    )
+    source = DirectorySource("app/project", project, frozenset({project / "data", project / ".git"}), 4096)
+    result = backup(repository, [source])
+    restored = tmp_path / "restored"
+    Restorer(repository).restore(result.snapshot, restored, subpath="app/project")
+    assert sorted(p.name for p in restored.iterdir()) == ["compose.yml"]
+    assert result.problems == []
+    assert any("dump.sql (5000 bytes)" in note for note in result.snapshot.warnings)
