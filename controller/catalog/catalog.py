@@ -228,8 +228,10 @@ class Catalog:
         completed_at: datetime | None = None,
         safety_backup_id: str | None = None,
         stage: str | None = None,
+        request: str | None = None,
     ) -> RestoreRun:
-        """Move a run on: its phase (with the message and end time), its safety backup, its stage."""
+        """Move a run on: its phase (with the message and end time), its safety backup, its
+        stage, the request recovery would apply again."""
         with self.session() as session:
             run = session.get(RestoreRun, run_id)
             if run is None:
@@ -240,6 +242,7 @@ class Catalog:
                 "completed_at": completed_at,
                 "safety_backup_id": safety_backup_id,
                 "stage": stage,
+                "request": request,
             }
             for name, value in changes.items():
                 if value is not None:

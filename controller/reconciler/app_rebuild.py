@@ -96,8 +96,6 @@ def plan_rebuild(
     cli = compose_cli() if definition.made_by_compose else None
     if definition.made_by_compose and folder is not None and cli is not None:
         compose = ComposeProject(cli, project, folder, _config_files(definition, folder, cloned))
-    elif not definition.containers:
-        raise RestoreFailed(f"backup {backup_id}: no Compose CLI is installed and no container settings were recorded")
     if folder is not None and not options.force and not options.replace and folder.is_dir() and any(folder.iterdir()):
         conflicts = Comparer(repository).conflicts(snapshot, PROJECT, folder)
         if conflicts:

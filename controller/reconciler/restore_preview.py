@@ -80,7 +80,9 @@ def preview_restore(runtime: Runtime, request: RestoreRequest) -> RestorePreview
         if not exists or request.definition:
             snapshot = repository.load_snapshot(backup.snapshot_id or "")
             options = request.rebuild_options(exists)
-            rebuild = plan_rebuild(client, repository, snapshot, backup.backup_id, target_name, options).describe(done=False)
+            rebuild = plan_rebuild(client, repository, snapshot, backup.backup_id, target_name, options).describe(
+                done=False
+            )
         if not exists:
             return RestorePreview(backup.backup_id, target_name, rebuild=rebuild)
         plan = plan_restore(

@@ -63,8 +63,7 @@ def finish_interrupted_restore(runtime: Runtime, run: RestoreRun) -> str:
             ended = runner.roll_back(client, repository, run, run.target_app, safety_backup, cause, request)
             return f"restore {run.id}: {ended.phase}: {ended.message}"
         try:
-            plan = runner.plan(client, repository, backup, run.target_app, request)
-            verified = runner.apply(client, repository, plan, run.id, request)
+            verified = runner.put_back(client, repository, backup, run.target_app, request, run.id)
         except LifeboatError as err:
             cause = LifeboatError(f"interrupted while writing the app's data; applying the restore again failed: {err}")
             ended = runner.roll_back(client, repository, run, run.target_app, safety_backup, cause, request)

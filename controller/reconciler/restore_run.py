@@ -162,12 +162,15 @@ class RestoreRunner:
                     f"the safety backup failed ({err}); fix it, or restore with the safety backup disabled"
                 ) from None
             run = self.runtime.catalog.change_restore_run(run.id, safety_backup_id=safety.backup_id)
+        if rebuild is not None and not exists:
+            # From here on the app exists: applying this again (recovery) replaces what was made.
+            request = dataclasses.replace(request, definition=True)
+            self.runtime.catalog.change_restore_run(run.id, request=request.to_json())
         try:
             self.runtime.catalog.change_restore_run(run.id, stage=RestoreStage.WRITING)
             if rebuild is None:
                 assert plan is not None
-                verified = self.apply(client, repository, plan, run.id, request)
-                notes = plan.notes
+                verified, notes = self.apply(client, repository, plan, run.id, request), plan.notes
             else:
                 verified, notes = self.rebuild(client, repository, backup, rebuild, run.id, request)
         except LifeboatError as err:
@@ -210,6 +213,23 @@ class RestoreRunner:
         self.step(operation, "starting the app")
         start_app(client, rebuild.project, rebuild.compose)
         return f"{rebuild.describe()}; {verified}", plan.notes
+
+    def put_back(
+        self,
+        client: DockerClient,
+        repository: Repository,
+        backup: Backup,
+        target: str,
+        request: RestoreRequest,
+        operation: str,
+    ) -> str:
+        """The restore applied to an app that exists: its data, and with `definition` the app
+        itself first (a rollback, recovery applying a run again)."""
+        if request.definition:
+            rebuild = self.plan_rebuild(client, repository, backup, target, request, exists=True)
+            return self.rebuild(client, repository, backup, rebuild, operation, request)[0]
+        plan = self.plan(client, repository, backup, target, request)
+        return self.apply(client, repository, plan, operation, request)
 
     def plan(
         self, client: DockerClient, repository: Repository, backup: Backup, target: str, request: RestoreRequest
@@ -322,12 +342,7 @@ class RestoreRunner:
             back = RestoreRequest(
                 safety.backup_id, stop_app=request.stop_app, verify=request.verify, definition=request.definition
             )
-            if request.definition:
-                rebuild = self.plan_rebuild(client, repository, safety, target, back, exists=True)
-                self.rebuild(client, repository, safety, rebuild, run.id, back)
-            else:
-                plan = self.plan(client, repository, safety, target, back)
-                self.apply(client, repository, plan, run.id, back)
+            self.put_back(client, repository, safety, target, back, run.id)
         except LifeboatError as err:
             message = f"{cause}; rolling back to safety backup {safety.backup_id} failed too: {err}"
             return self.finish(run, RestorePhase.FAILED, message)

@@ -16,7 +16,7 @@ from docker import DockerClient
 
 from tests.e2e.conftest import Lifeboat
 from tests.support.compose_apps import ComposeApp, blog_project, build_web_image, free_port
-from tests.support.docker_apps import BUSYBOX, IDLE, TestApp
+from tests.support.docker_apps import BUSYBOX, IDLE, ROOT_PASSWORD, TestApp
 from tests.support.repository import random_bytes
 
 PASSPHRASE = "whole apps passphrase"
@@ -62,24 +62,30 @@ def blog_with_data(client: DockerClient, folder: Path, version: str = "1") -> Co
     return app
 
 
-def test_a_second_backup_of_unchanged_images_adds_under_a_mebibyte(
-    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, compose_apps: list[ComposeApp]
-) -> None:
-    app = blog_with_data(docker_client, tmp_path / "blog")
-    compose_apps.append(app)
+@pytest.fixture
+def blog(tmp_path: Path, docker_client: DockerClient, compose_apps: list[ComposeApp]) -> ComposeApp:
+    """A Compose app on a locally built web image, with rows in its database and an upload."""
+    made = blog_with_data(docker_client, tmp_path / "blog")
+    compose_apps.append(made)
+    return made
+
+
+def test_a_second_backup_of_unchanged_images_adds_under_a_mebibyte(host: Lifeboat, blog: ComposeApp) -> None:
+    app = blog
     first = backup(host, app.name)
     second = backup(host, app.name)
     described = host("describe", "backup", str(first["backup_id"])).out
-    assert "image" in described and "app/project" in described  # the locally built image was saved
+    assert f"project: {app.name}" in described and f"folder: {app.folder}" in described
+    assert "from: backup" in described and "from: registry" in described  # the local image saved, MariaDB's not
+    assert ROOT_PASSWORD not in described  # the recorded settings hold it; describe never shows them
     assert int(str(first["bytes_added"])) > 1_000_000  # the image, the first time
     assert int(str(second["bytes_added"])) < 1024 * 1024
 
 
 def test_undo_an_upgrade_puts_back_the_image_tag_and_the_data(
-    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, compose_apps: list[ComposeApp]
+    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, blog: ComposeApp
 ) -> None:
-    app = blog_with_data(docker_client, tmp_path / "blog")
-    compose_apps.append(app)
+    app = blog
     backup_id = str(backup(host, app.name)["backup_id"])
     env_before = (app.folder / ".env").read_text()
 
@@ -104,10 +110,9 @@ def test_undo_an_upgrade_puts_back_the_image_tag_and_the_data(
 
 
 def test_a_clone_runs_beside_its_source_with_its_own_volumes_and_no_published_ports(
-    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, compose_apps: list[ComposeApp]
+    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, compose_apps: list[ComposeApp], blog: ComposeApp
 ) -> None:
-    source = blog_with_data(docker_client, tmp_path / "blog")
-    compose_apps.append(source)
+    source = blog
     backup_id = str(backup(host, source.name)["backup_id"])
     clone = ComposeApp(docker_client, f"{source.name}-clone", tmp_path / f"{source.name}-clone")
     compose_apps.append(clone)
@@ -133,9 +138,8 @@ def test_without_a_compose_cli_the_app_is_made_through_the_docker_api(
     compose_apps: list[ComposeApp],
     made_apps: list[TestApp],
     monkeypatch: pytest.MonkeyPatch,
+    blog: ComposeApp,
 ) -> None:
-    blog = blog_with_data(docker_client, tmp_path / "blog")
-    compose_apps.append(blog)
     notes = TestApp(docker_client, f"notes{blog.name}")  # containers not made by Compose
     notes.run("notes", BUSYBOX, IDLE, volumes={notes.volume("notes"): {"bind": "/notes", "mode": "rw"}})
     made_apps.append(notes)
@@ -162,10 +166,9 @@ def test_without_a_compose_cli_the_app_is_made_through_the_docker_api(
 
 
 def test_a_folder_holding_other_content_and_a_missing_image_are_refused_before_anything_changes(
-    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, compose_apps: list[ComposeApp]
+    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, blog: ComposeApp
 ) -> None:
-    app = blog_with_data(docker_client, tmp_path / "blog")
-    compose_apps.append(app)
+    app = blog
     backup_id = str(backup(host, app.name)["backup_id"])
     app.remove()
     (app.folder / "docker-compose.yml").write_text("# another app's file\n")

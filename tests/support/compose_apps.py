@@ -4,6 +4,7 @@ folder and the images as well as the data."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -66,6 +67,7 @@ class ComposeApp:
             capture_output=True,
             text=True,
             timeout=300,
+            env={**os.environ, "COLUMNS": "300"},  # `ps` wraps its table at the terminal's width
         )
         assert done.returncode == 0, f"docker-compose {' '.join(arguments)}: {done.stderr}"
         return done.stdout

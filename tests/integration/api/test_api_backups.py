@@ -164,3 +164,34 @@ def test_requests_that_cannot_be_honoured_say_why(
     assert client.get("/api/v1/restores/nope").status_code == 404
     # Nothing was queued or recorded by the refused requests.
     assert stack.catalog.list_backups() == []
+
+
+def test_a_restore_into_a_new_app_name_makes_a_clone_through_the_api(
+    stack: ApiStack, docker_client: DockerClient, made_apps: list[TestApp]
+) -> None:
+    """The API writes a Restore resource; the controller's run recreates the app under the
+    new name from the backup's recorded settings (these containers were not made by Compose)."""
+    app = wordpress_like(docker_client)
+    made_apps.append(app)
+    mariadb_sql(app, "CREATE TABLE posts (id INT); INSERT INTO posts VALUES (1), (2);")
+    (app.mountpoint("uploads") / "photo.jpg").write_bytes(random_bytes(8, 100_000))
+    client = stack.client()
+    waited = client.post(f"/api/v1/backups/{app.name}?wait=true", json={})
+    assert waited.status_code == 200, waited.text
+    backup_id = waited.json()["data"]["backup_id"]
+
+    clone = TestApp(docker_client, f"{app.name}-copy")
+    made_apps.append(clone)
+    accepted = client.post(f"/api/v1/backups/{backup_id}/restore", json={"target_app": clone.name})
+    assert accepted.status_code == 202, accepted.text
+    done = poll(client, accepted.json()["data"]["url"], {"Succeeded", "Failed", "RolledBack"}, "phase")
+    for service in ("db", "web"):
+        clone.containers[service] = docker_client.containers.get(f"{clone.name}-{service}-1")
+    for key in ("dbdata", "uploads"):
+        clone.volumes[key] = docker_client.volumes.get(f"{clone.name}_{key}")
+    assert done["phase"] == "Succeeded", done
+    assert "recreated through the Docker API" in done["message"]
+    assert mariadb_sql(clone, "SELECT COUNT(*) FROM posts") == "2\n"
+    assert (clone.mountpoint("uploads") / "photo.jpg").read_bytes() == random_bytes(8, 100_000)
+    assert clone.mountpoint("uploads") != app.mountpoint("uploads")
+    assert clone.state("web") == "running" and app.state("web") == "running"

@@ -7,6 +7,7 @@ backup and names the difference, and the app runs on the state it had before."""
 from __future__ import annotations
 
 import secrets
+import time
 
 from docker import DockerClient
 
@@ -18,7 +19,7 @@ from controller.resources.restore import RestorePhase
 from tests.support.docker_apps import BUSYBOX, IDLE, TEST_LABEL, TestApp
 from tests.support.runs import back_up, restore
 
-SPOILER = "while true; do if [ -e /data/restored-marker ]; then echo spoiled > /data/readme.txt; fi; done"
+SPOILER = "touch /ready; while true; do if [ -e /data/restored-marker ]; then echo spoiled > /data/readme.txt; fi; done"
 
 
 def app_with_uploads(client: DockerClient, made_apps: list[TestApp]) -> TestApp:
@@ -43,6 +44,8 @@ def test_data_spoiled_after_the_write_rolls_the_restore_back_naming_the_file(
         volumes={f"{app.name}_uploads": {"bind": "/data", "mode": "rw"}},
         detach=True,
     )
+    while spoiler.exec_run(["test", "-e", "/ready"]).exit_code != 0:  # its loop has begun
+        time.sleep(0.05)
     try:
         run = restore(catalog, repository, RestoreRequest(backup_id), docker_client)
     finally:
