@@ -200,3 +200,28 @@ def test_a_folder_holding_other_content_and_a_missing_image_are_refused_before_a
     assert missing.code != 0
     assert f"image {image}" in missing.out + missing.err and "no registry digest" in missing.out + missing.err
     assert not (tmp_path / "third").exists()
+
+
+def test_an_image_a_registry_holds_is_pulled_by_its_digest_on_a_host_that_lacks_it(
+    tmp_path: Path, host: Lifeboat, docker_client: DockerClient, compose_apps: list[ComposeApp]
+) -> None:
+    local = build_web_image(docker_client, tmp_path / "web-image", "lifeboat-test/pulled:1", "pulled")
+    pushed = f"localhost:5000/lifeboat-test/pulled:{tmp_path.name[-8:]}"
+    docker_client.images.get(local).tag(pushed)
+    for line in docker_client.images.push(pushed, stream=True, decode=True):
+        assert "error" not in line, line
+    docker_client.images.remove(local)
+    app = blog_project(docker_client, tmp_path / "blog", pushed, free_port())
+    compose_apps.append(app)
+    made = backup(host, app.name)
+    described = host("describe", "backup", str(made["backup_id"]), "-o", "json").out
+    assert {i["from"] for i in json.loads(described)["app"]["images"]} == {"registry"}  # nothing saved
+
+    app.remove()
+    shutil.rmtree(app.folder)
+    docker_client.images.remove(pushed, force=True)
+    restored = host("restore", str(made["backup_id"]))
+    assert restored.code == 0, restored.out + restored.err
+    assert "1 image(s) pulled by digest" in restored.out
+    assert app.exec("web", ["cat", "/version"]) == "pulled\n"
+    assert app.container("web").attrs["Config"]["Image"] == pushed
