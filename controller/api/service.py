@@ -202,6 +202,9 @@ class ApiService:
     def restore(self, restore_id: str) -> RestoreOut:
         item = self.reconciler.load().get("Restore", restore_id)
         runs = self.catalog.restore_runs(restore_id)
+        if item is None and not runs:  # a run the CLI started, by the id it printed
+            run = self.catalog.restore_run(restore_id)
+            runs = [run] if run is not None else []
         if item is None and not runs:
             raise ResourceNotFound(f"no restore {restore_id!r}")
         spec = item.resource.spec if item is not None and isinstance(item.resource, Restore) else None

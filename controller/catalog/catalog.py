@@ -257,6 +257,15 @@ class Catalog:
     def restore_runs(self, restore_name: str) -> list[RestoreRun]:
         return self._restore_runs(col(RestoreRun.restore_name) == restore_name)
 
+    def restore_run(self, run_id: str) -> RestoreRun | None:
+        """A run by its own id (the one `lifeboat restore` prints)."""
+        with self.session() as session:
+            return session.get(RestoreRun, run_id)
+
+    def standalone_restore_runs(self) -> list[RestoreRun]:
+        """Runs no Restore resource asked for: the CLI's `lifeboat restore`."""
+        return self._restore_runs(col(RestoreRun.restore_name).is_(None))
+
     def restore_runs_of_backup(self, backup_id: str) -> list[RestoreRun]:
         return self._restore_runs(col(RestoreRun.backup_id) == backup_id)
 

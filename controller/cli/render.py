@@ -17,7 +17,7 @@ from controller.resources.meta import find_condition
 from controller.resources.restore import Restore
 
 if TYPE_CHECKING:
-    from controller.catalog.models import Backup, BackupItem, Event
+    from controller.catalog.models import Backup, BackupItem, Event, RestoreRun
 
 
 def resource_document(loaded: LoadedResource) -> dict[str, Any]:
@@ -118,6 +118,16 @@ def _restore_row(restore: Restore) -> list[str]:
     source = spec.backup or f"{spec.policy}@{spec.point_in_time.isoformat() if spec.point_in_time else 'latest'}"
     phase = status.phase.value if status else "Pending"
     return [restore.metadata.name, source, spec.target_app or "(source app)", phase, status.message if status else ""]
+
+
+def restore_run_row(run: RestoreRun) -> list[str]:
+    """A restore the CLI ran, in the Restore table: its run id stands for the name."""
+    return [run.id, run.backup_id, run.target_app, run.phase, run.message]
+
+
+def run_document(run: RestoreRun) -> dict[str, Any]:
+    """A restore run as data: what `get restores -o yaml` and `describe restore RUN` show."""
+    return {"kind": "RestoreRun", **run.model_dump(mode="json", exclude={"request", "owner", "stage"})}
 
 
 def backup_rows(

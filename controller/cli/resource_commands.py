@@ -16,6 +16,8 @@ from controller.cli.render import (
     item_rows,
     resource_document,
     resource_rows,
+    restore_run_row,
+    run_document,
 )
 from controller.cli.text import rfc3339, table
 from controller.errors import LifeboatError, ResourceNotFound
@@ -180,12 +182,15 @@ def get(
     result = ctx.store.load()
     _echo_problems(LoadResult(problems=[p for p in result.problems if p.kind in (None, canonical)]))
     found = [r for r in result.of_kind(canonical) if name is None or r.name == name]
-    if name is not None and not found:
+    # Restores the CLI ran have no resource: their runs are listed with the Restore resources.
+    runs = [r for r in ctx.catalog.standalone_restore_runs() if name in (None, r.id)] if canonical == "Restore" else []
+    if name is not None and not found and not runs:
         raise ResourceNotFound(f'{canonical} "{name}" not found in {ctx.resources_dir}')
     if output == "table":
-        click.echo(table(*resource_rows(canonical, found)))
+        headers, listed = resource_rows(canonical, found)
+        click.echo(table(headers, listed + [restore_run_row(run) for run in runs]))
     else:
-        documents = [resource_document(r) for r in found]
+        documents = [resource_document(r) for r in found] + [run_document(run) for run in runs]
         click.echo(dump(documents[0] if name is not None else documents, output))
 
 
@@ -202,6 +207,12 @@ def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
         return
     canonical = _kind_or_exit(kind)
     loaded = ctx.store.load().get(canonical, name)
+    run = ctx.catalog.restore_run(name) if loaded is None and canonical == "Restore" else None
+    if run is not None:  # a restore the CLI ran: its run is the object
+        events = [e for e in ctx.catalog.events_for("App", run.target_app) if run.id in e.message]
+        document = {**run_document(run), "events": [e.model_dump(mode="json", exclude={"id"}) for e in events]}
+        click.echo(dump(document, "json" if output == "json" else "yaml"))
+        return
     if loaded is None:
         raise ResourceNotFound(f'{canonical} "{name}" not found in {ctx.resources_dir}')
     events = ctx.catalog.events_for(canonical, name)

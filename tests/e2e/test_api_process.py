@@ -4,25 +4,11 @@ hash, works without a restart, stops working when revoked; JSON log lines never 
 from __future__ import annotations
 
 import json
-import re
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import LIFEBOAT, Lifeboat
-
-
-def _wait_for_url(log: Path, process: subprocess.Popen[str]) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        found = re.search(r"API on (http://[0-9.:]+)", log.read_text())
-        if found:
-            return found.group(1)
-        time.sleep(0.2)
-    raise AssertionError(f"the API did not start: {log.read_text()}")
+from tests.e2e.conftest import Lifeboat, api_process
 
 
 def test_keys_from_the_cli_open_the_api_until_revoked(lifeboat: Lifeboat, tmp_path: Path) -> None:
@@ -41,26 +27,14 @@ def test_keys_from_the_cli_open_the_api_until_revoked(lifeboat: Lifeboat, tmp_pa
 
     lifeboat.resources.mkdir(parents=True)
     log = tmp_path / "api.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [LIFEBOAT, "api", "--listen", "127.0.0.1:0", "--log-format", "json"],
-            env=lifeboat.env(),
-            stderr=sink,
-            text=True,
-        )
-    try:
-        url = _wait_for_url(log, process)
-        with httpx.Client(base_url=url) as client:
-            assert client.get("/api/v1/backups", headers={"X-API-Key": key}).status_code == 200
-            assert client.get("/api/v1/backups", headers={"X-API-Key": reader}).status_code == 200
-            assert client.put("/api/v1/backups/schedule", headers={"X-API-Key": reader}, json={}).status_code == 403
-            assert client.get("/api/v1/backups").status_code == 401
-            assert lifeboat("apikey", "revoke", "dashboard").code == 0
-            assert client.get("/api/v1/backups", headers={"X-API-Key": reader}).status_code == 401
-            assert client.get("/api/v1/backups", headers={"X-API-Key": key}).status_code == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+    with api_process(lifeboat, log) as (process, url), httpx.Client(base_url=url) as client:
+        assert client.get("/api/v1/backups", headers={"X-API-Key": key}).status_code == 200
+        assert client.get("/api/v1/backups", headers={"X-API-Key": reader}).status_code == 200
+        assert client.put("/api/v1/backups/schedule", headers={"X-API-Key": reader}, json={}).status_code == 403
+        assert client.get("/api/v1/backups").status_code == 401
+        assert lifeboat("apikey", "revoke", "dashboard").code == 0
+        assert client.get("/api/v1/backups", headers={"X-API-Key": reader}).status_code == 401
+        assert client.get("/api/v1/backups", headers={"X-API-Key": key}).status_code == 200
     assert process.returncode == 0
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert {"time", "level", "logger", "message"} <= set(lines[0])

@@ -9,12 +9,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
+import yaml
 from docker import DockerClient
 
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
-from tests.e2e.conftest import LIFEBOAT, Lifeboat
+from tests.e2e.conftest import LIFEBOAT, Lifeboat, api_process
 from tests.support.docker_apps import BUSYBOX, IDLE, TestApp, mariadb_sql, wordpress_like
 from tests.support.repository import random_bytes, tree_state
 
@@ -66,9 +68,23 @@ def test_apps_backup_restore_through_the_cli(apps_env: Lifeboat, app: TestApp) -
     mariadb_sql(app, "DROP TABLE t")
     (app.mountpoint("uploads") / "logo.png").unlink()
 
-    restored = lifeboat("restore", backup_id)
+    restored = lifeboat("restore", backup_id, "-o", "json")
     assert restored.code == 0, restored.err
-    assert "Succeeded" in restored.out
+    run = json.loads(restored.out)
+    assert run["phase"] == "Succeeded"
+    # The restore is an object: found by the id it printed, like a Restore resource.
+    restores = lifeboat("get", "restores")
+    assert restores.out.splitlines()[0].split() == ["NAME", "BACKUP", "TARGET", "PHASE", "MESSAGE"]
+    assert any(line.split()[:4] == [run["id"], backup_id, app.name, "Succeeded"] for line in restores.out.splitlines())
+    described_run = yaml.safe_load(lifeboat("describe", "restore", run["id"]).out)
+    assert described_run["kind"] == "RestoreRun" and described_run["safety_backup_id"] == run["safety_backup_id"]
+    assert any(e["reason"] == "RestoreSucceeded" for e in described_run["events"])
+    assert "request" not in described_run  # what recovery would re-apply is not for display
+    key = lifeboat("apikey", "create", "reader", "--read-only").out.strip()
+    with api_process(lifeboat, lifeboat.home / "api.log") as (_, url):
+        found = httpx.get(f"{url}/api/v1/restores/{run['id']}", headers={"X-API-Key": key})
+    assert found.status_code == 200, found.text
+    assert (found.json()["data"]["phase"], found.json()["data"]["backup_id"]) == ("Succeeded", backup_id)
     listed = lifeboat("get", "backups", "--app", app.name, "--status", "completed", "--since", "2026-01-01T00:00:00Z")
     rows = listed.out.splitlines()[1:]
     assert len(rows) == 2 and sum(" (safety) " in row for row in rows) == 1, listed.out  # the restore's safety backup
