@@ -53,16 +53,22 @@ class RepoTarget:
         passphrase_file: Path | None,
         kit: Path | None,
     ) -> None:
-        if bool(repo) == bool(storage_name):
-            raise click.UsageError("give exactly one of --repo LOCATION or --storage NAME")
         self.ctx, self.repo, self.storage_name = ctx, repo, storage_name
         self.passphrase_file, self.kit = passphrase_file, kit
         self.lock_wait = 0.0
+        self.new_repository = False  # init: a prompted passphrase is asked twice
         self.transfers = 2
         self.held = contextlib.ExitStack()  # leases held until the command ends (released on errors too)
         self._resource: BackupStorage | None = None
 
+    def _check_where(self) -> None:
+        """Checked when the repository is first needed, so that every verb's --help works
+        without one, and the options may come before or after the verb."""
+        if bool(self.repo) == bool(self.storage_name):
+            raise click.UsageError("give exactly one of --repo LOCATION or --storage NAME")
+
     def resource(self) -> BackupStorage | None:
+        self._check_where()
         if self.storage_name is None:
             return None
         if self._resource is None:
@@ -113,6 +119,8 @@ class RepoTarget:
             return declared
         if from_env is not None:
             return from_env[1].encode()
+        if sys.stdin.isatty():
+            return _prompt_passphrase("Repository passphrase", confirm=self.new_repository)
         raise InvalidConfig(
             "no passphrase: set LIFEBOAT_PASSPHRASE (or BACKUP_ENCRYPTION_KEY), "
             "or give --passphrase-file or --recovery-kit"
@@ -184,6 +192,40 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_STORAGE_HELP = "A BackupStorage resource by name (its location and passphrase reference)."
+_PASSPHRASE_HELP = "Read the passphrase from this file (its first line)."
+_LOCK_WAIT_HELP = "Wait this long for a conflicting lock (a running backup or prune) to go away."
+_TRANSFERS_HELP = "Uploads (backup) and downloads (restore) in flight; raise it for distant S3."
+_KIT_HELP = "Open with a recovery kit instead of a passphrase."
+
+
+def _set_on_target(attribute: str) -> Callable[[click.Context, click.Parameter, object], None]:
+    def store(click_ctx: click.Context, _param: click.Parameter, value: object) -> None:
+        if value is not None:
+            target = click_ctx.find_object(RepoTarget)
+            assert target is not None
+            setattr(target, attribute, value)
+
+    return store
+
+
+def repository_options() -> list[click.Option]:
+    """The group's repository options, accepted after the verb too (`repo check --repo DIR`)."""
+    options = [
+        (["--repo"], {"metavar": "LOCATION", "help": "Repository location."}, "repo"),
+        (["--storage"], {"metavar": "NAME", "help": _STORAGE_HELP}, "storage_name"),
+        (["--passphrase-file"], {"type": _FILE, "help": _PASSPHRASE_HELP}, "passphrase_file"),
+        (["--lock-wait"], {"type": float, "metavar": "SECONDS", "help": _LOCK_WAIT_HELP}, "lock_wait"),
+        (["--transfers"], {"type": click.IntRange(1, 64), "help": _TRANSFERS_HELP}, "transfers"),
+        (["--recovery-kit"], {"type": _FILE, "help": _KIT_HELP}, "kit"),
+    ]
+    return [
+        click.Option(names, expose_value=False, callback=_set_on_target(attribute), **settings)  # type: ignore[arg-type]
+        for names, settings, attribute in options
+    ]
+
+
 @click.group("repo", cls=FullHelpGroup)
 @click.option(
     "--repo",
@@ -192,29 +234,18 @@ def _now() -> datetime:
     envvar="LIFEBOAT_REPOSITORY",
     help="Repository location: a directory or s3://BUCKET/PREFIX [env: LIFEBOAT_REPOSITORY].",
 )
-@click.option("--storage", "storage_name", metavar="NAME", help="A BackupStorage resource by name.")
-@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--lock-wait",
-    default=0.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Wait this long for a conflicting lock (a running backup or prune) to go away.",
-)
+@click.option("--storage", "storage_name", metavar="NAME", help=_STORAGE_HELP)
+@click.option("--passphrase-file", type=_FILE, help=_PASSPHRASE_HELP)
+@click.option("--lock-wait", default=0.0, show_default=True, metavar="SECONDS", help=_LOCK_WAIT_HELP)
 @click.option(
     "--transfers",
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
     envvar="LIFEBOAT_TRANSFERS",
-    help="Uploads (backup) and downloads (restore) in flight; raise it for distant S3 [env: LIFEBOAT_TRANSFERS].",
+    help=_TRANSFERS_HELP + " [env: LIFEBOAT_TRANSFERS]",
 )
-@click.option(
-    "--recovery-kit",
-    "kit",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Open with a recovery kit instead of a passphrase.",
-)
+@click.option("--recovery-kit", "kit", type=_FILE, help=_KIT_HELP)
 @click.pass_context
 def repo(
     click_ctx: click.Context,
@@ -242,7 +273,8 @@ pass_target = click.make_pass_decorator(RepoTarget)
 @OUTPUT_OPTION
 @pass_target
 def init(target: RepoTarget, output: str) -> None:
-    """Create an empty repository sealed with the passphrase."""
+    """Create an empty repository sealed with the passphrase (asked twice on a terminal)."""
+    target.new_repository = True
     repository = Repository.init(target.storage(), target.passphrase(), _now(), host_name(), getpass.getuser())
     emit(
         output,
@@ -504,8 +536,18 @@ def _new_passphrase(environ: dict[str, str], file: Path | None) -> bytes:
     if file is not None:
         return file.read_bytes().rstrip(b"\r\n")
     value = environ.get("LIFEBOAT_NEW_PASSPHRASE", "")
+    if not value and sys.stdin.isatty():
+        return _prompt_passphrase("New passphrase", confirm=True)
     if not value:
         raise InvalidConfig("no new passphrase: set LIFEBOAT_NEW_PASSPHRASE or give --new-passphrase-file")
+    return value.encode()
+
+
+def _prompt_passphrase(label: str, confirm: bool) -> bytes:
+    """Asked on the terminal, never echoed; twice when it seals something new."""
+    value: str = click.prompt(label, hide_input=True, confirmation_prompt=confirm, err=True)
+    if not value:
+        raise InvalidConfig("an empty passphrase is not accepted")
     return value.encode()
 
 
@@ -592,3 +634,14 @@ def key_import(target: RepoTarget, kit_file: Path, new_passphrase_file: Path | N
         raise LifeboatError(f"the kit is for repository {repository_id[:8]}, not {repository.config.id[:8]}")
     new_id = _add_key(repository.storage, master, target, new_passphrase_file)
     click.echo(f"added key {new_id[:8]} from the recovery kit")
+
+
+def _leaves(group: click.Group) -> list[click.Command]:
+    commands = []
+    for command in group.commands.values():
+        commands += _leaves(command) if isinstance(command, click.Group) else [command]
+    return commands
+
+
+for _verb in _leaves(repo):
+    _verb.params.extend(repository_options())

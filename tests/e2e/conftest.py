@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import re
 import shutil
 import signal
@@ -44,6 +45,29 @@ class Lifeboat:
             LIFEBOAT_API_LISTEN="127.0.0.1:0",  # a controller's API on any free port
         )
         return env
+
+    def on_terminal(self, *args: str, answers: list[tuple[str, str]]) -> Result:
+        """Run with a pseudo-terminal as stdin, stdout and stderr: each (prompt, reply) is
+        answered when the prompt appears. `out` is everything the terminal showed."""
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+            os.execve(LIFEBOAT, [LIFEBOAT, *args], self.env())
+        shown = b""
+        pending = list(answers)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if pending and shown.rstrip().endswith(pending[0][0].encode()):
+                os.write(fd, pending.pop(0)[1].encode() + b"\n")
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+        return Result(os.waitstatus_to_exitcode(status), shown.decode(errors="replace"), "")
 
     def __call__(self, *args: str) -> Result:
         done = subprocess.run([LIFEBOAT, *args], capture_output=True, text=True, env=self.env(), timeout=120)

@@ -239,3 +239,47 @@ spec:
     )
     assert unset.returncode == 1
     assert "accessKeyId: environment variable OFFSITE_KEY is not set" in unset.stderr
+
+
+def test_passphrases_are_asked_on_a_terminal_hidden_and_twice_for_init(lifeboat: Lifeboat, tmp_path: Path) -> None:
+    repo = str(tmp_path / "asked")
+    mistyped = lifeboat.on_terminal(
+        "repo",
+        "init",
+        "--repo",
+        repo,
+        answers=[
+            ("Repository passphrase:", "correct horse"),
+            ("Repeat for confirmation:", "correct hose"),  # a typo: asked again
+            ("Repository passphrase:", "correct horse"),
+            ("Repeat for confirmation:", "correct horse"),
+        ],
+    )
+    assert mistyped.code == 0, mistyped.out
+    assert "do not match" in mistyped.out and "created repository" in mistyped.out
+    assert "correct" not in mistyped.out  # never echoed
+    opened = lifeboat.on_terminal(
+        "repo", "snapshots", "--repo", repo, answers=[("Repository passphrase:", "correct horse")]
+    )
+    assert opened.code == 0 and "ID" in opened.out and "Repeat" not in opened.out  # asked once to open
+    wrong = lifeboat.on_terminal("repo", "snapshots", "--repo", repo, answers=[("Repository passphrase:", "wrong")])
+    assert wrong.code != 0 and "passphrase" in wrong.out.lower()
+    piped = lifeboat("repo", "snapshots", "--repo", repo)  # no terminal: one line saying what to set
+    assert piped.code != 0 and "LIFEBOAT_PASSPHRASE" in piped.err
+
+
+def test_every_verbs_help_works_without_a_repository_and_its_options_come_after_the_verb_too(
+    lifeboat: Lifeboat, tmp_path: Path
+) -> None:
+    for verb in ["init", "backup", "snapshots", "restore", "check", "forget", "prune", "export", "unlock"]:
+        shown = lifeboat("repo", verb, "--help")
+        assert shown.code == 0 and "--repo LOCATION" in shown.out and "--passphrase-file" in shown.out, verb
+    assert lifeboat("repo", "key", "export", "--help").code == 0
+    repo = str(tmp_path / "after")
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("after the verb\n")
+    assert lifeboat("repo", "init", "--repo", repo, "--passphrase-file", str(passphrase)).code == 0
+    listed = lifeboat("repo", "--repo", repo, "snapshots", "--passphrase-file", str(passphrase), "-o", "json")
+    assert listed.code == 0 and json.loads(listed.out) == []
+    neither = lifeboat("repo", "snapshots")
+    assert neither.code == 2 and "give exactly one of --repo LOCATION or --storage NAME" in neither.err
