@@ -14,7 +14,7 @@ import click
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress
 from controller.cli.repo_commands import RepoTarget
-from controller.cli.text import OUTPUT_OPTION, emit, human_bytes, key_values, rfc3339, table
+from controller.cli.text import OUTPUT_OPTION, emit, for_people, human_bytes, key_values, rfc3339, table
 from controller.errors import InvalidConfig, ResourceNotFound
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def backup(
     resource = target.resource()
     quota = resource.spec.quota_bytes if resource else None
     runtime = _runtime(ctx, client, OpenedRepository(target.open(), quota))
-    with byte_progress(f"backup {request.subject}", None, output == "text") as display:
+    with byte_progress(f"backup {request.subject}", None, for_people(output)) as display:
 
         def show(key: str, state: Progress) -> None:
             display.update(state.bytes_read, state.files, state.current)
@@ -170,6 +170,7 @@ def backup(
         {"backup": row.model_dump(mode="json"), "items": [i.model_dump(mode="json") for i in items]},
         f"backup {row.backup_id} completed: {row.files} files, {human_bytes(row.size_bytes)} "
         f"({human_bytes(row.bytes_added)} added)\n" + table(*item_rows(items)),
+        names=[row.backup_id],
     )
 
 
@@ -275,7 +276,7 @@ def restore(
     client = _docker(ctx)
     target = RepoTarget(ctx, None, backup_row.storage, None, None)
     runtime = _runtime(ctx, client, OpenedRepository(target.open()))
-    with byte_progress(f"restore {backup_row.backup_id}", None, output == "text") as display:
+    with byte_progress(f"restore {backup_row.backup_id}", None, for_people(output)) as display:
 
         def show(run_id: str, step: RestoreStep) -> None:
             display.update(step.bytes, step.files, step.phase)

@@ -131,13 +131,16 @@ def run_document(run: RestoreRun) -> dict[str, Any]:
 
 
 def backup_rows(
-    backups: Sequence[Backup], retention: Mapping[str, str] | None = None
+    backups: Sequence[Backup], retention: Mapping[str, str] | None = None, wide: bool = False
 ) -> tuple[list[str], list[list[str]]]:
-    """`retention`: what the policy's retention does next with each backup, by id."""
+    """`retention`: what the policy's retention does next with each backup, by id. `wide`
+    adds the storage, the files, the bytes the repository grew by and the snapshot."""
     outlook = retention or {}
     headers = ["ID", "APP", "POLICY", "TYPE", "STATUS", "REASON", "SIZE", "CREATED (UTC)", "RETENTION", "WARNINGS"]
-    rows = [
-        [
+    headers += ["STORAGE", "FILES", "ADDED", "SNAPSHOT"] if wide else []
+    rows = []
+    for b in backups:
+        row = [
             b.backup_id + (" (safety)" if b.safety else ""),
             b.app_id,
             b.policy or "-",
@@ -149,8 +152,9 @@ def backup_rows(
             outlook.get(b.backup_id, "-"),
             ",".join(w.split(": ", 1)[0] for w in b.warnings.split("; ")) if b.warnings else "-",
         ]
-        for b in backups
-    ]
+        if wide:
+            row += [b.storage or "-", str(b.files), human_bytes(b.bytes_added), (b.snapshot_id or "-")[:12]]
+        rows.append(row)
     return headers, rows
 
 

@@ -21,7 +21,7 @@ import click
 
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress, scan_total
-from controller.cli.text import OUTPUT_OPTION, FullHelpGroup, emit, human_bytes, key_values, table
+from controller.cli.text import OUTPUT_OPTION, FullHelpGroup, emit, for_people, human_bytes, key_values, table
 from controller.errors import BackupNotFound, InvalidConfig, LifeboatError, ResourceNotFound
 from controller.host import host_name
 from controller.repository.archiver import Archiver, DirectorySource, Progress
@@ -311,7 +311,7 @@ def backup(
         if backup_type == "incremental"
         else None
     )
-    with byte_progress("backup", None, output == "text") as display:
+    with byte_progress("backup", None, for_people(output)) as display:
         if display.shown:  # the scan only feeds the ETA; without a terminal it is wasted work
             scan_total([source.path for source in sources], display)
 
@@ -383,7 +383,7 @@ def restore(
     repository = target.open(lock="restore")
     narrow = Narrowing(narrow_app, narrow_policy, narrow_tags)
     snapshot = repository.load_snapshot(target.snapshot_id(repository, snapshot_id, subpath, narrow))
-    with byte_progress("restore", snapshot.summary.bytes, output == "text") as display:
+    with byte_progress("restore", snapshot.summary.bytes, for_people(output)) as display:
 
         def progress(state: RestoreProgress) -> None:
             display.update(state.bytes, state.files)

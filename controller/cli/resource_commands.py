@@ -19,7 +19,7 @@ from controller.cli.render import (
     restore_run_row,
     run_document,
 )
-from controller.cli.text import rfc3339, table
+from controller.cli.text import OUTPUT_OPTION, for_people, rfc3339, table
 from controller.errors import LifeboatError, ResourceNotFound
 from controller.resources.crd import drifted_schema_files, write_schema_files
 from controller.resources.kinds import kind_choices, resolve_kind
@@ -29,14 +29,6 @@ from controller.resources.store import Action
 if TYPE_CHECKING:
     from controller.catalog.models import Backup
 
-_OUTPUT = click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "yaml", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
 _FILES = click.option(
     "-f",
     "--filename",
@@ -132,7 +124,7 @@ def _retention_outlook(ctx: CliContext, backups: list[Backup]) -> dict[str, str]
 @click.command("get")
 @click.argument("kind")
 @click.argument("name", required=False)
-@_OUTPUT
+@OUTPUT_OPTION
 @click.option("--app", help="backups: only this app.")
 @click.option("--policy", help="backups: only this policy.")
 @click.option("--storage", help="backups: only those in this BackupStorage.")
@@ -172,8 +164,10 @@ def get(
         if name is not None:
             backups = [ctx.catalog.get_backup(name)]
         outlook = _retention_outlook(ctx, backups)
-        if output == "table":
-            click.echo(table(*backup_rows(backups, outlook)))
+        if for_people(output):
+            click.echo(table(*backup_rows(backups, outlook, wide=output == "wide")))
+        elif output == "name":
+            click.echo("\n".join(b.backup_id for b in backups))
         else:
             rows = [{**b.model_dump(mode="json"), "retention": outlook.get(b.backup_id)} for b in backups]
             click.echo(dump(rows, output))
@@ -186,9 +180,11 @@ def get(
     runs = [r for r in ctx.catalog.standalone_restore_runs() if name in (None, r.id)] if canonical == "Restore" else []
     if name is not None and not found and not runs:
         raise ResourceNotFound(f'{canonical} "{name}" not found in {ctx.resources_dir}')
-    if output == "table":
+    if for_people(output):
         headers, listed = resource_rows(canonical, found)
         click.echo(table(headers, listed + [restore_run_row(run) for run in runs]))
+    elif output == "name":
+        click.echo("\n".join([r.name for r in found] + [run.id for run in runs]))
     else:
         documents = [resource_document(r) for r in found] + [run_document(run) for run in runs]
         click.echo(dump(documents[0] if name is not None else documents, output))
@@ -197,7 +193,7 @@ def get(
 @click.command("describe")
 @click.argument("kind")
 @click.argument("name")
-@_OUTPUT
+@OUTPUT_OPTION
 @pass_context
 def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
     """Show one resource (source, spec, status, recent events) or one backup (its items
@@ -211,11 +207,14 @@ def describe(ctx: CliContext, kind: str, name: str, output: str) -> None:
     if run is not None:  # a restore the CLI ran: its run is the object
         events = [e for e in ctx.catalog.events_for("App", run.target_app) if run.id in e.message]
         document = {**run_document(run), "events": [e.model_dump(mode="json", exclude={"id"}) for e in events]}
-        click.echo(dump(document, "json" if output == "json" else "yaml"))
+        click.echo(run.id if output == "name" else dump(document, "json" if output == "json" else "yaml"))
         return
     if loaded is None:
         raise ResourceNotFound(f'{canonical} "{name}" not found in {ctx.resources_dir}')
     events = ctx.catalog.events_for(canonical, name)
+    if output == "name":
+        click.echo(loaded.name)
+        return
     if output == "json" or output == "yaml":
         document = resource_document(loaded)
         document["events"] = [e.model_dump(mode="json", exclude={"id"}) for e in events]
@@ -246,6 +245,9 @@ def _describe_backup(ctx: CliContext, backup_id: str, output: str) -> None:
         "warnings": row.warnings.split("; ") if row.warnings else [],
         "events": [e.model_dump(mode="json", exclude={"id"}) for e in mentioned],
     }
+    if output == "name":
+        click.echo(row.backup_id)
+        return
     if output in ("json", "yaml"):
         click.echo(dump(document, output))
         return

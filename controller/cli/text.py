@@ -10,13 +10,38 @@ from typing import Any
 
 import click
 
-# The output option of the verbs that do work (repo, backup, restore, apps).
-OUTPUT_OPTION = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+# One output option for every verb that prints (kubectl's vocabulary).
+OUTPUT_OPTION = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "wide", "yaml", "json", "name"]),
+    default="table",
+    show_default=True,
+    help="table; wide (more columns, where there are more); yaml; json; name (ids only, one a line).",
+)
+_ID_KEYS = ("backup_id", "id", "name", "app", "storage")
 
 
-def emit(output: str, data: Any, text: str) -> None:
-    """`data` as JSON with -o json, else `text`."""
-    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
+def for_people(output: str) -> bool:
+    """Whether the output is read by a person (tables: progress may be shown) or a program."""
+    return output in ("table", "wide")
+
+
+def emit(output: str, data: Any, text: str, wide: str | None = None, names: Sequence[str] | None = None) -> None:
+    """`data` as JSON or YAML, its ids (`names`, else each item's id field) with -o name,
+    else `text` (`wide` with -o wide, when the verb has more to show)."""
+    if output == "json":
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif output == "yaml":
+        from controller.resources.documents import dump_yaml
+
+        click.echo(dump_yaml(json.loads(json.dumps(data, default=str))).rstrip("\n"))
+    elif output == "name":
+        items = data if isinstance(data, list) else [data]
+        found = [next((str(i[k]) for k in _ID_KEYS if isinstance(i, dict) and i.get(k)), "") for i in items]
+        click.echo("\n".join(names if names is not None else [n for n in found if n]))
+    else:
+        click.echo(wide if output == "wide" and wide is not None else text)
 
 
 def human_bytes(size: int | None) -> str:

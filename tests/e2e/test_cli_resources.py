@@ -204,3 +204,18 @@ def test_a_policy_of_host_paths_is_backed_up_on_demand(lifeboat: Lifeboat, tmp_p
         assert (out / "platform.conf").read_text() == "tier=demo\n"
     unknown = lifeboat("repo", "--storage", "local", "restore", "latest", "--policy", "nobody", "--target", str(out))
     assert unknown.code == 1 and unknown.err.startswith("error: no snapshot with policy=nobody in ")
+
+    # One -o vocabulary for every verb that prints.
+    named = lifeboat("backup", "--policy", "platform", "-o", "name")
+    assert named.code == 0 and named.out.strip().startswith("platform-") and "\n" not in named.out.strip()
+    ids = lifeboat("get", "backups", "-o", "name").out.split()
+    assert len(ids) == 3 and named.out.strip() in ids and backup["backup_id"] in ids
+    wide = lifeboat("get", "backups", "-o", "wide").out.splitlines()
+    assert wide[0].split()[-4:] == ["STORAGE", "FILES", "ADDED", "SNAPSHOT"] and " local " in wide[1]
+    as_yaml_out = yaml.safe_load(lifeboat("get", "backups", "-o", "yaml").out)
+    assert sorted(b["backup_id"] for b in as_yaml_out) == sorted(ids)
+    assert lifeboat("describe", "backup", ids[0], "-o", "name").out.strip() == ids[0]
+    snapshots = yaml.safe_load(lifeboat("repo", "--storage", "local", "snapshots", "-o", "yaml").out)
+    assert len(snapshots) == 3
+    assert lifeboat("get", "policies", "-o", "name").out.split() == ["other", "platform"]
+    assert lifeboat("repo", "--storage", "local", "snapshots", "-o", "text").code == 2  # one vocabulary, no other
