@@ -8,6 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -40,9 +42,20 @@ class CliContext:
 
     @cached_property
     def resources_dir(self) -> Path:
+        """The resources directory; a warning on stderr when none is configured and the
+        default is missing (else commands print empty tables and nobody knows why)."""
         from controller.resources.config import resources_directory
 
-        return resources_directory(self.resources_flag, self.config, self.environ)
+        found = resources_directory(self.resources_flag, self.config, self.environ)
+        configured = self.resources_flag or self.environ.get("LIFEBOAT_RESOURCES") or self.config.resources
+        if not configured and not found.exists():
+            click.echo(
+                f"warning: no resources directory is configured and {found} does not exist: set "
+                "LIFEBOAT_RESOURCES, --resources DIR or `resources:` in the configuration file "
+                "(after `make run`: `. .lifeboat/env`)",
+                err=True,
+            )
+        return found
 
     @cached_property
     def store(self) -> ResourceStore:

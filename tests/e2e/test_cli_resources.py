@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import yaml
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import Backup, BackupStatus
 from tests.builders import a_policy, a_storage, as_yaml
-from tests.e2e.conftest import Lifeboat
+from tests.e2e.conftest import LIFEBOAT, Lifeboat
 
 ROOT = Path(__file__).parents[2]
 
@@ -219,3 +220,14 @@ def test_a_policy_of_host_paths_is_backed_up_on_demand(lifeboat: Lifeboat, tmp_p
     assert len(snapshots) == 3
     assert lifeboat("get", "policies", "-o", "name").out.split() == ["other", "platform"]
     assert lifeboat("repo", "--storage", "local", "snapshots", "-o", "text").code == 2  # one vocabulary, no other
+
+
+def test_a_command_with_no_resources_directory_configured_says_so(lifeboat: Lifeboat) -> None:
+    env = {k: v for k, v in lifeboat.env().items() if k != "LIFEBOAT_RESOURCES"}
+    done = subprocess.run([LIFEBOAT, "get", "policies"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    (warning,) = done.stderr.splitlines()
+    assert warning.startswith("warning: no resources directory is configured and ")
+    assert "LIFEBOAT_RESOURCES" in warning and "NAME" in done.stdout  # the (empty) table still prints
+    lifeboat.resources.mkdir(parents=True)
+    assert lifeboat("get", "policies").err == ""  # configured: nothing to say
