@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from controller.cli.context import CliContext
 from controller.cli.progress import byte_progress
-from controller.cli.repo_commands import RepoTarget
+from controller.cli.repo_commands import RepoTarget, restore_files
 from controller.cli.text import OUTPUT_OPTION, emit, for_people, human_bytes, key_values, rfc3339, table
-from controller.errors import InvalidConfig, ResourceNotFound
+from controller.errors import BackupNotFound, InvalidConfig, ResourceNotFound
 
 if TYPE_CHECKING:
     from controller.apps.docker_api import DockerClient
     from controller.apps.quiesce import Repaired
+    from controller.catalog.models import Backup
     from controller.reconciler.restore_run import RestoreRequest
     from controller.reconciler.runtime import Repositories, RestoreStep, Runtime
     from controller.repository.archiver import Progress
@@ -221,6 +223,13 @@ def _policy_for(ctx: CliContext, app: str | None, name: str | None, storage: str
 @click.option("--force", is_flag=True, help="Write a recreated app's project folder over other content.")
 @click.option("--keep-ports", is_flag=True, help="A clone (--target-app NEW) keeps the source's published ports.")
 @click.option(
+    "--target",
+    "target_dir",
+    type=click.Path(path_type=Path),
+    help="Write the backup's files (or --path) into this directory instead; no app is touched.",
+)
+@click.option("--path", "subpath", default="", help="With --target: only this file or folder (e.g. volumes/uploads/x).")
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Print what would change (files, dumps, containers) and change nothing. "
@@ -243,12 +252,16 @@ def restore(
     project_dir: str | None,
     force: bool,
     keep_ports: bool,
+    target_dir: Path | None,
+    subpath: str,
     dry_run: bool,
     output: str,
 ) -> None:
     """Restore BACKUP_ID (or --policy NAME --at TIME): the app is stopped, its data made
     identical to the backup, and started; on failure it runs on its safety backup. An app
-    this host lacks (or --target-app NEW, a clone) is first recreated from the backup."""
+    this host lacks (or --target-app NEW, a clone) is first recreated from the backup. With
+    --target DIR, the backup's files (any backup, of an app or of host paths) are written
+    into DIR instead, and no app is touched."""
     from controller.reconciler.restore_run import RestoreRequest, RestoreRunner, resolve_backup
     from controller.reconciler.runtime import Board, OpenedRepository
     from controller.resources.restore import RestorePhase
@@ -270,9 +283,14 @@ def restore(
         force=force,
         keep_ports=keep_ports,
     )
+    if subpath and target_dir is None:
+        raise click.UsageError("--path needs --target DIR: one file or folder is written into a directory")
     if dry_run:
         _preview(ctx, request, output)
     backup_row = resolve_backup(ctx.catalog, request, datetime.now(UTC))  # unknown: one line, nothing run
+    if target_dir is not None:
+        _restore_files(ctx, backup_row, target_dir, subpath, output)
+        return
     client = _docker(ctx)
     target = RepoTarget(ctx, None, backup_row.storage, None, None)
     runtime = _runtime(ctx, client, OpenedRepository(target.open()))
@@ -286,6 +304,14 @@ def restore(
     emit(output, run.model_dump(mode="json"), f"restore {run.id}: {run.phase}: {run.message}")
     if run.phase != RestorePhase.SUCCEEDED.value:
         sys.exit(1)
+
+
+def _restore_files(ctx: CliContext, backup: Backup, target_dir: Path, subpath: str, output: str) -> None:
+    if backup.snapshot_id is None:
+        raise BackupNotFound(f"backup {backup.backup_id} is {backup.status.value}: it has no snapshot")
+    target = RepoTarget(ctx, None, backup.storage, None, None)
+    repository = target.open(lock="restore")
+    restore_files(repository, repository.load_snapshot(backup.snapshot_id), target_dir, subpath, False, 2, output)
 
 
 def _preview(ctx: CliContext, request: RestoreRequest, output: str) -> NoReturn:

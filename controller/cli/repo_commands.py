@@ -29,8 +29,10 @@ from controller.repository.checker import Checker
 from controller.repository.crypto import MasterKey
 from controller.repository.exporter import export_tar
 from controller.repository.keys import list_keys, master_key_from_kit, recovery_kit, remove_key, write_key_file
+from controller.repository.listing import Entry, Finder, list_entries
 from controller.repository.locks import remove_locks
 from controller.repository.pruner import Pruner
+from controller.repository.records import Node, NodeType, Snapshot
 from controller.repository.repository import Repository, SnapshotEntry
 from controller.repository.restorer import RestoreProgress, Restorer, find_node
 from controller.storage.base import Storage
@@ -358,6 +360,94 @@ def snapshots(target: RepoTarget, output: str) -> None:
     )
 
 
+@repo.command("ls")
+@click.argument("snapshot_id", metavar="SNAPSHOT")
+@click.argument("path", default="")
+@narrowing
+@OUTPUT_OPTION
+@pass_target
+def ls(
+    target: RepoTarget,
+    snapshot_id: str,
+    path: str,
+    narrow_app: str | None,
+    narrow_policy: str | None,
+    narrow_tags: tuple[str, ...],
+    output: str,
+) -> None:
+    """List what a snapshot, a backup (by id) or `latest` holds at and below PATH."""
+    repository = target.open()
+    narrow = Narrowing(narrow_app, narrow_policy, narrow_tags)
+    chosen = target.snapshot_id(repository, snapshot_id, path, narrow)
+    entry = SnapshotEntry(chosen, repository.load_snapshot(chosen))
+    entries = list(list_entries(repository, entry, path))
+    emit(
+        output,
+        [_entry_data(e) for e in entries],
+        table(["TYPE", "MODE", "SIZE", "MODIFIED (UTC)", "PATH"], [_entry_row(e) for e in entries]),
+        names=[e.path for e in entries],
+    )
+
+
+@repo.command("find")
+@click.argument("pattern")
+@narrowing
+@OUTPUT_OPTION
+@pass_target
+def find(
+    target: RepoTarget,
+    pattern: str,
+    narrow_app: str | None,
+    narrow_policy: str | None,
+    narrow_tags: tuple[str, ...],
+    output: str,
+) -> None:
+    """Every snapshot (newest first; --app, --policy, --tag narrow them) holding a file or
+    folder whose name matches PATTERN, a glob ("*.sql", "wp-config.php")."""
+    repository = target.open()
+    wanted = Narrowing(narrow_app, narrow_policy, narrow_tags).tags()
+    finder = Finder(repository, pattern)
+    found = [
+        (snapshot, match)
+        for snapshot in reversed(repository.snapshots())
+        if all(snapshot.snapshot.tags.get(k) == v for k, v in wanted.items())
+        for match in finder.in_snapshot(snapshot)
+    ]
+    emit(
+        output,
+        [{"snapshot": s.id, "backup": s.snapshot.tags.get("backup"), **_entry_data(m)} for s, m in found],
+        table(
+            ["BACKUP / SNAPSHOT", "TIME", "SIZE", "PATH"],
+            [
+                [s.snapshot.tags.get("backup", s.id[:8]), s.snapshot.time[:19], human_bytes(m.node.size), m.path]
+                for s, m in found
+            ],
+        ),
+        names=[m.path for _, m in found],
+    )
+
+
+def _entry_data(entry: Entry) -> dict[str, object]:
+    node = entry.node
+    return {
+        "path": entry.path,
+        "type": node.type.value,
+        "mode": f"{node.mode:o}",
+        "size": node.size,
+        "mtime": _time(node),
+    }
+
+
+def _entry_row(entry: Entry) -> list[str]:
+    node = entry.node
+    size = human_bytes(node.size) if node.type == NodeType.FILE else "-"
+    return [node.type.value, f"{node.mode:04o}", size, _time(node)[:16].replace("T", " "), entry.path]
+
+
+def _time(node: Node) -> str:
+    return datetime.fromtimestamp(node.mtime_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+
+
 @repo.command("restore")
 @click.argument("snapshot_id", metavar="SNAPSHOT")
 @click.option(
@@ -383,12 +473,25 @@ def restore(
     repository = target.open(lock="restore")
     narrow = Narrowing(narrow_app, narrow_policy, narrow_tags)
     snapshot = repository.load_snapshot(target.snapshot_id(repository, snapshot_id, subpath, narrow))
+    restore_files(repository, snapshot, target_dir, subpath, delete, target.transfers, output)
+
+
+def restore_files(
+    repository: Repository,
+    snapshot: Snapshot,
+    target_dir: Path,
+    subpath: str,
+    delete: bool,
+    transfers: int,
+    output: str,
+) -> None:
+    """A snapshot's files (or one path of it) written into a directory; no app is touched."""
     with byte_progress("restore", snapshot.summary.bytes, for_people(output)) as display:
 
         def progress(state: RestoreProgress) -> None:
             display.update(state.bytes, state.files)
 
-        result = Restorer(repository, workers=max(4, target.transfers), progress=progress).restore(
+        result = Restorer(repository, workers=max(4, transfers), progress=progress).restore(
             snapshot, target_dir, subpath, delete
         )
     emit(output, asdict(result), f"restored {result.files} files, {human_bytes(result.bytes)} to {target_dir}")

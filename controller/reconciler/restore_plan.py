@@ -43,9 +43,7 @@ def plan_restore(
 ) -> RestorePlan:
     """The plan; raises LifeboatError (changing nothing) when the restore cannot be done.
     `volumes` and `databases` select by key and service (None: all)."""
-    if backup.status != BackupStatus.COMPLETED or backup.snapshot_id is None:
-        raise BackupNotFound(f"backup {backup.backup_id} is {backup.status.value}, not restorable")
-    snapshot = repository.load_snapshot(backup.snapshot_id)
+    snapshot = app_snapshot(repository, backup)
     _check_readable(repository, snapshot, backup)
     target = discover(client, target_name, read_secret=read_secret)
     plan = RestorePlan(snapshot, target)
@@ -70,6 +68,20 @@ def plan_restore(
             raise RestoreFailed(f"app {target.name} has no database service {service!r} to restore into")
         plan.databases.append((f"databases/{node.name}", database))
     return plan
+
+
+def app_snapshot(repository: Repository, backup: Backup) -> Snapshot:
+    """The backup's snapshot, when it is a completed backup of an app; else RestoreFailed
+    saying how its files can be had."""
+    if backup.status != BackupStatus.COMPLETED or backup.snapshot_id is None:
+        raise BackupNotFound(f"backup {backup.backup_id} is {backup.status.value}, not restorable")
+    snapshot = repository.load_snapshot(backup.snapshot_id)
+    if "app" not in snapshot.tags:
+        raise RestoreFailed(
+            f"backup {backup.backup_id} is of host paths (policy {backup.policy}), not of an app: write its files "
+            f"into a directory with `lifeboat restore {backup.backup_id} --target DIR [--path PATH]`"
+        )
+    return snapshot
 
 
 def _check_readable(repository: Repository, snapshot: Snapshot, backup: Backup) -> None:

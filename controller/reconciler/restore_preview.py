@@ -12,7 +12,7 @@ from controller.apps.datasources.inventory import Inventory
 from controller.apps.discovery import app_exists
 from controller.reconciler.app_rebuild import plan_rebuild
 from controller.reconciler.backup_run import LOCK_WAIT
-from controller.reconciler.restore_plan import plan_restore
+from controller.reconciler.restore_plan import app_snapshot, plan_restore
 from controller.reconciler.restore_run import RestoreRequest, resolve_backup
 from controller.reconciler.runtime import Runtime, wall_clock
 from controller.repository.comparer import Comparer, TreeDiff
@@ -78,7 +78,7 @@ def preview_restore(runtime: Runtime, request: RestoreRequest) -> RestorePreview
         exists = app_exists(client, target_name)
         rebuild = None
         if not exists or request.definition:
-            snapshot = repository.load_snapshot(backup.snapshot_id or "")
+            snapshot = app_snapshot(repository, backup)
             options = request.rebuild_options(exists)
             rebuild = plan_rebuild(client, repository, snapshot, backup.backup_id, target_name, options).describe(
                 done=False

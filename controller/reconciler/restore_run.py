@@ -35,7 +35,7 @@ from controller.host import Owner
 from controller.reconciler.app_rebuild import RebuildOptions, RebuildPlan, plan_rebuild, rebuild_app
 from controller.reconciler.backup_run import LOCK_WAIT, BackupRequest, BackupRunner
 from controller.reconciler.database_check import DatabaseCheck, check_database
-from controller.reconciler.restore_plan import RestorePlan, plan_restore
+from controller.reconciler.restore_plan import RestorePlan, app_snapshot, plan_restore
 from controller.reconciler.runtime import RestoreStep, Runtime, wall_clock
 from controller.repository.comparer import Comparer
 from controller.repository.file_reader import open_content
@@ -190,9 +190,7 @@ class RestoreRunner:
         request: RestoreRequest,
         exists: bool,
     ) -> RebuildPlan:
-        if backup.status != BackupStatus.COMPLETED or backup.snapshot_id is None:
-            raise BackupNotFound(f"backup {backup.backup_id} is {backup.status.value}, not restorable")
-        snapshot = repository.load_snapshot(backup.snapshot_id)
+        snapshot = app_snapshot(repository, backup)
         return plan_rebuild(client, repository, snapshot, backup.backup_id, target, request.rebuild_options(exists))
 
     def rebuild(

@@ -65,6 +65,9 @@ def test_apps_backup_restore_through_the_cli(apps_env: Lifeboat, app: TestApp) -
     assert items["volumes/uploads"]["files"] == 1 and items["volumes/uploads"]["bytes"] == 50_000
     shown = lifeboat("describe", "backup", backup_id)
     assert "TABLES" in shown.out and "databases/db.sql" in shown.out
+    one = lifeboat("restore", backup_id, "--target", str(lifeboat.home / "one"), "--path", "volumes/uploads/logo.png")
+    assert one.code == 0, one.err  # one file of an app backup, in one command, no app touched
+    assert (lifeboat.home / "one" / "logo.png").read_bytes() == random_bytes(3, 50_000)
     mariadb_sql(app, "DROP TABLE t")
     (app.mountpoint("uploads") / "logo.png").unlink()
 

@@ -231,3 +231,47 @@ def test_a_command_with_no_resources_directory_configured_says_so(lifeboat: Life
     assert "LIFEBOAT_RESOURCES" in warning and "NAME" in done.stdout  # the (empty) table still prints
     lifeboat.resources.mkdir(parents=True)
     assert lifeboat("get", "policies").err == ""  # configured: nothing to say
+
+
+def test_ls_find_and_one_file_of_a_backup_in_one_command(lifeboat: Lifeboat, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    data = write(tmp_path / "etc-platform" / "conf.d" / "site.conf", "site=on\n").parent.parent
+    write(data / "notes.txt", "notes\n")
+    storage = a_storage(spec={"local": {"path": str(tmp_path / "repo")}, "encryption": {"passphrase": {"env": "P"}}})
+    policy = a_policy("platform", spec={"app": None, "paths": [str(data)], "schedule": None})
+    monkeypatch.setenv("P", "ls passphrase")
+    assert (
+        lifeboat(
+            "apply", "-f", str(write(tmp_path / "in" / "all.yaml", as_yaml(storage) + "---\n" + as_yaml(policy)))
+        ).code
+        == 0
+    )
+    assert lifeboat("repo", "--storage", "local", "init").code == 0
+    first = json.loads(lifeboat("backup", "--policy", "platform", "-o", "json").out)["backup"]["backup_id"]
+    (data / "conf.d" / "site.conf").write_text("site=off\n")
+    second = json.loads(lifeboat("backup", "--policy", "platform", "-o", "json").out)["backup"]["backup_id"]
+    root = f"paths/{str(data).strip('/')}"
+
+    listed = lifeboat("repo", "--storage", "local", "ls", first, root)
+    assert listed.code == 0, listed.err
+    assert listed.out.splitlines()[0].split() == ["TYPE", "MODE", "SIZE", "MODIFIED", "(UTC)", "PATH"]
+    names = lifeboat("repo", "ls", first, root, "--storage", "local", "-o", "name").out.split()
+    assert names == [root, f"{root}/conf.d", f"{root}/conf.d/site.conf", f"{root}/notes.txt"]
+    found = json.loads(
+        lifeboat("repo", "--storage", "local", "find", "*.conf", "--policy", "platform", "-o", "json").out
+    )
+    assert [(f["backup"], f["path"], f["size"]) for f in found] == [
+        (second, f"{root}/conf.d/site.conf", 9),
+        (first, f"{root}/conf.d/site.conf", 8),
+    ]  # newest first
+    assert (
+        lifeboat("repo", "--storage", "local", "find", "*.conf", "--policy", "nobody", "-o", "json").out.strip() == "[]"
+    )
+
+    # `lifeboat restore` of host paths: not an app, so it points to --target; one file in one command.
+    refused = lifeboat("restore", first)
+    assert refused.code == 1 and f"lifeboat restore {first} --target DIR" in refused.out + refused.err
+    out = tmp_path / "one-file"
+    one = lifeboat("restore", first, "--target", str(out), "--path", f"{root}/conf.d/site.conf")
+    assert one.code == 0, one.err
+    assert [p.name for p in out.iterdir()] == ["site.conf"] and (out / "site.conf").read_text() == "site=on\n"
+    assert lifeboat("restore", first, "--path", "x").code == 2  # --path needs --target
