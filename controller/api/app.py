@@ -38,7 +38,7 @@ from controller.api.models import (
 )
 from controller.api.service import ApiService
 from controller.catalog.catalog import BackupFilter
-from controller.catalog.models import BackupStatus
+from controller.catalog.models import Backup, BackupStatus
 from controller.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,23 @@ def _backup_routes(api: APIRouter, service: ApiService) -> None:
         wait: Annotated[bool, Query(description="Answer when the backup has finished (200).")] = False,
         timeout: Annotated[float, Query(gt=0, le=86400, description="Longest wait, in seconds.")] = 3600,
     ) -> Envelope[BackupOut]:
-        row = service.create_backup(app_id, body or BackupCreate())
+        return _answer(service.create_backup(app_id, body or BackupCreate()), response, wait, timeout)
+
+    @api.post(
+        "/policies/{name}/backups", tags=["backups"], status_code=202, responses={200: {"model": Envelope[BackupOut]}}
+    )
+    def create_policy_backup(
+        name: AppId,
+        response: Response,
+        wait: Annotated[bool, Query(description="Answer when the backup has finished (200).")] = False,
+        timeout: Annotated[float, Query(gt=0, le=86400, description="Longest wait, in seconds.")] = 3600,
+    ) -> Envelope[BackupOut]:
+        """Back up a policy now, as its schedule would (a policy of host paths too): the
+        backup is the policy's, and its retention applies."""
+        return _answer(service.create_policy_backup(name), response, wait, timeout)
+
+    def _answer(row: Backup, response: Response, wait: bool, timeout: float) -> Envelope[BackupOut]:
+        """202 with the pending backup; with `wait`, its end (200, or its error's status)."""
         if not wait:
             return Envelope(code=OK, message=f"backup {row.backup_id} queued", data=BackupOut.of(row))
         row = service.wait_until_finished(row.backup_id, timeout)

@@ -107,6 +107,11 @@ class ApiService:
         self.wake()  # policies of the app show Reconciling at once
         return row
 
+    def create_policy_backup(self, name: str) -> Backup:
+        row = self.on_demand.backup(self.on_demand.request_for_policy(name))
+        self.wake()
+        return row
+
     def wait_until_finished(self, backup_id: str, timeout: float) -> Backup:
         deadline = time.monotonic() + timeout
         while True:

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from controller.apps.discovery import list_app_names
 from controller.catalog.models import Backup, BackupStatus
-from controller.errors import AppNotFound, Busy, InvalidRequest, LifeboatError
+from controller.errors import AppNotFound, Busy, InvalidRequest, LifeboatError, ResourceNotFound
 from controller.reconciler.backup_run import BackupRequest, BackupRunner
 from controller.reconciler.forgetting import forget_backups
 from controller.reconciler.reconciler import Reconciler
@@ -54,6 +54,13 @@ class OnDemand:
         unowned = dataclasses.replace(BackupRequest.from_policy(policy), policy=None, paths=[], retention=None)
         return dataclasses.replace(unowned, storage=name)
 
+    def request_for_policy(self, name: str) -> BackupRequest:
+        """The policy's backup, as its schedule takes it (host paths, or its app)."""
+        found = self.reconciler.load().get("BackupPolicy", name)
+        if found is None or not isinstance(found.resource, BackupPolicy):
+            raise ResourceNotFound(f'no BackupPolicy named "{name}"')
+        return BackupRequest.from_policy(found.resource)
+
     def backup(self, request: BackupRequest) -> Backup:
         """Queue the backup and return its pending row; raises Busy, with nothing recorded,
         while the app has other work running."""
@@ -62,7 +69,7 @@ class OnDemand:
         queued = dataclasses.replace(request, pending_id=row.backup_id)
         if not self.reconciler.queue.submit(request.work_key, lambda: self._run(runner, queued)):
             self.reconciler.catalog.delete_backup(row.backup_id)
-            raise Busy(f"app {request.subject} is busy: a backup or restore of it is running; try again when it ends")
+            raise Busy(f"{request.described} is busy: a backup or restore of it is running; try again when it ends")
         return row
 
     @staticmethod

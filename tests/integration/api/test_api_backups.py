@@ -195,3 +195,25 @@ def test_a_restore_into_a_new_app_name_makes_a_clone_through_the_api(
     assert (clone.mountpoint("uploads") / "photo.jpg").read_bytes() == random_bytes(8, 100_000)
     assert clone.mountpoint("uploads") != app.mountpoint("uploads")
     assert clone.state("web") == "running" and app.state("web") == "running"
+
+
+def test_a_policy_of_host_paths_is_backed_up_on_demand_through_the_api(stack: ApiStack, tmp_path: Path) -> None:
+    data = tmp_path / "etc-platform"
+    data.mkdir()
+    (data / "platform.conf").write_text("tier=prod\n")
+    (stack.resources / "policies").mkdir(exist_ok=True)
+    (stack.resources / "policies" / "platform.yaml").write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: platform}\n"
+        f"spec:\n  paths: [{data}]\n  storage: local\n  retention: {{keepLast: 5}}\n"
+    )
+    client = stack.client()
+    done = client.post("/api/v1/policies/platform/backups", params={"wait": "true"})
+    assert done.status_code == 200, done.text
+    backup = done.json()["data"]
+    assert (backup["status"], backup["policy"], backup["backup_type"]) == ("completed", "platform", "full")
+    detail = client.get(f"/api/v1/backups/{backup['backup_id']}").json()["data"]
+    assert [item["name"] for item in detail["items"]] == [f"paths/{str(data).strip('/')}"]
+    queued = client.post("/api/v1/policies/platform/backups")
+    assert queued.status_code == 202 and queued.json()["data"]["status"] in ("pending", "in_progress", "completed")
+    missing = client.post("/api/v1/policies/nobody/backups")
+    assert missing.status_code == 404 and missing.json()["code"] == "RESOURCE_NOT_FOUND"
