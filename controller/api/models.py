@@ -71,7 +71,7 @@ class ItemOut(_FromAttributes):
 class ProgressOut(_FromAttributes):
     files: int
     bytes_read: int
-    bytes_added: int
+    added_bytes: int = Field(validation_alias="bytes_added", description="What the repository grew by.")
     current: str
 
 
@@ -100,7 +100,7 @@ class BackupOut(BaseModel):
     storage: str
     snapshot_id: str | None
     parent_id: str | None
-    bytes_added: int
+    added_bytes: int = Field(description="What the repository grew by (size_bytes: what the source holds).")
     files: int
     safety: bool = Field(description="Taken by a restore of its app before it changed anything.")
     warnings: list[str] = Field(description="What a completed backup lost: a source empty, or shrunk by half.")

@@ -136,7 +136,7 @@ class Catalog:
                 snapshot_id=snapshot.snapshot_id,
                 parent_id=snapshot.parent_id,
                 size_bytes=snapshot.size_bytes,
-                bytes_added=snapshot.bytes_added,
+                added_bytes=snapshot.added_bytes,
                 files=snapshot.files,
             )
         return self._change_backup(backup_id, items, **changes)

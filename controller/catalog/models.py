@@ -82,7 +82,7 @@ class Backup(SQLModel, table=True):
     storage: str = ""
     snapshot_id: str | None = None
     parent_id: str | None = None
-    bytes_added: int = 0
+    added_bytes: int = Field(default=0, sa_column_kwargs={"name": "bytes_added"})  # the repository's growth
     files: int = 0
     host: str = ""
     owner: str = ""  # "PID:START" of the process taking it (see host.Owner); "" before schema 4
@@ -98,7 +98,7 @@ class SnapshotSummary:
     snapshot_id: str
     parent_id: str | None
     size_bytes: int  # what the source holds
-    bytes_added: int  # what the repository grew by
+    added_bytes: int  # what the repository grew by
     files: int
 
 

@@ -171,7 +171,7 @@ def backup(
         output,
         {"backup": row.model_dump(mode="json"), "items": [i.model_dump(mode="json") for i in items]},
         f"backup {row.backup_id} completed: {row.files} files, {human_bytes(row.size_bytes)} "
-        f"({human_bytes(row.bytes_added)} added)\n" + table(*item_rows(items)),
+        f"({human_bytes(row.added_bytes)} added)\n" + table(*item_rows(items)),
         names=[row.backup_id],
     )
 

@@ -153,7 +153,7 @@ def backup_rows(
             ",".join(w.split(": ", 1)[0] for w in b.warnings.split("; ")) if b.warnings else "-",
         ]
         if wide:
-            row += [b.storage or "-", str(b.files), human_bytes(b.bytes_added), (b.snapshot_id or "-")[:12]]
+            row += [b.storage or "-", str(b.files), human_bytes(b.added_bytes), (b.snapshot_id or "-")[:12]]
         rows.append(row)
     return headers, rows
 

@@ -307,7 +307,7 @@ class BackupRunner:
                 request.described,
                 row.files,
                 row.size_bytes,
-                row.bytes_added,
+                row.added_bytes,
             )
             self.runtime.event(kind, name, "BackupCompleted", f"backup {backup_id}")
         return row

@@ -68,7 +68,7 @@ def _row(backup_id: str, entry: SnapshotEntry, storage: str, location: str) -> B
         storage=storage,
         snapshot_id=entry.id,
         parent_id=snapshot.parent,
-        bytes_added=snapshot.summary.bytes_added,
+        added_bytes=snapshot.summary.bytes_added,
         files=snapshot.summary.files,
         host=snapshot.hostname,
     )

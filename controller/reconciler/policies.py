@@ -86,7 +86,7 @@ class PolicyReconciler:
             time=latest.created_at,
             type=latest.backup_type,
             size_bytes=latest.size_bytes,
-            bytes_added=latest.bytes_added,
+            added_bytes=latest.added_bytes,
             duration_seconds=round(duration, 3),
             warnings=latest.warnings.split("; ") if latest.warnings else [],
         )

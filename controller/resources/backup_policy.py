@@ -151,8 +151,8 @@ class LastBackup(Model):
     id: str
     time: datetime
     type: BackupType
-    size_bytes: int = 0
-    bytes_added: int = 0
+    size_bytes: int = Field(default=0, description="What the source holds.")
+    added_bytes: int = Field(default=0, description="What the repository grew by.")
     duration_seconds: float = 0.0
     warnings: list[str] = Field(
         default_factory=list, description="What the backup lost: a source empty, or shrunk by half (reason: message)."

@@ -78,8 +78,8 @@ def test_a_second_backup_of_unchanged_images_adds_under_a_mebibyte(host: Lifeboa
     assert f"project: {app.name}" in described and f"folder: {app.folder}" in described
     assert "from: backup" in described and "from: registry" in described  # the local image saved, MariaDB's not
     assert ROOT_PASSWORD not in described  # the recorded settings hold it; describe never shows them
-    assert int(str(first["bytes_added"])) > 1_000_000  # the image, the first time
-    assert int(str(second["bytes_added"])) < 1024 * 1024
+    assert int(str(first["added_bytes"])) > 1_000_000  # the image, the first time
+    assert int(str(second["added_bytes"])) < 1024 * 1024
 
 
 def test_undo_an_upgrade_puts_back_the_image_tag_and_the_data(

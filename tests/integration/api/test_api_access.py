@@ -183,6 +183,6 @@ def test_a_running_backup_shows_its_progress(stack: ApiStack) -> None:
     with stack.client(stack.read_key) as client:
         running = client.get("/api/v1/backups/shop-1").json()["data"]
         assert running["status"] == "in_progress"
-        assert running["progress"] == {"files": 3, "bytes_read": 4096, "bytes_added": 100, "current": "volumes/data/x"}
+        assert running["progress"] == {"files": 3, "bytes_read": 4096, "added_bytes": 100, "current": "volumes/data/x"}
         del stack.reconciler.progress["shop"]
         assert client.get("/api/v1/backups/shop-1").json()["data"]["progress"] is None

@@ -41,7 +41,7 @@ def test_full_incremental_and_differential_pick_their_parents(
     assert rows[incremental].parent_id == snapshot_of[full]
     assert rows[differential].parent_id == snapshot_of[full]  # the last full, not the incremental
     assert all(row.status == BackupStatus.COMPLETED for row in rows.values())
-    assert rows[incremental].bytes_added < 50_000  # big.bin was not stored again
+    assert rows[incremental].added_bytes < 50_000  # big.bin was not stored again
     (item,) = catalog.items_of(differential)
     assert (item.kind, item.name, item.files) == (ItemKind.PATH, f"paths/{str(source).strip('/')}", 4)
 
