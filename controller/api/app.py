@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi_offline import FastAPIOffline
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
@@ -123,10 +124,13 @@ def create_app(
     max_request_bytes: int = 1024 * 1024,
     ready: Callable[[], dict[str, str]] | None = None,
 ) -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the API itself: they work on a host
+    # with no way out to a CDN.
+    app = FastAPIOffline(
         title="Lifeboat",
         version="1",
         description="Backups and restores of Docker Compose apps. Every response is {code, message, data}.",
+        static_url="/docs-assets",
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=max_request_bytes)

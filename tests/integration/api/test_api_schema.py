@@ -4,8 +4,10 @@ and content types. The real engine answers (generated app names are not there: 4
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import schemathesis
 from docker import DockerClient
@@ -66,4 +68,20 @@ def test_the_schema_documents_every_route(api_schema: schemathesis.BaseSchema, s
         "/readyz",
         "/metrics",
     } <= paths
-    assert httpx.get(f"{stack.url}/docs").status_code == 200
+    assert "/api/v1/policies/{name}/backups" in paths
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_documentation_loads_nothing_from_outside_the_api(stack: ApiStack, page: str) -> None:
+    """An offline host gets the whole page: every script and style sheet comes from the API."""
+    shown = httpx.get(f"{stack.url}{page}")
+    assert shown.status_code == 200 and shown.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', shown.text)
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+    for asset in assets:
+        served = httpx.get(f"{stack.url}{asset}")
+        assert served.status_code == 200 and len(served.content) > 1000, asset
+    if page == "/docs":  # Swagger UI 5 reads OpenAPI 3.1, which FastAPI writes
+        bundle = httpx.get(f"{stack.url}/docs-assets/swagger-ui-bundle.js").text
+        assert httpx.get(f"{stack.url}/openapi.json").json()["openapi"].startswith("3.1")
+        assert "oas31" in bundle.lower() or "OpenAPI 3.1" in bundle
