@@ -240,6 +240,7 @@ def _describe_backup(ctx: CliContext, backup_id: str, output: str) -> None:
     mentioned = [e for e in events if backup_id in e.message]
     document = {
         "backup": row.model_dump(mode="json"),
+        "retention": _retention_outlook(ctx, [row]).get(backup_id) or _unowned(row),
         "app": _recorded_app(ctx, row) if any(i.kind == ItemKind.DEFINITION for i in items) else None,
         "items": [i.model_dump(mode="json", exclude={"id", "backup_id"}) for i in items],
         "warnings": row.warnings.split("; ") if row.warnings else [],
@@ -251,12 +252,19 @@ def _describe_backup(ctx: CliContext, backup_id: str, output: str) -> None:
     if output in ("json", "yaml"):
         click.echo(dump(document, output))
         return
-    shown = ("backup", "app", "warnings")
+    shown = ("backup", "retention", "app", "warnings")
     click.echo(dump({key: document[key] for key in shown if document[key] is not None}, "yaml"))
     click.echo(table(*item_rows(items)))
     click.echo("events:" if mentioned else "events: none recorded")
     if mentioned:
         click.echo(table(*event_rows(mentioned)))
+
+
+def _unowned(row: Backup) -> str:
+    """Why no retention applies to a backup."""
+    if row.policy is None:
+        return "kept until deleted (no policy: retention never removes it)"
+    return f"kept (policy {row.policy} is not in the resources, or the backup is not completed)"
 
 
 def _recorded_app(ctx: CliContext, row: Backup) -> dict[str, Any]:

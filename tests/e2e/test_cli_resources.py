@@ -140,6 +140,10 @@ def test_get_backups_shows_what_retention_does_next(lifeboat: Lifeboat, tmp_path
     assert outlook == {"bk-0": "keep (newest, last)", "bk-1": None, "bk-2": "keep (last)", "bk-3": "forget next"}
     table = lifeboat("get", "backups").out
     assert "RETENTION" in table.splitlines()[0] and "forget next" in table
+    for backup_id, expected in (("bk-3", "forget next"), ("bk-0", "keep (newest, last)")):
+        described = yaml.safe_load(lifeboat("describe", "backup", backup_id, "-o", "yaml").out)
+        assert described["retention"] == expected
+    assert "retention: forget next" in lifeboat("describe", "backup", "bk-3").out
 
 
 def test_unknown_kind_is_a_usage_error(lifeboat: Lifeboat) -> None:
