@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from controller.cli.context import CliContext
-from controller.cli.text import FullHelpGroup
+from controller.cli.text import OUTPUT_OPTION, FullHelpGroup, emit, table
 from controller.errors import InvalidConfig, ResourceNotFound
 
 pass_context = click.make_pass_decorator(CliContext)
@@ -39,17 +39,18 @@ def create(ctx: CliContext, name: str, read_only: bool) -> None:
 
 
 @apikey.command("list")
+@OUTPUT_OPTION
 @pass_context
-def list_keys(ctx: CliContext) -> None:
-    """Names and roles of the keys (never the keys)."""
+def list_keys(ctx: CliContext, output: str) -> None:
+    """Names and roles of the keys (never the keys), and where each is kept."""
     from controller.api.keys import read_keys_file
     from controller.resources.config import api_keys_file
 
-    for entry in ctx.config.api.keys:
-        click.echo(f"{entry.name}\t{entry.role}\tconfig")
     path = api_keys_file(ctx.config, ctx.environ)
-    for entry in read_keys_file(path):
-        click.echo(f"{entry.name}\t{entry.role}\t{path}")
+    keys = [(e.name, e.role, "config") for e in ctx.config.api.keys]
+    keys += [(e.name, e.role, str(path)) for e in read_keys_file(path)]
+    rows = [list(key) for key in keys]
+    emit(output, [{"name": n, "role": r, "kept_in": k} for n, r, k in keys], table(["NAME", "ROLE", "KEPT IN"], rows))
 
 
 @apikey.command("revoke")

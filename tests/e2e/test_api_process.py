@@ -23,7 +23,9 @@ def test_keys_from_the_cli_open_the_api_until_revoked(lifeboat: Lifeboat, tmp_pa
     assert key not in stored and reader not in stored and stored.count("sha256:") == 2
     assert keys_file.stat().st_mode & 0o777 == 0o600
     listed = lifeboat("apikey", "list").out
-    assert "platform\tadmin" in listed and "dashboard\tread" in listed and key not in listed
+    rows = [line.split()[:2] for line in listed.splitlines()[1:]]
+    assert rows == [["platform", "admin"], ["dashboard", "read"]] and key not in listed
+    assert lifeboat("apikey", "list", "-o", "name").out.split() == ["platform", "dashboard"]
 
     lifeboat.resources.mkdir(parents=True)
     log = tmp_path / "api.log"
