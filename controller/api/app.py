@@ -30,6 +30,7 @@ from controller.api.models import (
     BackupOut,
     BackupPage,
     BackupSchedule,
+    DrillOut,
     Health,
     RestoreAccepted,
     RestoreCreate,
@@ -281,6 +282,17 @@ def _other_routes(api: APIRouter, service: ApiService) -> None:
     def get_restore(restore_id: Annotated[str, Path(pattern=NAME_PATTERN)]) -> Envelope[RestoreOut]:
         out = service.restore(restore_id)
         return Envelope(code=OK, message=out.phase, data=out)
+
+    @api.post("/backups/{backup_id}/verify", tags=["drills"], status_code=202)
+    def create_drill(backup_id: BackupId) -> Envelope[DrillOut]:
+        """A restore drill of the backup, queued: poll its url. The source app is never touched."""
+        drill = service.create_drill(backup_id)
+        return Envelope(code=OK, message=f"drill {drill.id} queued", data=drill)
+
+    @api.get("/drills/{drill_id}", tags=["drills"])
+    def get_drill(drill_id: Annotated[str, Path(pattern=NAME_PATTERN)]) -> Envelope[DrillOut]:
+        drill = service.drill(drill_id)
+        return Envelope(code=OK, message=drill.result, data=drill)
 
 
 def _streaming(prepared: TarDownload, backup_id: str, range_header: str | None) -> StreamingResponse:

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from controller.catalog.catalog import Catalog
-from controller.catalog.models import DURATION_BUCKETS
+from controller.catalog.models import DURATION_BUCKETS, DrillResult
 from controller.resources.restore import RestorePhase
 
 _LABELS = ["app", "policy"]
@@ -29,6 +29,7 @@ class LifeboatCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._backups()
         yield from self._restores()
+        yield from self._drills()
         sizes = GaugeMetricFamily(
             "repository_size_bytes", "Bytes stored in each BackupStorage's repository", labels=["storage"]
         )
@@ -82,6 +83,26 @@ class LifeboatCollector(Collector):
             total.add_metric([app], finished)
             success.add_metric([app], succeeded)
         yield from (total, success)
+
+    def _drills(self) -> Iterator[Metric]:
+        verified = GaugeMetricFamily(
+            "last_verified_restore_timestamp_seconds",
+            "Start time of the latest drill that passed: when the app last provably came back",
+            labels=_LABELS,
+        )
+        duration = GaugeMetricFamily(
+            "drill_duration_seconds",
+            "The latest passed drill's time from start to every check passed (RTO)",
+            labels=_LABELS,
+        )
+        seen: set[str] = set()
+        for drill in self.catalog.drills(limit=10_000):  # newest first
+            if drill.result != DrillResult.PASSED.value or drill.policy in seen:
+                continue
+            seen.add(drill.policy)
+            verified.add_metric([drill.app, drill.policy], drill.started_at.timestamp())
+            duration.add_metric([drill.app, drill.policy], drill.duration_seconds or 0.0)
+        yield from (verified, duration)
 
 
 def exposition(collector: LifeboatCollector) -> bytes:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.catalog.models import Backup
+from controller.catalog.models import Backup, Drill
 from controller.resources.backup_policy import BackupType
 from controller.resources.schedule import Frequency
 
@@ -216,6 +217,28 @@ class RestorePreviewOut(BaseModel):
     stopping: list[str]
     notes: list[str]
     rebuild: str | None = None
+
+
+class DrillOut(_FromAttributes):
+    """A restore drill: the backup restored into a throwaway clone and checked."""
+
+    id: str
+    policy: str
+    app: str
+    backup_id: str
+    result: str = Field(description="Running, Passed or Failed.")
+    message: str
+    started_at: datetime
+    completed_at: datetime | None
+    duration_seconds: float | None = Field(description="Start to every check passed (the RTO).")
+    checks: list[dict[str, Any]] = Field(description="Each check: check, passed, detail.")
+    url: str
+
+    @classmethod
+    def of(cls, drill: Drill) -> DrillOut:
+        return cls.model_validate(
+            {**drill.model_dump(), "checks": json.loads(drill.checks), "url": f"/api/v1/drills/{drill.id}"}
+        )
 
 
 class RestoreAccepted(BaseModel):

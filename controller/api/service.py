@@ -22,6 +22,7 @@ from controller.api.models import (
     BackupOut,
     BackupPage,
     BackupSchedule,
+    DrillOut,
     ItemOut,
     ProgressOut,
     RestoreAccepted,
@@ -203,6 +204,16 @@ class ApiService:
         self._apply("Restore", name, {k: v for k, v in spec.items() if v is not None})
         self.wake()
         return RestoreAccepted(restore_id=name, phase=RestorePhase.PENDING.value, url=f"/api/v1/restores/{name}")
+
+    def create_drill(self, backup_id: str) -> DrillOut:
+        drill = self.on_demand.drill(backup_id)
+        return DrillOut.of(drill)
+
+    def drill(self, drill_id: str) -> DrillOut:
+        found = self.catalog.drill(drill_id)
+        if found is None:
+            raise ResourceNotFound(f"no drill {drill_id!r}")
+        return DrillOut.of(found)
 
     def restore(self, restore_id: str) -> RestoreOut:
         item = self.reconciler.load().get("Restore", restore_id)

@@ -24,6 +24,8 @@ from controller.catalog.models import (
     BackupOutcome,
     BackupStatus,
     BackupTally,
+    Drill,
+    DrillResult,
     Event,
     KnownPolicy,
     QuiescedContainer,
@@ -256,6 +258,43 @@ class Catalog:
 
     def restore_runs(self, restore_name: str) -> list[RestoreRun]:
         return self._restore_runs(col(RestoreRun.restore_name) == restore_name)
+
+    # Drills
+
+    def save_drill(self, drill: Drill) -> Drill:
+        with self.session() as session:
+            session.add(drill)
+            session.commit()
+            session.refresh(drill)
+            return drill
+
+    def finish_drill(
+        self, drill_id: str, result: str, message: str, duration: float | None, checks: str, completed_at: datetime
+    ) -> Drill:
+        with self.session() as session:
+            drill = session.get(Drill, drill_id)
+            if drill is None:
+                raise CatalogError(f"no drill {drill_id!r} in the catalog")
+            drill.result, drill.message, drill.duration_seconds, drill.checks = result, message, duration, checks
+            drill.completed_at = completed_at
+            session.add(drill)
+            session.commit()
+            session.refresh(drill)
+            return drill
+
+    def drill(self, drill_id: str) -> Drill | None:
+        with self.session() as session:
+            return session.get(Drill, drill_id)
+
+    def drills(self, policy: str | None = None, running: bool = False, limit: int = 100) -> list[Drill]:
+        """Newest first."""
+        query = select(Drill).order_by(col(Drill.started_at).desc()).limit(limit)
+        if policy is not None:
+            query = query.where(col(Drill.policy) == policy)
+        if running:
+            query = query.where(col(Drill.result) == DrillResult.RUNNING.value)
+        with self.session() as session:
+            return list(session.exec(query))
 
     def restore_run(self, run_id: str) -> RestoreRun | None:
         """A run by its own id (the one `lifeboat restore` prints)."""

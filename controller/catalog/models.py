@@ -159,6 +159,33 @@ class RestoreRun(SQLModel, table=True):
     request: str = ""  # the run's request as JSON: what to apply again
 
 
+class DrillResult(StrEnum):
+    RUNNING = "Running"
+    PASSED = "Passed"
+    FAILED = "Failed"
+
+
+class Drill(SQLModel, table=True):
+    """One restore drill (schema 7): a backup restored into a throwaway clone and checked."""
+
+    __tablename__ = "drills"
+
+    id: str = Field(primary_key=True)
+    policy: str = Field(index=True)
+    app: str
+    backup_id: str
+    clone: str  # the throwaway project, removed at the end
+    folder: str = ""  # its project folder, removed with it
+    host: str = ""
+    owner: str = ""  # "PID:START" of the process running it: recovery removes a dead drill's clone
+    started_at: datetime = _time()
+    completed_at: datetime | None = _time(nullable=True)
+    duration_seconds: float | None = None  # start to every check passed (the RTO)
+    result: str = DrillResult.RUNNING.value
+    message: str = ""
+    checks: str = "[]"  # JSON: [{"check", "passed", "detail"}]
+
+
 class QuiescedContainer(SQLModel, table=True):
     """A container Lifeboat paused or stopped, written before it acts and removed after it
     resumed the container: what is left here after a crash is what repair starts again."""

@@ -16,7 +16,15 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
-from controller.catalog.models import Backup, BackupStatus, BackupTally, KnownPolicy, QuiescedContainer, SchemaVersion
+from controller.catalog.models import (
+    Backup,
+    BackupStatus,
+    BackupTally,
+    Drill,
+    KnownPolicy,
+    QuiescedContainer,
+    SchemaVersion,
+)
 from controller.errors import CatalogError
 
 
@@ -67,6 +75,10 @@ def _add_warnings_and_restore_recovery(connection: Connection) -> None:
             connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
+def _add_drills(connection: Connection) -> None:
+    Drill.__table__.create(connection)  # type: ignore[attr-defined]
+
+
 # MIGRATIONS[n - 1] upgrades a version-n catalog to version n+1. Append; never edit.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_quiesced_containers,
@@ -74,6 +86,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_backup_owner,
     _add_known_policies,
     _add_warnings_and_restore_recovery,
+    _add_drills,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

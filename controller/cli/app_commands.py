@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 pass_context = click.make_pass_decorator(CliContext)
 
 
-def _docker(ctx: CliContext) -> DockerClient:
+def docker_client(ctx: CliContext) -> DockerClient:
     """The engine, after repairing what a killed Lifeboat left (see _repair_host)."""
     from controller.apps.docker_api import connect
 
@@ -49,6 +49,7 @@ def _repair_host(ctx: CliContext, client: DockerClient, force: bool) -> tuple[li
     resources directory), then start what dead processes left paused or stopped (with
     `force`, also what live ones hold): the app never starts on torn data."""
     from controller.apps.quiesce import repair
+    from controller.reconciler.drill_run import finish_dead_drills
     from controller.reconciler.restore_recovery import finish_dead_restores
     from controller.reconciler.runtime import StorageRepositories
     from controller.reconciler.storage_factory import storage_for_resource
@@ -58,12 +59,12 @@ def _repair_host(ctx: CliContext, client: DockerClient, force: bool) -> tuple[li
     if ctx.resources_dir.exists():
         storages = [item.resource for item in ctx.store.load().of_kind("BackupStorage")]
         repositories.update([storage for storage in storages if isinstance(storage, BackupStorage)])
-    runtime = _runtime(ctx, client, repositories)
-    notes = finish_dead_restores(runtime)
+    runtime = command_runtime(ctx, client, repositories)
+    notes = finish_dead_restores(runtime) + finish_dead_drills(runtime)
     return notes, repair(client, runtime.ledger, force=force)
 
 
-def _runtime(ctx: CliContext, client: DockerClient | None, repositories: Repositories) -> Runtime:
+def command_runtime(ctx: CliContext, client: DockerClient | None, repositories: Repositories) -> Runtime:
     """The runs' needs for one command: its repositories, this engine (None: host paths
     only), the configured limits."""
     from controller.reconciler.runtime import Runtime, no_docker
@@ -88,7 +89,7 @@ def apps(ctx: CliContext, name: str | None, output: str) -> None:
     """List the Compose apps on this Docker host and what a backup would read."""
     from controller.apps.discovery import discover, list_app_names
 
-    client = _docker(ctx)
+    client = docker_client(ctx)
     names = [name] if name else list_app_names(client)
     found = [discover(client, n) for n in names]
     rows, data = [], []
@@ -154,11 +155,11 @@ def backup(
         request.backup_type = BackupType(backup_type)
     if consistency:
         request.consistency = Consistency(consistency)
-    client = _docker(ctx) if request.app else None
+    client = docker_client(ctx) if request.app else None
     target = RepoTarget(ctx, None, request.storage, None, None)
     resource = target.resource()
     quota = resource.spec.quota_bytes if resource else None
-    runtime = _runtime(ctx, client, OpenedRepository(target.open(), quota))
+    runtime = command_runtime(ctx, client, OpenedRepository(target.open(), quota))
     with byte_progress(f"backup {request.subject}", None, for_people(output)) as display:
 
         def show(key: str, state: Progress) -> None:
@@ -291,9 +292,9 @@ def restore(
     if target_dir is not None:
         _restore_files(ctx, backup_row, target_dir, subpath, output)
         return
-    client = _docker(ctx)
+    client = docker_client(ctx)
     target = RepoTarget(ctx, None, backup_row.storage, None, None)
-    runtime = _runtime(ctx, client, OpenedRepository(target.open()))
+    runtime = command_runtime(ctx, client, OpenedRepository(target.open()))
     with byte_progress(f"restore {backup_row.backup_id}", None, for_people(output)) as display:
 
         def show(run_id: str, step: RestoreStep) -> None:
@@ -323,9 +324,9 @@ def _preview(ctx: CliContext, request: RestoreRequest, output: str) -> NoReturn:
 
     try:
         backup_row = resolve_backup(ctx.catalog, request, datetime.now(UTC))
-        client = _docker(ctx)
+        client = docker_client(ctx)
         repository = RepoTarget(ctx, None, backup_row.storage, None, None).open()
-        preview = preview_restore(_runtime(ctx, client, OpenedRepository(repository)), request)
+        preview = preview_restore(command_runtime(ctx, client, OpenedRepository(repository)), request)
     except LifeboatError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)

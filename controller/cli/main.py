@@ -30,6 +30,7 @@ _COMMANDS = {
     "backup": "controller.cli.app_commands:backup",
     "restore": "controller.cli.app_commands:restore",
     "repair": "controller.cli.app_commands:repair",
+    "drill": "controller.cli.drill_commands:drill",
     "controller": "controller.cli.serve_commands:controller",
     "api": "controller.cli.serve_commands:api",
     "apikey": "controller.cli.apikey_commands:apikey",

@@ -45,6 +45,17 @@ def _last_result(policy: BackupPolicy) -> str:
     return found.reason if found.status.value == "True" else f"Failed ({found.reason})"
 
 
+def _verified(policy: BackupPolicy) -> str:
+    """The latest drill: "True (12.3s)" with its RTO, "False (DrillFailed)", or "-" when none ran."""
+    found = find_condition(policy.status.conditions, "Verified") if policy.status else None
+    if found is None:
+        return "-"
+    drill = policy.status.last_drill if policy.status else None
+    if found.status.value == "True" and drill is not None and drill.duration_seconds is not None:
+        return f"True ({drill.duration_seconds:.1f}s)"
+    return f"{found.status.value} ({found.reason})"
+
+
 def _ready(resource: Resource) -> str:
     status = resource.status
     conditions = status.conditions if status is not None else []
@@ -72,6 +83,7 @@ def resource_rows(kind: str, resources: Sequence[LoadedResource]) -> tuple[list[
                 "LAST RESULT",
                 "LAST BACKUP (UTC)",
                 "NEXT RUN (UTC)",
+                "VERIFIED",
             ],
             [_policy_row(r.resource) for r in resources if isinstance(r.resource, BackupPolicy)],
         )
@@ -110,6 +122,7 @@ def _policy_row(policy: BackupPolicy) -> list[str]:
         _last_result(policy),
         _age(last),
         _age(next_run),
+        _verified(policy),
     ]
 
 

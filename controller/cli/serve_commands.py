@@ -38,6 +38,7 @@ def _reconciler(ctx: CliContext, wake: threading.Event, scheduling: bool) -> Rec
         environ=ctx.environ,
         max_backup_bytes=int(limits.max_backup_size_gb * 1024**3) if limits.max_backup_size_gb else None,
         transfers=limits.transfers,
+        max_concurrent_drills=limits.max_concurrent_drills,
         scheduling=scheduling,
     )
 

@@ -11,9 +11,10 @@ import logging
 from datetime import timedelta
 
 from controller.apps.discovery import list_app_names
-from controller.catalog.models import Backup, BackupStatus
+from controller.catalog.models import Backup, BackupStatus, Drill
 from controller.errors import AppNotFound, Busy, InvalidRequest, LifeboatError, ResourceNotFound
 from controller.reconciler.backup_run import BackupRequest, BackupRunner
+from controller.reconciler.drill_run import DrillRequest, DrillRunner, clean_up
 from controller.reconciler.forgetting import forget_backups
 from controller.reconciler.reconciler import Reconciler
 from controller.resources.backup_policy import BackupPolicy, BackupType
@@ -76,6 +77,38 @@ class OnDemand:
     def _run(runner: BackupRunner, request: BackupRequest) -> None:
         with contextlib.suppress(LifeboatError):  # recorded on the backup's row, with its event and log line
             runner.run(request)
+
+    # Drills
+
+    def drill(self, backup_id: str) -> Drill:
+        """Queue a drill of the backup, with its policy's checks (its app's policy for a
+        backup of no policy; no checks but the restore and health when there is none)."""
+        row = self.reconciler.catalog.get_backup(backup_id)
+        if row.status != BackupStatus.COMPLETED:
+            raise InvalidRequest(f"backup {backup_id} is {row.status.value}: only completed backups are drilled")
+        loaded = self.reconciler.load()
+        found = loaded.get("BackupPolicy", row.policy) if row.policy else None
+        policy = found.resource if found is not None else _policy_of(loaded, row.app_id)
+        try:
+            if isinstance(policy, BackupPolicy):
+                request = DrillRequest.from_policy(policy, backup_id)
+            else:
+                request = DrillRequest(row.app_id, row.app_id, None, backup_id)
+        except LifeboatError as err:
+            raise InvalidRequest(str(err)) from None
+        if self.reconciler.queue.busy(request.app):
+            raise Busy(f"app {request.app} is busy: a backup or restore of it is running; try again when it ends")
+        runner = DrillRunner(self.reconciler.runtime)
+        drill = runner.create(request)
+
+        def job() -> None:
+            with contextlib.suppress(LifeboatError):  # recorded on the drill's row, with its event
+                runner.run(request, drill)
+
+        if not self.reconciler.queue.submit(request.app, job):
+            clean_up(self.reconciler.runtime, drill)
+            raise Busy(f"app {request.app} became busy; try again when its work ends")
+        return drill
 
     # Forgetting
 

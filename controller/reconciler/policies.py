@@ -7,14 +7,15 @@ import contextlib
 from datetime import datetime
 
 from controller.catalog.catalog import BackupFilter
-from controller.catalog.models import Backup, BackupStatus
+from controller.catalog.models import Backup, BackupStatus, DrillResult
 from controller.errors import LifeboatError
 from controller.reconciler.backup_run import BackupRequest, BackupRunner
+from controller.reconciler.drill_run import DrillRequest, DrillRunner
 from controller.reconciler.runtime import Runtime
 from controller.reconciler.schedule_plan import plan_schedule
 from controller.reconciler.status import StatusWriter
 from controller.reconciler.work_queue import WorkQueue
-from controller.resources.backup_policy import BackupCounts, BackupPolicy, BackupPolicyStatus, LastBackup
+from controller.resources.backup_policy import BackupCounts, BackupPolicy, BackupPolicyStatus, LastBackup, LastDrill
 from controller.resources.loader import LoadedResource
 from controller.resources.meta import set_condition
 
@@ -52,21 +53,69 @@ class PolicyReconciler:
         if plan.run_now and storage_found and not self.queue.submit(request.work_key, lambda: self.back_up(request)):
             # The app is busy (a restore, or another policy's backup): run when it is free.
             status.next_run_at = old.next_run_at
+        status.next_drill_at = self._plan_drill(policy, old, item, storage_found)
         if self.queue.busy(request.work_key):
             running = self.status.condition("Reconciling", True, "BackupRunning", "", item)
             status.conditions = set_condition(status.conditions, running)
         else:
             status.conditions = [c for c in status.conditions if c.type != "Reconciling"]
         self._status_from_catalog(status, rows, item)
+        self._drill_status(status, item)
         status.conditions = set_condition(status.conditions, ready)
         status.observed_generation = item.generation
         self.status.write(item, status)
-        return status.next_run_at
+        upcoming = [t for t in (status.next_run_at, status.next_drill_at) if t is not None]
+        return min(upcoming) if upcoming else None
+
+    def _plan_drill(
+        self, policy: BackupPolicy, old: BackupPolicyStatus, item: LoadedResource, can_run: bool
+    ) -> datetime | None:
+        """Start the drill when spec.verify.schedule says so; returns when the next one is due.
+        A drill holds its app's work key: it waits for the app's backup or restore, and they
+        for it."""
+        verify, app = policy.spec.verify, policy.spec.app
+        if verify is None or app is None:
+            return None
+        drills = self.runtime.catalog.drills(policy.metadata.name, limit=1)
+        plan = plan_schedule(
+            verify.schedule,
+            policy.spec.suspend,
+            old.next_drill_at,
+            old.observed_generation != item.generation,
+            drills[0].started_at if drills else None,
+            self.runtime.clock(),
+        )
+        if plan.run_now and (not can_run or not self.queue.submit(app, lambda: self.drill(policy))):
+            return old.next_drill_at  # the app is busy: drill when it is free
+        return plan.next_run_at
+
+    def drill(self, policy: BackupPolicy) -> None:
+        """The scheduled drill: its row, event and log line record the outcome."""
+        with contextlib.suppress(LifeboatError):  # no backup to drill yet: the next schedule tries again
+            DrillRunner(self.runtime).run(DrillRequest.from_policy(policy))
 
     def back_up(self, request: BackupRequest) -> None:
         """The scheduled job: the run records its outcome (row, event, log) itself."""
         with contextlib.suppress(LifeboatError):  # recorded on the backup's row; the next pass shows it
             BackupRunner(self.runtime).run(request)
+
+    def _drill_status(self, status: BackupPolicyStatus, item: LoadedResource) -> None:
+        """lastDrill and the Verified condition, from the policy's latest finished drill."""
+        finished = [d for d in self.runtime.catalog.drills(item.name, limit=5) if d.result != DrillResult.RUNNING.value]
+        if not finished:
+            return
+        drill = finished[0]
+        status.last_drill = LastDrill(
+            backup_id=drill.backup_id,
+            time=drill.started_at,
+            duration_seconds=drill.duration_seconds,
+            result=drill.result,
+        )
+        passed = drill.result == DrillResult.PASSED.value
+        condition = self.status.condition(
+            "Verified", passed, "DrillPassed" if passed else "DrillFailed", f"{drill.id}: {drill.message}", item
+        )
+        status.conditions = set_condition(status.conditions, condition)
 
     def _status_from_catalog(self, status: BackupPolicyStatus, rows: list[Backup], item: LoadedResource) -> None:
         finished = [r for r in rows if r.status in (BackupStatus.COMPLETED, BackupStatus.FAILED)]

@@ -9,6 +9,7 @@ the catalog knows."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ class Reconciler:
         environ: Mapping[str, str],
         max_backup_bytes: int | None = None,
         transfers: int = 2,
+        max_concurrent_drills: int = 1,
         retry_wait: float = 2.0,
         scheduling: bool = True,
         storage_factory: Callable[[BackupStorage, Mapping[str, str]], Storage] = storage_for_resource,
@@ -63,6 +65,7 @@ class Reconciler:
             transfers=transfers,
             max_backup_bytes=max_backup_bytes,
             retry_wait=retry_wait,
+            drills=threading.BoundedSemaphore(max_concurrent_drills),
         )
         self.status = StatusWriter(catalog, clock)
         self.storages = StorageReconciler(self.runtime, self.repositories, queue, self.status)

@@ -9,6 +9,7 @@ from controller.catalog.catalog import BackupFilter
 from controller.catalog.models import BackupOutcome, BackupStatus
 from controller.errors import BackupCreateFailed, LifeboatError
 from controller.host import Owner, host_name
+from controller.reconciler.drill_run import finish_dead_drills
 from controller.reconciler.restore_recovery import finish_dead_restores
 from controller.reconciler.runtime import Runtime
 
@@ -29,6 +30,7 @@ def recover(runtime: Runtime) -> list[str]:
         catalog.finish_backup(row.backup_id, BackupOutcome(runtime.clock(), None, error), [])
         notes.append(f"backup {row.backup_id} marked failed (interrupted)")
     notes += finish_dead_restores(runtime)  # before any container starts: never on torn data
+    notes += finish_dead_drills(runtime)  # a dead drill's clone removed
     try:
         notes += [f"started {r.container_name} again ({r.outcome})" for r in repair(runtime.docker(), runtime.ledger)]
     except LifeboatError as err:

@@ -201,6 +201,7 @@ class Runtime:
     retry_wait: float = 2.0  # first wait before retrying a transient failure
     progress: Board[Progress] = field(default_factory=Board)
     restores: Board[RestoreStep] = field(default_factory=Board)  # restore run id → where it is
+    drills: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))  # limits
 
     @property
     def ledger(self) -> CatalogLedger:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime
 
 from controller.catalog.catalog import BackupFilter
 from controller.catalog.models import BackupStatus
@@ -25,6 +26,20 @@ from controller.resources.loader import LoadedResource
 from controller.resources.meta import find_condition, set_condition
 
 log = logging.getLogger(__name__)
+
+
+CYCLE_COMPLETED = "read-data cycle completed"
+
+
+def read_data_window(cycle_days: int, since: datetime | None, now: datetime) -> tuple[tuple[float, float], bool]:
+    """The share of a rolling read-data cycle a check reads: from where the previous good
+    check stopped to where the cycle is now (wrapping past its end); everything when there
+    was none, or a whole cycle passed since. And whether this check completes a cycle."""
+    cycle = cycle_days * 86400.0
+    if since is None or (now - since).total_seconds() >= cycle:
+        return (0.0, 1.0), True
+    start, end = (since.timestamp() % cycle) / cycle, (now.timestamp() % cycle) / cycle
+    return (start, end), end < start
 
 
 class StorageReconciler:
@@ -66,6 +81,9 @@ class StorageReconciler:
         if checked:
             last = checked[-1]
             status.last_check = CheckResult(time=last.time, ok=last.reason == "Checked", message=last.message)
+        cycles = [e for e in events if e.reason == "Checked" and CYCLE_COMPLETED in e.message]
+        status.read_data_cycle_completed_at = cycles[-1].time if cycles else status.read_data_cycle_completed_at
+        read_up_to = next((e.time for e in reversed(events) if e.reason == "Checked"), None)
         ready = find_condition(status.conditions, "Ready")
         since = ready.last_transition_time if ready is not None else now
         maintenance = storage.spec.maintenance
@@ -74,10 +92,11 @@ class StorageReconciler:
             ("check", maintenance.check, status.last_check.time if status.last_check else None),
         ):
             if schedule is not None and next_run_after(schedule, last_time or since) <= now:
-                self.queue.submit(f"storage:{name}", functools.partial(self.maintain, storage, what))
+                self.queue.submit(f"storage:{name}", functools.partial(self.maintain, storage, what, read_up_to))
 
-    def maintain(self, storage: BackupStorage, what: str) -> None:
-        """Prune or check the storage's repository; the outcome is an event."""
+    def maintain(self, storage: BackupStorage, what: str, read_up_to: datetime | None = None) -> None:
+        """Prune or check the storage's repository; the outcome is an event. `read_up_to`:
+        the last check that read its window without damage (rolling verification)."""
         name = storage.metadata.name
         try:
             repository = self.repositories.open(name)
@@ -91,13 +110,15 @@ class StorageReconciler:
                 self.runtime.event("BackupStorage", name, "Pruned", message)
                 self.repositories.measure(name, repository)
                 return
-            percent = storage.spec.maintenance.check_read_data_percent
+            maintenance, completes, window = storage.spec.maintenance, False, None
+            if maintenance.read_data_cycle_days is not None:
+                window, completes = read_data_window(maintenance.read_data_cycle_days, read_up_to, self.runtime.clock())
             with repository.locked(False, "check", wall_clock, LOCK_WAIT):
-                checked = Checker(repository).check(read_data_percent=percent)
+                checked = Checker(repository).check(maintenance.check_read_data_percent, read_data_window=window)
             if checked.ok:
                 message = (
                     f"{checked.snapshots} snapshots, {checked.packs} packs, {checked.packs_read} packs read: no damage"
-                )
+                ) + (f"; {CYCLE_COMPLETED}" if completes else "")
                 self.runtime.event("BackupStorage", name, "Checked", message)
             else:
                 damage = "; ".join(d.describe() for d in checked.damage[:5])

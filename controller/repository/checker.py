@@ -57,7 +57,15 @@ class Checker:
         # blob id → (snapshot, path) users, so that damage to a blob names what it breaks
         self._users: dict[bytes, set[tuple[str, str]]] = defaultdict(set)
 
-    def check(self, read_data_percent: float = 0.0, rng: random.Random | None = None) -> CheckReport:
+    def check(
+        self,
+        read_data_percent: float = 0.0,
+        rng: random.Random | None = None,
+        read_data_window: tuple[float, float] | None = None,
+    ) -> CheckReport:
+        """`read_data_percent`: a random share of the packs is read; `read_data_window`
+        (start, end) in [0, 1], wrapping when start > end: the packs whose cycle_position
+        falls in it (a rolling verification reads a new window at each check)."""
         report = CheckReport()
         repository = self.repository
         index = repository.load_index()
@@ -72,8 +80,11 @@ class Checker:
             report.notes.append(
                 f"{len(unreferenced)} pack(s) not in any index (left by an interrupted backup; prune removes them)"
             )
-        if read_data_percent > 0:
-            self._read_data(report, sorted(indexed & set(present)), read_data_percent, rng or random.Random())
+        readable = sorted(indexed & set(present))
+        if read_data_window is not None:
+            self._read_data(report, [p for p in readable if _in_window(cycle_position(p), read_data_window)], 100, rng)
+        elif read_data_percent > 0:
+            self._read_data(report, readable, read_data_percent, rng or random.Random())
         return report
 
     def _check_snapshots(self, report: CheckReport, missing_packs: set[bytes]) -> None:
@@ -117,9 +128,9 @@ class Checker:
                             damaged(pack_key(location.pack), "pack is missing", snapshot_id, child)
         report.damage += list(damage_by_object.values())
 
-    def _read_data(self, report: CheckReport, packs: list[str], percent: float, rng: random.Random) -> None:
+    def _read_data(self, report: CheckReport, packs: list[str], percent: float, rng: random.Random | None) -> None:
         repository = self.repository
-        chosen = packs if percent >= 100 else [p for p in packs if rng.random() * 100 < percent]
+        chosen = packs if percent >= 100 or rng is None else [p for p in packs if rng.random() * 100 < percent]
         expected: dict[bytes, list[tuple[bytes, int, int]]] = defaultdict(list)
         for blob_id, location in repository.index.items():
             expected[location.pack].append((blob_id, location.offset, location.length))
@@ -149,3 +160,14 @@ class Checker:
                 damage.snapshots.add(snapshot_id)
                 damage.files.add(f"{snapshot_id[:8]}:{path}")
         report.damage.append(damage)
+
+
+def cycle_position(pack_key: str) -> float:
+    """Where a pack sits in a rolling read-data cycle, in [0, 1): from its id, so it is
+    the same at every check and packs spread evenly."""
+    return int(pack_key.rsplit("/", 1)[1][:8], 16) / 2**32
+
+
+def _in_window(position: float, window: tuple[float, float]) -> bool:
+    start, end = window
+    return start <= position < end if start <= end else position >= start or position < end

@@ -116,6 +116,64 @@ class Compression(StrEnum):
     MAX = "max"  # zstd at a slow, tight level
 
 
+class SqlCheck(Model):
+    service: str = Field(description="The database service.")
+    database: str = Field(description="The database to query.")
+    query: str = Field(description="A query returning one value.")
+    expect: str = Field(description="That value, as text.")
+
+
+class HttpCheck(Model):
+    service: str
+    port: int = Field(ge=1, le=65535, description="The port the service listens on inside its container.")
+    path: str = "/"
+    expect_status: int = Field(default=200, ge=100, le=599)
+
+
+class FileCheck(Model):
+    service: str
+    path: str = Field(description="Exists in that service's container.")
+
+
+class CommandCheck(Model):
+    service: str
+    command: list[str] = Field(min_length=1, description="argv run in that service's container: exits 0.")
+
+
+class DrillCheck(Model):
+    """One of sql, http, file, command."""
+
+    sql: SqlCheck | None = None
+    http: HttpCheck | None = None
+    file: FileCheck | None = None
+    command: CommandCheck | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DrillCheck:
+        given = [name for name in ("sql", "http", "file", "command") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of sql, http, file, command; got {', '.join(given) or 'none'}")
+        return self
+
+    @property
+    def named(self) -> str:
+        """How results name it: "sql wordpress: SELECT COUNT(*) FROM posts"."""
+        if self.sql is not None:
+            return f"sql {self.sql.service}/{self.sql.database}: {self.sql.query}"
+        if self.http is not None:
+            return f"http {self.http.service}:{self.http.port}{self.http.path}"
+        if self.file is not None:
+            return f"file {self.file.service}:{self.file.path}"
+        assert self.command is not None
+        return f"command {self.command.service}: {' '.join(self.command.command)}"
+
+
+class Verify(Model):
+    schedule: Schedule | None = Field(default=None, description="When to drill; on demand only when unset.")
+    checks: list[DrillCheck] = Field(default_factory=list, description="Run in the restored clone; all must pass.")
+    timeout_seconds: int = Field(default=900, ge=10, le=86400, description="For the whole drill.")
+
+
 class BackupPolicySpec(Model):
     app: DnsLabel | None = Field(default=None, description="Compose project name of the app to back up.")
     paths: list[str] = Field(default_factory=list, description="Host paths to back up (absolute).")
@@ -124,6 +182,9 @@ class BackupPolicySpec(Model):
     consistency: Consistency = Consistency.ONLINE
     hooks: Hooks = Field(default_factory=Hooks)
     schedule: Schedule | None = Field(default=None, description="When to back up; manual only when unset.")
+    verify: Verify | None = Field(
+        default=None, description="Restore drills: the latest backup restored into a throwaway clone and checked."
+    )
     backup_type: BackupType = BackupType.INCREMENTAL
     retention: Retention
     storage: DnsLabel = Field(description="Name of the BackupStorage that receives the backups.")
@@ -159,6 +220,13 @@ class LastBackup(Model):
     )
 
 
+class LastDrill(Model):
+    backup_id: str
+    time: datetime
+    duration_seconds: float | None = Field(default=None, description="Start to every check passed (the RTO).")
+    result: str = Field(description="Passed or Failed.")
+
+
 class BackupCounts(Model):
     total: int = 0
     succeeded: int = 0
@@ -170,6 +238,8 @@ class BackupPolicyStatus(Model):
     observed_generation: str | None = None
     conditions: list[Condition] = Field(default_factory=list)
     last_backup: LastBackup | None = None
+    last_drill: LastDrill | None = None
+    next_drill_at: datetime | None = None
     last_successful_backup_time: datetime | None = None
     next_run_at: datetime | None = None
     counts: BackupCounts = Field(default_factory=BackupCounts)

@@ -55,6 +55,12 @@ class Maintenance(Model):
     check_read_data_percent: int = Field(
         default=0, ge=0, le=100, description="Share of packs whose data each check decrypts and verifies."
     )
+    read_data_cycle_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rolling verification: each check reads the packs its share of the cycle reached since the "
+        "previous check, so that every pack's data is read within this many days (instead of a random share).",
+    )
 
 
 class BackupStorageSpec(Model):
@@ -86,6 +92,9 @@ class BackupStorageStatus(Model):
     snapshots: int | None = None
     last_check: CheckResult | None = None
     last_prune: datetime | None = None
+    read_data_cycle_completed_at: datetime | None = Field(
+        default=None, description="When a rolling verification last finished reading every pack."
+    )
 
 
 class BackupStorage(Model):

@@ -52,6 +52,7 @@ class Limits(_Section):
     max_concurrent_backups: int = Field(default=2, ge=1)
     transfers: int = Field(default=2, ge=1, le=64, description="Uploads in flight per backup; raise it for distant S3.")
     max_backup_size_gb: float | None = Field(default=None, gt=0)
+    max_concurrent_drills: int = Field(default=1, ge=1, description="Restore drills running at once in a process.")
 
 
 class ApiKeyEntry(_Section):

@@ -34,7 +34,7 @@ services:
       retries: 240
   web:
     image: ${{WEB_IMAGE}}
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: ["sh", "-c", "{serve}trap 'exit 0' TERM; while true; do sleep 0.2; done"]
     volumes: ["uploads:/var/www/uploads", "./config:/etc/site"]
     ports: ["127.0.0.1:${{WEB_PORT}}:80"]
     labels: {{{label}: "1"}}
@@ -113,11 +113,16 @@ class ComposeApp:
             network.remove()
 
 
-def blog_project(client: DockerClient, folder: Path, web_image: str, port: int, name: str | None = None) -> ComposeApp:
-    """A project folder (compose file, .env, config/) brought up by docker-compose, healthy."""
+def blog_project(
+    client: DockerClient, folder: Path, web_image: str, port: int, name: str | None = None, serve_http: bool = False
+) -> ComposeApp:
+    """A project folder (compose file, .env, config/) brought up by docker-compose, healthy.
+    `serve_http`: the web service serves /var/www on port 80 (busybox httpd)."""
     app = ComposeApp(client, name or f"blog{secrets.token_hex(3)}", folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "docker-compose.yml").write_text(COMPOSE_FILE.format(mariadb=MARIADB, label=TEST_LABEL))
+    (folder / "docker-compose.yml").write_text(
+        COMPOSE_FILE.format(mariadb=MARIADB, label=TEST_LABEL, serve="httpd -p 80 -h /var/www; " if serve_http else "")
+    )
     (folder / ".env").write_text(f"DB_ROOT_PASSWORD={ROOT_PASSWORD}\nWEB_IMAGE={web_image}\nWEB_PORT={port}\n")
     (folder / "config").mkdir(exist_ok=True)
     (folder / "config" / "site.conf").write_text("title = my blog\n")

@@ -68,6 +68,10 @@ class ServerInventory(Protocol):
 
     def drop_command(self, credentials: Credentials, database: str) -> ExecCommand: ...
 
+    def query_command(self, credentials: Credentials, database: str, query: str) -> ExecCommand:
+        """Prints the query's rows in `database`, values tab-separated, no header (drills)."""
+        ...
+
 
 def parse_counts(output: str) -> dict[str, int]:
     """Lines "TABLE<TAB or |>ROWS", as the inventory commands print them."""

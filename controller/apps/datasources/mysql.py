@@ -59,6 +59,7 @@ _COUNT_QUERY = (
     "FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
 )
 _RUN = _PICK_TOOLS + 'exec "$client" --user="$LIFEBOAT_DB_USER" -N -e "$1"'
+_QUERY = _PICK_TOOLS + 'exec "$client" --user="$LIFEBOAT_DB_USER" -N -B "$1" -e "$2"'
 
 
 def _name(found: re.Match[bytes]) -> str:
@@ -112,6 +113,9 @@ class MySQLInventory:
 
     def count_command(self, credentials: Credentials, database: str) -> ExecCommand:
         return MySQL.command(["sh", "-c", _COUNT_EACH, "mysql", database, _COUNT_QUERY], credentials)
+
+    def query_command(self, credentials: Credentials, database: str, query: str) -> ExecCommand:
+        return MySQL.command(["sh", "-c", _QUERY, "mysql", database, query], credentials)
 
     def drop_command(self, credentials: Credentials, database: str) -> ExecCommand:
         drop = f"DROP DATABASE `{database.replace('`', '``')}`"

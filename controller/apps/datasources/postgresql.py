@@ -91,6 +91,10 @@ class PostgresInventory:
     def count_command(self, credentials: Credentials, database: str) -> ExecCommand:
         return _command(["sh", "-c", _COUNT_EACH, "psql", database], credentials)
 
+    def query_command(self, credentials: Credentials, database: str, query: str) -> ExecCommand:
+        argv = ["psql", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-d", database, "-c", query]
+        return _command(argv, credentials)
+
     def drop_command(self, credentials: Credentials, database: str) -> ExecCommand:
         script = 'printf \'DROP DATABASE :"name";\\n\' | psql --no-psqlrc -v ON_ERROR_STOP=1 -v name="$1" -d postgres'
         return _command(["sh", "-c", script, "psql", database], credentials)

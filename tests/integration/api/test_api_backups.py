@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.apps.docker_api import connect
 from controller.catalog.models import BackupStatus
 from tests.support.api_stack import ApiStack, poll, start_stack
-from tests.support.docker_apps import TestApp, mariadb_sql, wordpress_like
+from tests.support.compose_apps import blog_project, free_port
+from tests.support.docker_apps import BUSYBOX, TestApp, mariadb_sql, wordpress_like
 from tests.support.repository import random_bytes
 
 
@@ -217,3 +218,38 @@ def test_a_policy_of_host_paths_is_backed_up_on_demand_through_the_api(stack: Ap
     assert queued.status_code == 202 and queued.json()["data"]["status"] in ("pending", "in_progress", "completed")
     missing = client.post("/api/v1/policies/nobody/backups")
     assert missing.status_code == 404 and missing.json()["code"] == "RESOURCE_NOT_FOUND"
+
+
+def test_a_backup_is_drilled_through_the_api_and_the_drill_is_polled(
+    stack: ApiStack, docker_client: DockerClient, tmp_path: Path
+) -> None:
+    app = blog_project(docker_client, tmp_path / "blog", BUSYBOX, free_port())
+    try:
+        app.sql("CREATE TABLE posts (id INT); INSERT INTO posts VALUES (1), (2), (3);")
+        (stack.resources / "policies").mkdir(exist_ok=True)
+        (stack.resources / "policies" / "blog.yaml").write_text(
+            "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: blog}\n"
+            f"spec:\n  app: {app.name}\n  storage: local\n  retention: {{keepLast: 5}}\n  verify:\n    checks:\n"
+            '      - sql: {service: db, database: wordpress, query: "SELECT COUNT(*) FROM posts", expect: "3"}\n'
+        )
+        client = stack.client()
+        made = client.post("/api/v1/policies/blog/backups", params={"wait": "true"})
+        assert made.status_code == 200, made.text
+        queued = client.post(f"/api/v1/backups/{made.json()['data']['backup_id']}/verify")
+        assert queued.status_code == 202, queued.text
+        drill = poll(client, queued.json()["data"]["url"], {"Passed", "Failed"}, "result")
+        assert drill["result"] == "Passed", drill
+        assert drill["checks"] == [
+            {
+                "check": "sql db/wordpress: SELECT COUNT(*) FROM posts",
+                "passed": True,
+                "detail": "returned '3', expected '3'",
+            }
+        ]
+        assert drill["duration_seconds"] > 0 and drill["policy"] == "blog"
+        assert client.get("/api/v1/drills/drill-none").status_code == 404
+        metrics = client.get("/metrics").text
+        assert f'last_verified_restore_timestamp_seconds{{app="{app.name}",policy="blog"}}' in metrics
+        assert not [c for c in docker_client.containers.list(all=True) if c.name.startswith("lbdrill-")]
+    finally:
+        app.remove()

@@ -176,6 +176,7 @@ def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) ->
         connection.execute(text("DROP TABLE backup_tallies"))
         connection.execute(text("ALTER TABLE backups DROP COLUMN owner"))
         connection.execute(text("DROP TABLE known_policies"))
+        connection.execute(text("DROP TABLE drills"))
         connection.execute(text("UPDATE schema_version SET version = 1"))
     engine.dispose()
     migrated = Catalog(catalog_url)

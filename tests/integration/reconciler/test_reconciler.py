@@ -381,3 +381,25 @@ def test_the_controller_takes_its_limits_from_the_configuration(tmp_path: Path) 
     assert reconciler.runtime.transfers == 7
     assert reconciler.runtime.max_backup_bytes == 1024**3
     assert reconciler.queue._pool._max_workers == 3
+
+
+def test_a_rolling_read_data_cycle_reads_on_from_where_the_last_check_stopped(
+    world: tuple[Reconciler, Clock, Path, Catalog],
+) -> None:
+    reconciler, clock, resources, catalog = world
+    storage = resources / "storage.yaml"
+    storage.write_text(storage.read_text() + '  maintenance:\n    check: "0 */8 * * *"\n    readDataCycleDays: 1\n')
+    settle(reconciler)  # 10:00:30; the first check is at 16:00
+    completed = []
+    for when in ("16:00:30", "00:00:30", "08:00:30"):
+        hour, minute, second = (int(part) for part in when.split(":"))
+        moment = clock.now.replace(hour=hour, minute=minute, second=second)
+        clock.now = moment if moment > clock.now else moment + timedelta(days=1)
+        settle(reconciler)
+        completed.append(status_of(storage).get("readDataCycleCompletedAt"))
+    first, wrapped, partial = completed
+    assert first.startswith("2026-11-24T16:00:30")  # the first check reads every pack
+    assert wrapped.startswith("2026-11-25T00:00:30")  # 16:00 → 00:00 passed the cycle's end
+    assert partial == wrapped  # 00:00 → 08:00: a third of the cycle, not a whole one
+    messages = [e.message for e in catalog.events_for("BackupStorage", "local") if e.reason == "Checked"]
+    assert len(messages) == 3 and "read-data cycle completed" not in messages[-1]

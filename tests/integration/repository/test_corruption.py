@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from controller.errors import BackupCorrupted
-from controller.repository.checker import Checker
+from controller.repository.checker import Checker, cycle_position
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
 from controller.storage.base import Storage
+from controller.storage.local import LocalStorage
 from tests.integration.repository.conftest import tamper
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, write_tree
 
@@ -100,3 +101,16 @@ def test_garbage_in_an_index_file_is_named(repo: Damaged) -> None:
     tamper(repo.storage, repo.index_of_second, b"not an index at all" * 10)
     report = Checker(Repository.open(repo.storage, PASSPHRASE)).check()
     assert any(d.object == repo.index_of_second and "index unreadable" in d.problem for d in report.damage)
+
+
+def test_rolling_windows_read_each_pack_once_per_cycle(tmp_path: Path) -> None:
+    repository = small_repository(LocalStorage(tmp_path / "repo"), pack_size=4096)
+    write_tree(tmp_path / "src", {f"f{i}.bin": random_bytes(i, 3000) for i in range(40)})
+    backup(repository, tmp_path / "src")
+    packs = [info.key for info in repository.storage.list("data/")]
+    assert len(packs) > 10
+    windows = [(0.0, 0.3), (0.3, 0.8), (0.8, 0.0)]  # the third wraps to the cycle's end
+    read = [Checker(repository).check(read_data_window=w).packs_read for w in windows]
+    assert sum(read) == len(packs)  # every pack once
+    assert read[0] == sum(1 for p in packs if cycle_position(p) < 0.3)
+    assert Checker(repository).check(read_data_window=(0.0, 1.0)).packs_read == len(packs)

@@ -187,3 +187,38 @@ def test_set_condition_keeps_transition_time_while_status_holds() -> None:
     flip = Condition(type="Ready", status=ConditionStatus.FALSE, reason="Invalid", last_transition_time=t1)
     assert find_condition(set_condition(same, flip), "Ready") == flip  # status changed: the new time
     assert set_condition([], ready) == [ready]
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        ({}, "expected exactly one of sql, http, file, command; got none"),
+        (
+            {"file": {"service": "web", "path": "/x"}, "command": {"service": "web", "command": ["true"]}},
+            "got file, command",
+        ),
+        ({"http": {"service": "web", "port": 70000}}, "less than or equal to 65535"),
+        ({"command": {"service": "web", "command": []}}, "at least 1 item"),
+    ],
+)
+def test_a_drill_check_is_exactly_one_valid_kind(check: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        BackupPolicy.model_validate(a_policy(spec={"verify": {"checks": [check]}}))
+
+
+def test_a_drill_check_names_itself_in_results() -> None:
+    policy = BackupPolicy.model_validate(
+        a_policy(
+            spec={
+                "verify": {
+                    "checks": [
+                        {"sql": {"service": "db", "database": "wp", "query": "SELECT 1", "expect": "1"}},
+                        {"http": {"service": "web", "port": 80, "path": "/health"}},
+                    ]
+                }
+            }
+        )
+    )
+    assert policy.spec.verify is not None
+    assert [c.named for c in policy.spec.verify.checks] == ["sql db/wp: SELECT 1", "http web:80/health"]
+    assert policy.spec.verify.checks[1].http is not None and policy.spec.verify.checks[1].http.expect_status == 200

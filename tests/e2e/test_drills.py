@@ -1,0 +1,153 @@
+"""Restore drills on the real engine with an app made by docker-compose: a good backup's
+drill passes its checks in a throwaway clone and leaves nothing; a damaged repository's
+drill fails, naming the damage; a drill killed midway is cleaned up by the next start.
+The source app keeps its containers and data throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from docker import DockerClient
+
+from controller.catalog.catalog import Catalog
+from tests.e2e.conftest import LIFEBOAT, Lifeboat
+from tests.support.compose_apps import ComposeApp, blog_project, free_port
+from tests.support.docker_apps import BUSYBOX
+
+PASSPHRASE = "drill passphrase"
+CHECKS = """\
+    checks:
+      - sql: {service: db, database: wordpress, query: "SELECT COUNT(*) FROM posts", expect: "2"}
+      - http: {service: web, port: 80, path: /uploads/photo.jpg}
+      - file: {service: web, path: /var/www/uploads/photo.jpg}
+      - command: {service: web, command: [test, -s, /etc/site/site.conf]}
+"""
+
+
+def clone_leftovers(client: DockerClient) -> list[str]:
+    """Anything a drill's clone could leave: containers, volumes, networks."""
+    found = [c.name for c in client.containers.list(all=True) if c.name.startswith("lbdrill-")]
+    found += [v.name for v in client.volumes.list() if v.name.startswith("lbdrill-")]
+    found += [n.name for n in client.networks.list() if n.name.startswith("lbdrill-")]
+    return found
+
+
+@pytest.fixture
+def blog(tmp_path: Path, docker_client: DockerClient) -> Iterator[ComposeApp]:
+    """The blog with a web server (busybox httpd) serving /var/www, two posts and a photo."""
+    app = blog_project(docker_client, tmp_path / "blog", BUSYBOX, free_port(), serve_http=True)
+    app.sql("CREATE TABLE posts (id INT); INSERT INTO posts VALUES (1), (2);")
+    (app.mountpoint("uploads") / "photo.jpg").write_bytes(b"\xff\xd8 a photo")
+    yield app
+    app.remove()
+
+
+@pytest.fixture
+def host(lifeboat: Lifeboat, blog: ComposeApp, monkeypatch: pytest.MonkeyPatch) -> Lifeboat:
+    lifeboat.resources.mkdir(parents=True)
+    (lifeboat.resources / "storage.yaml").write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupStorage\nmetadata: {name: local}\n"
+        f"spec:\n  local: {{path: {lifeboat.home / 'repo'}}}\n  encryption: {{passphrase: {{env: DRILL_PASS}}}}\n"
+    )
+    (lifeboat.resources / "policy.yaml").write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: blog}\n"
+        f"spec:\n  app: {blog.name}\n  storage: local\n  retention: {{keepLast: 5}}\n  verify:\n{CHECKS}"
+    )
+    monkeypatch.setenv("DRILL_PASS", PASSPHRASE)
+    assert lifeboat("repo", "--storage", "local", "init").code == 0
+    made = lifeboat("backup", "--policy", "blog", "-o", "json")
+    assert made.code == 0, made.err
+    return lifeboat
+
+
+def source_state(app: ComposeApp) -> tuple[object, ...]:
+    return (
+        app.container("web").id,
+        app.container("db").id,
+        app.sql("SELECT COUNT(*) FROM posts"),
+        (app.mountpoint("uploads") / "photo.jpg").read_bytes(),
+    )
+
+
+def test_a_good_backups_drill_passes_its_checks_in_a_clone_and_leaves_nothing(
+    host: Lifeboat, blog: ComposeApp, docker_client: DockerClient
+) -> None:
+    before = source_state(blog)
+    drilled = host("drill", "blog", "-o", "json")
+    assert drilled.code == 0, drilled.out + drilled.err
+    drill = json.loads(drilled.out)
+    assert drill["result"] == "Passed" and drill["duration_seconds"] > 0
+    assert [c["passed"] for c in drill["checks"]] == [True, True, True, True]
+    assert drill["checks"][0]["detail"] == "returned '2', expected '2'"
+    assert clone_leftovers(docker_client) == [] and not Path(drill["folder"]).exists()
+    assert source_state(blog) == before  # the source app was never touched
+
+    # The controller writes the outcome into the policy's status: Verified, lastDrill, VERIFIED.
+    assert host("controller", "--once").code == 0
+    status = yaml.safe_load((host.resources / "policy.yaml").read_text())["status"]
+    verified = next(c for c in status["conditions"] if c["type"] == "Verified")
+    assert (verified["status"], verified["reason"]) == ("True", "DrillPassed")
+    assert status["lastDrill"]["result"] == "Passed" and status["lastDrill"]["durationSeconds"] > 0
+    listed = host("get", "policies").out.splitlines()
+    assert listed[0].split()[-1] == "VERIFIED" and listed[1].split()[-1].startswith("(")  # "True (12.3s)"
+
+
+def test_a_damaged_repository_fails_the_drill_naming_the_damage(
+    host: Lifeboat, blog: ComposeApp, docker_client: DockerClient
+) -> None:
+    before = source_state(blog)
+    for pack in (host.home / "repo" / "data").rglob("*"):
+        if pack.is_file():
+            pack.chmod(0o644)
+            data = bytearray(pack.read_bytes())
+            data[len(data) // 2] ^= 0x01
+            pack.write_bytes(bytes(data))
+    drilled = host("drill", "blog", "-o", "json")
+    assert drilled.code == 1, drilled.out + drilled.err
+    drill = json.loads(drilled.out)
+    assert drill["result"] == "Failed" and "the restore did not succeed" in drill["message"]
+    assert "Traceback" not in drilled.err
+    assert clone_leftovers(docker_client) == []
+    assert source_state(blog) == before
+    assert host("controller", "--once").code == 0
+    status = yaml.safe_load((host.resources / "policy.yaml").read_text())["status"]
+    verified = next(c for c in status["conditions"] if c["type"] == "Verified")
+    assert (verified["status"], verified["reason"]) == ("False", "DrillFailed")
+    assert (
+        drill["message"] in verified["message"] and "failed authentication" in verified["message"]
+    )  # the damage, named
+    assert status["lastDrill"]["result"] == "Failed"
+    assert host("drill", "nobody").code == 2  # could not run: no such policy
+
+
+def test_a_drill_killed_midway_is_cleaned_up_by_the_next_start(
+    host: Lifeboat, blog: ComposeApp, docker_client: DockerClient
+) -> None:
+    # Its own session, killed whole (as a service manager kills a unit): docker-compose too.
+    process = subprocess.Popen(
+        [LIFEBOAT, "drill", "blog"], env=host.env(), stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not clone_leftovers(docker_client) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the drill ended before its clone appeared"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert clone_leftovers(docker_client)
+
+    assert host("controller", "--once").code == 0
+    assert clone_leftovers(docker_client) == []
+    catalog = Catalog(host.env()["LIFEBOAT_CATALOG"])
+    (killed,) = catalog.drills()
+    catalog.close()
+    assert killed.result == "Failed" and "interrupted" in killed.message and not Path(killed.folder).exists()
+    again = json.loads(host("drill", "blog", "-o", "json").out)  # the next drill runs and passes
+    assert again["result"] == "Passed"
