@@ -91,7 +91,13 @@ class DrillRunner:
 
     def _backup(self, request: DrillRequest) -> Backup:
         if request.backup_id:
-            return self.runtime.catalog.get_backup(request.backup_id)
+            given = self.runtime.catalog.get_backup(request.backup_id)
+            if given.app_id != request.app:
+                raise LifeboatError(
+                    f"backup {given.backup_id} is of {given.app_id}, not of app {request.app} that {request.policy} "
+                    "drills: give a backup of that app"
+                )
+            return given
         name = request.policy
         found = self.runtime.catalog.list_backups(
             BackupFilter(policy=name, status=BackupStatus.COMPLETED, safety=False, limit=1)

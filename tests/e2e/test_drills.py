@@ -122,6 +122,18 @@ def test_a_good_backups_drill_passes_and_a_damaged_ones_fails_each_leaving_nothi
     )  # the damage, named
     assert status["lastDrill"]["result"] == "Failed"
     assert host("drill", "nobody").code == 2  # could not run: no such policy
+    unknown = host("drill", "blog", "--backup", "someone-else-20260101-000000-abcdef")
+    assert unknown.code == 2 and "no backup with id" in unknown.err
+    etc = host.home / "etc-site"
+    etc.mkdir()
+    (etc / "site.conf").write_text("x\n")
+    (host.resources / "etc.yaml").write_text(
+        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: etc}\n"
+        f"spec:\n  paths: [{etc}]\n  storage: local\n  retention: {{keepLast: 1}}\n"
+    )
+    of_paths = json.loads(host("backup", "--policy", "etc", "-o", "json").out)["backup"]["backup_id"]
+    other = host("drill", "blog", "--backup", of_paths)
+    assert other.code == 2 and f"backup {of_paths} is of etc, not of app {blog.name}" in other.err
 
 
 def test_a_drill_killed_midway_is_cleaned_up_by_the_next_start(
