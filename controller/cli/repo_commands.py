@@ -258,7 +258,7 @@ def repo(
     transfers: int,
     kit: Path | None,
 ) -> None:
-    """The repository: init, backup, snapshots, restore, check, forget, prune, export, keys, unlock."""
+    """The repository: init, backup, snapshots, ls, find, restore, check, forget, prune, export, keys, unlock."""
     ctx = click_ctx.find_object(CliContext)
     assert ctx is not None
     target = RepoTarget(ctx, repo, storage_name, passphrase_file, kit)
