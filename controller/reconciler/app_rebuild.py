@@ -49,6 +49,7 @@ class RebuildOptions:
 @dataclass
 class RebuildPlan:
     definition: AppDefinition
+    snapshot: Snapshot  # the backup's, already checked readable
     project: str  # the app's name on this host (another one for a clone)
     folder: Path | None  # the project folder written (Compose projects)
     compose: ComposeProject | None  # None: containers made through the Docker API
@@ -103,7 +104,7 @@ def plan_rebuild(
                 f"project folder {folder} holds other content ({', '.join(conflicts[:5])}); restore with "
                 "--project-dir DIR to write it elsewhere, or --force to write over it"
             )
-    plan = RebuildPlan(definition, project, folder, compose, options=options)
+    plan = RebuildPlan(definition, snapshot, project, folder, compose, options=options)
     for image in definition.images:
         if image_present(client, image.image_id):
             continue
@@ -119,8 +120,9 @@ def plan_rebuild(
     return plan
 
 
-def rebuild_app(client: DockerClient, repository: Repository, snapshot: Snapshot, plan: RebuildPlan) -> None:
+def rebuild_app(client: DockerClient, repository: Repository, plan: RebuildPlan) -> None:
     """Project folder, images, containers (stopped)."""
+    snapshot = plan.snapshot
     if plan.options.replace:
         stop_app(client, plan.project)
     if plan.folder is not None:

@@ -44,7 +44,6 @@ def plan_restore(
     """The plan; raises LifeboatError (changing nothing) when the restore cannot be done.
     `volumes` and `databases` select by key and service (None: all)."""
     snapshot = app_snapshot(repository, backup)
-    _check_readable(repository, snapshot, backup)
     target = discover(client, target_name, read_secret=read_secret)
     plan = RestorePlan(snapshot, target)
     manifest = read_manifest(repository, snapshot)
@@ -71,8 +70,9 @@ def plan_restore(
 
 
 def app_snapshot(repository: Repository, backup: Backup) -> Snapshot:
-    """The backup's snapshot, when it is a completed backup of an app; else RestoreFailed
-    saying how its files can be had."""
+    """The backup's snapshot, when it is a completed, readable backup of an app: checked
+    before anything changes, whether the app is restored into or put back whole. Else
+    RestoreFailed saying how its files can be had, or BackupCorrupted."""
     if backup.status != BackupStatus.COMPLETED or backup.snapshot_id is None:
         raise BackupNotFound(f"backup {backup.backup_id} is {backup.status.value}, not restorable")
     snapshot = repository.load_snapshot(backup.snapshot_id)
@@ -81,6 +81,7 @@ def app_snapshot(repository: Repository, backup: Backup) -> Snapshot:
             f"backup {backup.backup_id} is of host paths (policy {backup.policy}), not of an app: write its files "
             f"into a directory with `lifeboat restore {backup.backup_id} --target DIR [--path PATH]`"
         )
+    _check_readable(repository, snapshot, backup)
     return snapshot
 
 

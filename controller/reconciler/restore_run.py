@@ -204,8 +204,7 @@ class RestoreRunner:
     ) -> tuple[str, list[str]]:
         """The app put back (folder, images, containers), then its data, then started."""
         self.step(operation, "recreating the app" if not rebuild.options.replace else "replacing the app")
-        snapshot = repository.load_snapshot(backup.snapshot_id or "")
-        rebuild_app(client, repository, snapshot, rebuild)
+        rebuild_app(client, repository, rebuild)
         plan = self.plan(client, repository, backup, rebuild.project, request)
         verified = self.apply(client, repository, plan, operation, request)
         self.step(operation, "starting the app")
