@@ -32,6 +32,7 @@ LifeboatError                 LIFEBOAT_ERROR; str(e) is one sentence a person ca
 ├── BackupCorrupted           BACKUP_CORRUPTED
 ├── RestoreFailed             RESTORE_FAILED
 ├── QuotaExceeded             BACKUP_QUOTA_EXCEEDED
+├── DeliveryFailed            DELIVERY_FAILED     a Notifier's destination refused or missed a message
 └── RangeNotSatisfiable       RANGE_NOT_SATISFIABLE (api/download.py) a Range outside the download
 ```
 
@@ -216,3 +217,9 @@ class QuotaExceeded(LifeboatError):
     """The storage's quotaBytes or limits.max_backup_size_gb would be passed."""
 
     code = "BACKUP_QUOTA_EXCEEDED"
+
+
+class DeliveryFailed(LifeboatError):
+    """A Notifier's destination did not take a message: refused, unreachable, or timed out."""
+
+    code = "DELIVERY_FAILED"

@@ -6,7 +6,7 @@ results, restore runs and events. Callers pass every time in; nothing here reads
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from controller.catalog.models import (
+    Alert,
     Backup,
     BackupItem,
     BackupOutcome,
@@ -28,6 +29,9 @@ from controller.catalog.models import (
     DrillResult,
     Event,
     KnownPolicy,
+    Notice,
+    NoticeCursor,
+    NoticeState,
     QuiescedContainer,
     RestoreRun,
 )
@@ -175,6 +179,10 @@ class Catalog:
         if backup is None:
             raise BackupNotFound(f"no backup with id {backup_id!r} in the catalog")
         return backup
+
+    def find_backup(self, backup_id: str) -> Backup | None:
+        with self.session() as session:
+            return session.get(Backup, backup_id) if backup_id else None
 
     def items_of(self, backup_id: str) -> list[BackupItem]:
         with self.session() as session:
@@ -361,6 +369,77 @@ class Catalog:
         )
         with self.session() as session:
             return list(reversed(list(session.exec(query))))
+
+    # Notices (the outbox the controller's Notifiers read) and the alerts they open
+
+    def announce(
+        self,
+        notice: Notice,
+        opens: bool = False,
+        resolves: Sequence[str] = (),
+        repeat: bool = False,
+        keep: bool = True,
+    ) -> list[Notice]:
+        """Record `notice` and what it does to the alerts of its subject, in one transaction:
+        each open alert named in `resolves` closes with a `resolved` notice; `opens` opens the
+        notice's own alert with a `firing` notice, or, when that alert is open already, records
+        a `repeat` only if asked to. Otherwise the notice is written with its own state, unless
+        `keep` is False (only its resolutions are wanted). Returns the notices written, oldest first."""
+        written: list[Notice] = []
+        with self.session() as session:
+            for event_name in resolves:
+                alert = session.get(Alert, (event_name, notice.kind, notice.name))
+                if alert is not None:
+                    session.delete(alert)
+                    since = alert.since.strftime("%Y-%m-%d %H:%M UTC")
+                    message = f"{notice.message} (after {event_name} since {since}: {alert.message})"
+                    written.append(_notice_like(notice, event_name, NoticeState.RESOLVED, message))
+            state: NoticeState | None = NoticeState(notice.state) if keep else None
+            if opens:
+                key = (notice.event, notice.kind, notice.name)
+                if session.get(Alert, key) is None:
+                    session.add(
+                        Alert(event=key[0], kind=key[1], name=key[2], since=notice.time, message=notice.message)
+                    )
+                    state = NoticeState.FIRING
+                else:
+                    state = NoticeState.REPEAT if repeat else None
+            if state is not None:
+                written.append(_notice_like(notice, notice.event, state, notice.message))
+            session.add_all(written)
+            session.commit()
+        return written
+
+    def open_alerts(self) -> list[Alert]:
+        with self.session() as session:
+            return list(session.exec(select(Alert).order_by(col(Alert.since))))
+
+    def notices_after(self, host: str, after: int, limit: int = 500) -> list[Notice]:
+        query = (
+            select(Notice).where(col(Notice.host) == host, col(Notice.id) > after).order_by(col(Notice.id)).limit(limit)
+        )
+        with self.session() as session:
+            return list(session.exec(query))
+
+    def notice_cursor(self, host: str) -> int:
+        """The last notice this host's controller took; a host that never took one starts
+        after the newest notice (history is not sent again)."""
+        with self.session() as session:
+            cursor = session.get(NoticeCursor, host)
+            if cursor is not None:
+                return cursor.last_id
+            newest = session.exec(select(func.max(Notice.id))).one()
+            return int(newest or 0)
+
+    def move_notice_cursor(self, host: str, last_id: int) -> None:
+        with self.session() as session:
+            session.merge(NoticeCursor(host=host, last_id=last_id))
+            session.commit()
+
+
+def _notice_like(notice: Notice, event_name: str, state: NoticeState, message: str) -> Notice:
+    fields = notice.model_dump(exclude={"id", "event", "state", "message"})
+    return Notice(**fields, event=event_name, state=state.value, message=message)
 
 
 SelectT = TypeVar("SelectT", bound=SelectOfScalar[Any])

@@ -218,6 +218,56 @@ class Event(SQLModel, table=True):
     message: str
 
 
+class NoticeState(StrEnum):
+    FIRING = "firing"  # something went wrong; an alert opened (or a one-off, such as a failed restore)
+    REPEAT = "repeat"  # went wrong again while its alert is open: healthchecks pings it, messages do not
+    RESOLVED = "resolved"  # the alert closed: what went wrong is right again
+    INFO = "info"  # a success or a start, for the Notifiers that ask for it
+
+
+class Notice(SQLModel, table=True):
+    """Something people may need to hear about, written by the run or check that saw it, in
+    any process on the host (the outbox): the controller of that host delivers it to the
+    Notifiers that select it."""
+
+    __tablename__ = "notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = _time()
+    host: str = Field(index=True)
+    event: str  # BackupFailed, BackupSucceeded, BackupStarted, ... (resources.notifier.NotifierEvent)
+    state: str = NoticeState.INFO.value
+    kind: str  # the subject: BackupPolicy, App, BackupStorage
+    name: str
+    app: str = ""
+    policy: str = ""
+    storage: str = ""
+    object_id: str = ""  # the backup, restore run or drill it is about
+    message: str = ""
+
+
+class Alert(SQLModel, table=True):
+    """An open warning: one per event and subject, from its first notice until it resolves.
+    While it is open the same warning sends nothing more."""
+
+    __tablename__ = "alerts"
+
+    event: str = Field(primary_key=True)
+    kind: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    since: datetime = _time()
+    message: str = ""
+
+
+class NoticeCursor(SQLModel, table=True):
+    """The last notice a host's controller handed to its Notifiers: a restart goes on from there."""
+
+    __tablename__ = "notice_cursors"
+
+    host: str = Field(primary_key=True)
+    last_id: int = 0
+
+
 # Upper bounds (seconds) of the backup duration histogram's buckets; +Inf is implied.
 DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 

@@ -17,11 +17,14 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
 from controller.catalog.models import (
+    Alert,
     Backup,
     BackupStatus,
     BackupTally,
     Drill,
     KnownPolicy,
+    Notice,
+    NoticeCursor,
     QuiescedContainer,
     SchemaVersion,
 )
@@ -79,6 +82,11 @@ def _add_drills(connection: Connection) -> None:
     Drill.__table__.create(connection)  # type: ignore[attr-defined]
 
 
+def _add_notices(connection: Connection) -> None:
+    for table in (Notice, Alert, NoticeCursor):
+        SQLModel.metadata.tables[str(table.__tablename__)].create(connection)
+
+
 # MIGRATIONS[n - 1] upgrades a version-n catalog to version n+1. Append; never edit.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_quiesced_containers,
@@ -87,6 +95,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_known_policies,
     _add_warnings_and_restore_recovery,
     _add_drills,
+    _add_notices,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -31,6 +31,7 @@ _COMMANDS = {
     "restore": "controller.cli.app_commands:restore",
     "repair": "controller.cli.app_commands:repair",
     "drill": "controller.cli.drill_commands:drill",
+    "notify": "controller.cli.notify_commands:notify",
     "controller": "controller.cli.serve_commands:controller",
     "api": "controller.cli.serve_commands:api",
     "apikey": "controller.cli.apikey_commands:apikey",

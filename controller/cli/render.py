@@ -14,6 +14,7 @@ from controller.resources.documents import dump_yaml
 from controller.resources.kinds import Resource
 from controller.resources.loader import LoadedResource
 from controller.resources.meta import find_condition
+from controller.resources.notifier import WARNINGS, Notifier, NotifierStatus
 from controller.resources.restore import Restore
 
 if TYPE_CHECKING:
@@ -87,6 +88,10 @@ def resource_rows(kind: str, resources: Sequence[LoadedResource]) -> tuple[list[
             ],
             [_policy_row(r.resource) for r in resources if isinstance(r.resource, BackupPolicy)],
         )
+    if kind == "Notifier":
+        return ["NAME", "DESTINATION", "EVENTS", "SELECTOR", "READY", "LAST DELIVERY (UTC)", "LAST ERROR"], [
+            _notifier_row(r.resource) for r in resources if isinstance(r.resource, Notifier)
+        ]
     return (
         ["NAME", "BACKUP", "TARGET", "PHASE", "MESSAGE"],
         [_restore_row(r.resource) for r in resources if isinstance(r.resource, Restore)],
@@ -124,6 +129,24 @@ def _policy_row(policy: BackupPolicy) -> list[str]:
         _age(next_run),
         _verified(policy),
     ]
+
+
+def _notifier_row(notifier: Notifier) -> list[str]:
+    spec, status = notifier.spec, notifier.status
+    if spec.healthchecks is not None:
+        events = "backup runs"
+    else:
+        events = "warnings" if set(spec.events) == set(WARNINGS) else ",".join(spec.events)
+    chosen = spec.selector.model_dump(exclude_defaults=True)
+    selector = " ".join(f"{key}={','.join(v) if isinstance(v, list) else v}" for key, v in chosen.items()) or "all"
+    last = status.last_delivery if status else None
+    delivered = f"{_age(last.time)} {last.event}" if last else "-"
+    return [notifier.metadata.name, spec.destination, events, selector, _ready(notifier), delivered, _error(status)]
+
+
+def _error(status: NotifierStatus | None) -> str:
+    error = status.last_error if status else None
+    return error if error and len(error) <= 60 else (error[:59] + "…" if error else "-")
 
 
 def _restore_row(restore: Restore) -> list[str]:

@@ -108,7 +108,9 @@ def controller(ctx: CliContext, resync_seconds: float, once: bool, listen: str |
         click.echo(f"recovered: {note}", err=True)
     reconciler.pass_once()
     reconciler.queue.wait_idle()
-    reconciler.pass_once()  # the status of what just finished
+    reconciler.notifications.drain()  # the Notifiers hear what the pass found and what its work did
+    reconciler.pass_once()  # the status of what just finished (the Notifiers' too)
+    reconciler.notifications.stop()
 
 
 @click.command("api")

@@ -28,6 +28,7 @@ from controller.errors import BackupCreateFailed, LifeboatError, NothingToBackUp
 from controller.host import Owner, host_name
 from controller.reconciler.backup_warnings import source_losses
 from controller.reconciler.forgetting import apply_retention
+from controller.reconciler.notices import BACKUP_STARTED, Subject, announce, backup_ended
 from controller.reconciler.runtime import Runtime, wall_clock
 from controller.reconciler.snapshot_layout import Layout, snapshot_layout
 from controller.repository.archiver import Archiver, ArchiveResult, DirectorySource
@@ -104,6 +105,14 @@ class BackupRequest:
         """Where the run's events are recorded: the policy, else the app."""
         return ("BackupPolicy", self.policy) if self.policy else ("App", self.subject)
 
+    @property
+    def notice_subject(self) -> Subject | None:
+        """What the Notifiers hear the run is about; None for a restore's safety backup,
+        whose outcome is the restore's."""
+        if self.tags.get("safety") == "true":
+            return None
+        return Subject(*self.event_target, app=self.app or "", policy=self.policy or "", storage=self.storage)
+
 
 def policy_key(name: str) -> str:
     """The work key of a policy without an app (host paths only)."""
@@ -144,6 +153,8 @@ class BackupRunner:
         """Take the backup; returns its completed row, or raises after recording it failed."""
         backup_id = request.pending_id or self.create(request).backup_id
         kind, name = request.event_target
+        if request.notice_subject is not None:
+            announce(self.runtime, BACKUP_STARTED, request.notice_subject, f"backup {backup_id} started", backup_id)
         items: list[BackupItem] = []
         self._counted.clear()
         try:
@@ -310,6 +321,9 @@ class BackupRunner:
                 row.added_bytes,
             )
             self.runtime.event(kind, name, "BackupCompleted", f"backup {backup_id}")
+        if request.notice_subject is not None:
+            cause = f"backup {backup_id}: {failure}" if failure is not None else None
+            backup_ended(self.runtime, request.notice_subject, backup_id, cause, list(warnings or []))
         return row
 
 

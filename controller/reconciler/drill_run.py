@@ -27,6 +27,7 @@ from controller.catalog.catalog import BackupFilter
 from controller.catalog.models import Backup, BackupStatus, Drill, DrillResult
 from controller.errors import BackupNotFound, LifeboatError
 from controller.host import Owner, host_name
+from controller.reconciler.notices import Subject, drill_ended
 from controller.reconciler.restore_run import RestoreRequest, RestoreRunner
 from controller.reconciler.runtime import Runtime
 from controller.resources.backup_policy import BackupPolicy, Verify
@@ -122,7 +123,7 @@ class DrillRunner:
             force=True,
             restore_name=drill.id,
         )
-        run = RestoreRunner(self.runtime).run(restore)
+        run = RestoreRunner(self.runtime, announce=False).run(restore)
         if run.phase != RestorePhase.SUCCEEDED.value:
             return [], f"the restore did not succeed: {run.message}"
         try:
@@ -153,9 +154,12 @@ class DrillRunner:
         )
         reason = "DrillPassed" if passed else "DrillFailed"
         (log.info if passed else log.warning)("drill %s of %s: %s", drill.id, drill.policy, message)
-        self.runtime.event(
-            "BackupPolicy", drill.policy, reason, f"{drill.id} (backup {drill.backup_id}): {message}", not passed
-        )
+        told = f"{drill.id} (backup {drill.backup_id}): {message}"
+        self.runtime.event("BackupPolicy", drill.policy, reason, told, not passed)
+        backup = self.runtime.catalog.find_backup(drill.backup_id)
+        storage = (backup.storage or "") if backup else ""
+        subject = Subject("BackupPolicy", drill.policy, app=drill.app, policy=drill.policy, storage=storage)
+        drill_ended(self.runtime, subject, drill.id, f"drill {told}" if failure else None, f"drill {told}")
         return finished
 
 

@@ -35,6 +35,7 @@ def run_controller(
     for note in reconciler.recover():
         log.warning("recovered after a restart: %s", note)
     watch_resources(reconciler.resources, wake, stop)
+    reconciler.notifications.start()
     while not stop.is_set():
         try:
             reconciler.pass_once()
@@ -47,3 +48,5 @@ def run_controller(
         wake.wait(timeout)
         wake.clear()
     reconciler.queue.wait_idle()
+    reconciler.notifications.drain(timeout=30)  # what the last runs announced goes out before the exit
+    reconciler.notifications.stop()

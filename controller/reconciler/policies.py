@@ -11,13 +11,16 @@ from controller.catalog.models import Backup, BackupStatus, DrillResult
 from controller.errors import LifeboatError
 from controller.reconciler.backup_run import BackupRequest, BackupRunner
 from controller.reconciler.drill_run import DrillRequest, DrillRunner
+from controller.reconciler.notices import Subject, condition_changed
+from controller.reconciler.overdue import overdue_at
 from controller.reconciler.runtime import Runtime
 from controller.reconciler.schedule_plan import plan_schedule
 from controller.reconciler.status import StatusWriter
 from controller.reconciler.work_queue import WorkQueue
 from controller.resources.backup_policy import BackupCounts, BackupPolicy, BackupPolicyStatus, LastBackup, LastDrill
 from controller.resources.loader import LoadedResource
-from controller.resources.meta import set_condition
+from controller.resources.meta import find_condition, set_condition
+from controller.resources.notifier import NotifierEvent as Ev
 
 STALLED_AFTER = 3  # failed runs in a row that make a policy Stalled
 
@@ -60,6 +63,8 @@ class PolicyReconciler:
         else:
             status.conditions = [c for c in status.conditions if c.type != "Reconciling"]
         self._status_from_catalog(status, rows, item)
+        stalled = find_condition(status.conditions, "Stalled")
+        self._tell_warnings(policy, rows, f"policy {name}: {stalled.message}" if stalled else None)
         self._drill_status(status, item)
         status.conditions = set_condition(status.conditions, ready)
         status.observed_generation = item.generation
@@ -88,6 +93,20 @@ class PolicyReconciler:
         if plan.run_now and (not can_run or not self.queue.submit(app, lambda: self.drill(policy))):
             return old.next_drill_at  # the app is busy: drill when it is free
         return plan.next_run_at
+
+    def _tell_warnings(self, policy: BackupPolicy, rows: list[Backup], stalled: str | None) -> None:
+        """BackupOverdue (the watchdog, overdue.py) and PolicyStalled: each told once while it
+        holds, and once when it ends (notices.py)."""
+        name, spec = policy.metadata.name, policy.spec
+        subject = Subject("BackupPolicy", name, app=spec.app or "", policy=name, storage=spec.storage)
+        success = next((r.created_at for r in rows if r.status == BackupStatus.COMPLETED), None)
+        due = overdue_at(policy, success, rows[-1].created_at if rows else None)
+        late = None
+        if due is not None and self.runtime.clock() >= due:
+            since = f"since {success:%Y-%m-%d %H:%M} UTC" if success else "yet"
+            late = f"policy {name} has no successful backup {since}; one was due by {due:%Y-%m-%d %H:%M} UTC"
+        condition_changed(self.runtime, Ev.BACKUP_OVERDUE, subject, late, f"policy {name} is within its RPO again")
+        condition_changed(self.runtime, Ev.POLICY_STALLED, subject, stalled, f"policy {name}: a backup succeeded")
 
     def drill(self, policy: BackupPolicy) -> None:
         """The scheduled drill: its row, event and log line record the outcome."""

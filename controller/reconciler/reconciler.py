@@ -18,6 +18,8 @@ from controller.apps.docker_api import DockerClient
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import Backup
 from controller.reconciler.backup_run import policy_key
+from controller.reconciler.notifications import Notifications
+from controller.reconciler.notifiers import NotifierReconciler
 from controller.reconciler.policies import PolicyReconciler
 from controller.reconciler.recovery import recover
 from controller.reconciler.removed_policies import RemovedPolicies
@@ -72,6 +74,8 @@ class Reconciler:
         self.policies = PolicyReconciler(self.runtime, queue, self.status)
         self.removed_policies = RemovedPolicies(self.runtime, queue)
         self.restores = RestoreReconciler(self.runtime, queue, self.status)
+        self.notifications = Notifications(self.runtime, environ, retry_wait)
+        self.notifiers = NotifierReconciler(self.notifications, self.status)
         self.next_due: datetime | None = None  # the earliest nextRunAt seen by the last pass
 
     @property
@@ -126,5 +130,8 @@ class Reconciler:
                     self.next_due = due
         for item in loaded.of_kind("Restore"):
             self.restores.reconcile(item)
+        self.notifications.update(loaded)
+        for item in loaded.of_kind("Notifier"):
+            self.notifiers.reconcile(item)
         if self.scheduling:
             self.removed_policies.reconcile(loaded.of_kind("BackupPolicy"), storages, loaded.problems)

@@ -35,6 +35,7 @@ from controller.host import Owner
 from controller.reconciler.app_rebuild import RebuildOptions, RebuildPlan, plan_rebuild, rebuild_app
 from controller.reconciler.backup_run import LOCK_WAIT, BackupRequest, BackupRunner
 from controller.reconciler.database_check import DatabaseCheck, check_database
+from controller.reconciler.notices import Subject, restore_ended
 from controller.reconciler.restore_plan import RestorePlan, app_snapshot, plan_restore
 from controller.reconciler.runtime import RestoreStep, Runtime, wall_clock
 from controller.repository.comparer import Comparer
@@ -98,8 +99,9 @@ def resolve_backup(catalog: Catalog, request: RestoreRequest, now: datetime) -> 
 
 
 class RestoreRunner:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, runtime: Runtime, announce: bool = True) -> None:
+        """`announce` False: a drill's restore into its clone; the drill tells the outcome."""
+        self.runtime, self.announce = runtime, announce
 
     def run(self, request: RestoreRequest) -> RestoreRun:
         """Returns the finished run: Succeeded, RolledBack, or Failed (with "nothing was
@@ -354,7 +356,17 @@ class RestoreRunner:
         succeeded = phase == RestorePhase.SUCCEEDED
         (log.info if succeeded else log.warning)("restore %s: %s: %s", run.id, phase.value, message)
         self.runtime.event("App", run.target_app or "-", f"Restore{phase.value}", f"{run.id}: {message}", not succeeded)
+        if self.announce:
+            subject = _restore_subject(self.runtime.catalog, run)
+            restore_ended(self.runtime, subject, run.id, phase.value, f"restore {run.id}: {message}")
         return finished
+
+
+def _restore_subject(catalog: Catalog, run: RestoreRun) -> Subject:
+    """The target app, with the policy and storage of the backup restored (when it is known)."""
+    backup = catalog.find_backup(run.backup_id)
+    policy, storage = (backup.policy or "", backup.storage or "") if backup else ("", "")
+    return Subject("App", run.target_app or "-", app=run.target_app or "", policy=policy, storage=storage)
 
 
 def _chunks(content: BinaryIO) -> Iterator[bytes]:

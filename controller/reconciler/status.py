@@ -11,19 +11,12 @@ from typing import Any
 
 from controller.catalog.catalog import Catalog
 from controller.errors import LifeboatError, ResourceProblem, WriteConflict
-from controller.resources.backup_policy import BackupPolicyStatus
-from controller.resources.backup_storage import BackupStorageStatus
+from controller.resources.kinds import STATUS_TYPES
 from controller.resources.loader import LoadedResource
 from controller.resources.meta import Condition, ConditionStatus, set_condition, spec_generation
-from controller.resources.restore import RestoreStatus
 from controller.resources.writeback import read_document, write_status
 
 log = logging.getLogger(__name__)
-_STATUS_TYPES: dict[str, type[BackupStorageStatus | BackupPolicyStatus | RestoreStatus]] = {
-    "BackupStorage": BackupStorageStatus,
-    "BackupPolicy": BackupPolicyStatus,
-    "Restore": RestoreStatus,
-}
 
 
 class StatusWriter:
@@ -67,7 +60,7 @@ class StatusWriter:
 
     def report_invalid(self, problem: ResourceProblem) -> None:
         """Ready=False with the exact problem, written into the invalid resource itself."""
-        if not problem.kind or not problem.name or problem.kind not in _STATUS_TYPES:
+        if not problem.kind or not problem.name or problem.kind not in STATUS_TYPES:
             log.warning("invalid resource: %s", problem)
             return
         path = Path(problem.file)
@@ -76,7 +69,7 @@ class StatusWriter:
             if data is None:
                 return
             generation = spec_generation(data.get("spec"))
-            status_type = _STATUS_TYPES[problem.kind]
+            status_type = STATUS_TYPES[problem.kind]
             try:
                 status = status_type.model_validate(data.get("status") or {})
             except ValueError:

@@ -15,6 +15,7 @@ from controller.catalog.catalog import BackupFilter
 from controller.catalog.models import BackupStatus
 from controller.errors import LifeboatError
 from controller.reconciler.backup_run import LOCK_WAIT
+from controller.reconciler.notices import Subject, condition_changed
 from controller.reconciler.runtime import Runtime, StorageRepositories, wall_clock
 from controller.reconciler.schedule_plan import next_run_after
 from controller.reconciler.status import StatusWriter
@@ -24,6 +25,7 @@ from controller.repository.pruner import Pruner
 from controller.resources.backup_storage import BackupStorage, BackupStorageStatus, CheckResult
 from controller.resources.loader import LoadedResource
 from controller.resources.meta import find_condition, set_condition
+from controller.resources.notifier import NotifierEvent as Ev
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,13 @@ class StorageReconciler:
             )
             status.size_bytes = self.repositories.size(name, repository)
             condition = self.status.condition("Ready", True, "Reachable", "the repository opens", item)
+            problem = None
         except LifeboatError as err:
             status.reachable = False
             condition = self.status.condition("Ready", False, err.__class__.__name__, str(err), item)
+            problem = f"storage {name}: {err}"
+        subject = Subject("BackupStorage", name, storage=name)
+        condition_changed(self.runtime, Ev.STORAGE_UNREACHABLE, subject, problem, f"storage {name} is reachable again")
         status.conditions = set_condition(old.conditions, condition)
         self._schedule_maintenance(storage, status)
         self.status.write(item, status)
@@ -120,10 +126,18 @@ class StorageReconciler:
                     f"{checked.snapshots} snapshots, {checked.packs} packs, {checked.packs_read} packs read: no damage"
                 ) + (f"; {CYCLE_COMPLETED}" if completes else "")
                 self.runtime.event("BackupStorage", name, "Checked", message)
+                self._check_told(name, None, f"check of storage {name}: {message}")
             else:
                 damage = "; ".join(d.describe() for d in checked.damage[:5])
                 self.runtime.event("BackupStorage", name, "CheckFailed", damage, True)
+                self._check_told(name, f"check of storage {name} found damage: {damage}", "")
         except LifeboatError as err:
             log.warning("%s of storage %s failed: %s", what, name, err)
             reason = "CheckFailed" if what == "check" else "PruneFailed"
             self.runtime.event("BackupStorage", name, reason, str(err), True)
+            if what == "check":
+                self._check_told(name, f"check of storage {name} failed: {err}", "")
+
+    def _check_told(self, name: str, problem: str | None, fixed: str) -> None:
+        subject = Subject("BackupStorage", name, storage=name)
+        condition_changed(self.runtime, Ev.CHECK_FAILED, subject, problem, fixed)

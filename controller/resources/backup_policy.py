@@ -18,7 +18,7 @@ from controller.resources.meta import (
     SecretRef,
     StatusMode,
 )
-from controller.resources.schedule import Schedule
+from controller.resources.schedule import Schedule, parse_duration
 
 
 class Consistency(StrEnum):
@@ -182,6 +182,11 @@ class BackupPolicySpec(Model):
     consistency: Consistency = Consistency.ONLINE
     hooks: Hooks = Field(default_factory=Hooks)
     schedule: Schedule | None = Field(default=None, description="When to back up; manual only when unset.")
+    rpo: str | None = Field(
+        default=None,
+        description='Recovery point objective ("26h", "90m", "1d12h"): BackupOverdue when the latest successful '
+        "backup is older. Default: the schedule's next run after it, plus half an interval.",
+    )
     verify: Verify | None = Field(
         default=None, description="Restore drills: the latest backup restored into a throwaway clone and checked."
     )
@@ -192,6 +197,13 @@ class BackupPolicySpec(Model):
     suspend: bool = Field(default=False, description="Stop scheduling; existing backups are untouched.")
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     status_mode: StatusMode = StatusMode.INLINE
+
+    @field_validator("rpo")
+    @classmethod
+    def _valid_rpo(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
 
     @field_validator("paths")
     @classmethod

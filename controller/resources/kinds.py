@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from controller.resources.backup_policy import BackupPolicy, BackupPolicyStatus
 from controller.resources.backup_storage import BackupStorage, BackupStorageStatus
+from controller.resources.notifier import Notifier, NotifierStatus
 from controller.resources.restore import Restore, RestoreStatus
 
-Resource = BackupStorage | BackupPolicy | Restore
-Status = BackupStorageStatus | BackupPolicyStatus | RestoreStatus
+Resource = BackupStorage | BackupPolicy | Restore | Notifier
+Status = BackupStorageStatus | BackupPolicyStatus | RestoreStatus | NotifierStatus
 
 KINDS: dict[str, type[Resource]] = {
     "BackupStorage": BackupStorage,
     "BackupPolicy": BackupPolicy,
     "Restore": Restore,
+    "Notifier": Notifier,
 }
 
 STATUS_TYPES: dict[str, type[Status]] = {
     "BackupStorage": BackupStorageStatus,
     "BackupPolicy": BackupPolicyStatus,
     "Restore": RestoreStatus,
+    "Notifier": NotifierStatus,
 }
 
 _ALIASES = {
@@ -32,6 +35,8 @@ _ALIASES = {
     "policies": "BackupPolicy",
     "restore": "Restore",
     "restores": "Restore",
+    "notifier": "Notifier",
+    "notifiers": "Notifier",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,21 @@ from controller.resources.cron import CronError, CronExpression
 from controller.resources.meta import Model
 
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_DURATION_UNITS = (timedelta(weeks=1), timedelta(days=1), timedelta(hours=1), timedelta(minutes=1))
+
+
+def parse_duration(text: str) -> timedelta:
+    """ "26h", "90m", "1d12h", "2w": weeks, days, hours and minutes, largest first."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f'expected a duration such as "26h", "90m" or "1d12h", got {text!r}')
+    total = sum((unit * int(n) for unit, n in zip(_DURATION_UNITS, match.groups(), strict=True) if n), timedelta())
+    if total <= timedelta():
+        raise ValueError(f"expected a duration longer than zero, got {text!r}")
+    return total
+
+
 _WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from controller.errors import InvalidConfig
 from controller.resources.meta import SecretRef
@@ -31,3 +33,18 @@ def database_password_reader(environ: Mapping[str, str]) -> Callable[[SecretRef]
         return read_secret(ref, environ, "database password").decode()
 
     return read
+
+
+def secret_refs(value: object) -> Iterator[SecretRef]:
+    """Every secret reference a resource holds, however deep (what must never leave the host)."""
+    if isinstance(value, SecretRef):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from secret_refs(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for element in value:
+            yield from secret_refs(element)
+    elif isinstance(value, dict):
+        for element in value.values():
+            yield from secret_refs(element)

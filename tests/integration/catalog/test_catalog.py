@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from controller.catalog.catalog import BackupFilter, Catalog
-from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind, QuiescedContainer, RestoreRun
+from controller.catalog.models import Backup, BackupItem, BackupStatus, ItemKind, Notice, QuiescedContainer, RestoreRun
 from controller.catalog.schema import SCHEMA_VERSION
 from controller.errors import BackupNotFound, CatalogError
 
@@ -177,6 +177,8 @@ def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) ->
         connection.execute(text("ALTER TABLE backups DROP COLUMN owner"))
         connection.execute(text("DROP TABLE known_policies"))
         connection.execute(text("DROP TABLE drills"))
+        for table in ("notices", "alerts", "notice_cursors"):
+            connection.execute(text(f"DROP TABLE {table}"))
         connection.execute(text("UPDATE schema_version SET version = 1"))
     engine.dispose()
     migrated = Catalog(catalog_url)
@@ -206,7 +208,43 @@ def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(catalog_url: str) ->
     migrated.release_quiesced(entry.id)
     assert migrated.quiesced_on("h1") == []
     assert [e.container_id for e in migrated.quiesced_on("h2")] == ["c2"]
+    [firing] = migrated.announce(a_notice("BackupFailed"), opens=True)  # the tables added by version 8
+    assert firing.state == "firing" and migrated.notices_after("h1", 0) == [firing]
     migrated.close()
+
+
+def a_notice(event: str, name: str = "blog", minutes: int = 0) -> Notice:
+    return Notice(
+        time=T0 + timedelta(minutes=minutes),
+        host="h1",
+        event=event,
+        kind="BackupPolicy",
+        name=name,
+        policy=name,
+        message=f"{event} of {name}",
+    )
+
+
+def test_a_warning_is_announced_once_while_it_holds_and_resolved_once(catalog: Catalog) -> None:
+    assert catalog.notice_cursor("h1") == 0
+    told = [catalog.announce(a_notice("BackupFailed", minutes=m), opens=True, repeat=True) for m in range(3)]
+    assert [[n.state for n in batch] for batch in told] == [["firing"], ["repeat"], ["repeat"]]
+    assert catalog.announce(a_notice("StorageUnreachable"), opens=True) != []
+    assert catalog.announce(a_notice("StorageUnreachable"), opens=True) == []  # open: nothing more, not even a repeat
+    assert catalog.announce(a_notice("BackupFailed", name="other"), opens=True)[0].state == "firing"  # its own alert
+    [resolved, success] = catalog.announce(a_notice("BackupSucceeded", minutes=9), resolves=("BackupFailed",))
+    assert (resolved.event, resolved.state, success.state) == ("BackupFailed", "resolved", "info")
+    assert "since 2026-" in resolved.message and "BackupFailed of blog" in resolved.message
+    assert catalog.announce(a_notice("BackupSucceeded"), resolves=("BackupFailed",), keep=False) == []
+    assert {(a.event, a.name) for a in catalog.open_alerts()} == {
+        ("StorageUnreachable", "blog"),
+        ("BackupFailed", "other"),
+    }
+    assert catalog.announce(a_notice("BackupFailed", minutes=10), opens=True)[0].state == "firing"  # failing anew
+    every = catalog.notices_after("h1", 0)
+    assert len(every) == 8 and catalog.notices_after("h2", 0) == []
+    catalog.move_notice_cursor("h1", every[4].id or 0)
+    assert catalog.notice_cursor("h1") == every[4].id and catalog.notice_cursor("h2") == every[-1].id
 
 
 def test_finished_backups_are_tallied_once_and_stay_counted_after_their_rows_go(catalog: Catalog) -> None:

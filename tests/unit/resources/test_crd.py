@@ -16,7 +16,12 @@ def test_checked_in_schemas_match_the_models() -> None:
 
 def test_one_schema_per_kind_with_spec_fields() -> None:
     files = schema_files()
-    assert sorted(files) == ["backuppolicy.schema.json", "backupstorage.schema.json", "restore.schema.json"]
+    assert sorted(files) == [
+        "backuppolicy.schema.json",
+        "backupstorage.schema.json",
+        "notifier.schema.json",
+        "restore.schema.json",
+    ]
     policy = json.loads(files["backuppolicy.schema.json"])
     spec = policy["$defs"]["BackupPolicySpec"]["properties"]
     assert {
