@@ -59,6 +59,8 @@ class Notifications:
                     continue
             if isinstance(item.resource, Notifier):
                 notifiers[item.name] = item.resource
+        if self._cursor is None:  # from the first pass on, nothing announced is missed
+            self._cursor = self.runtime.catalog.notice_cursor(host_name())
         with self._lock:
             self._secrets, self._labels, self.notifiers = sorted(secrets), labels, notifiers
             for name in set(self.couriers) - set(notifiers):

@@ -5,8 +5,6 @@ the next (small) backup succeeds. Before, every later backup failed with "No spa
 from __future__ import annotations
 
 import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +16,6 @@ from controller.reconciler.backup_run import BackupRequest
 from controller.storage.local import LocalStorage
 from tests.support.repository import random_bytes, small_repository, write_tree
 from tests.support.runs import back_up
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny-disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
 
 
 def files_in(root: Path) -> set[str]:
