@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from controller.errors import ResourceProblem
 from controller.resources.documents import compose, line_of_path, split_documents
 from controller.resources.kinds import KINDS, Resource, kind_choices
-from controller.resources.meta import API_VERSION, StatusMode, spec_generation
+from controller.resources.meta import API_VERSION, UNION_TAGS, StatusMode, spec_generation
 
 SIDECAR_SUFFIX = ".status.yaml"
 
@@ -208,6 +208,8 @@ def _read_sidecar(path: Path, problems: list[ResourceProblem]) -> dict[str, Any]
 def _field_path(loc: tuple[str | int, ...]) -> str:
     text = ""
     for step in loc:
+        if step in UNION_TAGS:
+            continue
         if isinstance(step, int):
             text += f"[{step}]"
         else:

@@ -22,6 +22,11 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Tags of tagged unions (a URL written inline or as a secret reference): error paths leave them out.
+INLINE, REFERENCE = "inline", "reference"
+UNION_TAGS = frozenset({INLINE, REFERENCE})
+
+
 class Model(BaseModel):
     """Base of every resource model: camelCase in YAML, unknown fields rejected."""
 

@@ -8,9 +8,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
 
-from controller.resources.meta import API_VERSION, ApiVersion, Condition, Model, ObjectMeta, SecretRef, StatusMode
+from controller.resources.meta import (
+    API_VERSION,
+    INLINE,
+    REFERENCE,
+    ApiVersion,
+    Condition,
+    Model,
+    ObjectMeta,
+    SecretRef,
+    StatusMode,
+)
 
 
 class NotifierEvent(StrEnum):
@@ -42,14 +52,22 @@ class WebhookFormat(StrEnum):
     GOTIFY = "gotify"  # a Gotify /message?token=... URL
 
 
-def _check_url(value: str | SecretRef) -> str | SecretRef:
-    if isinstance(value, str) and "://" not in value:
-        raise ValueError(f"expected a URL (scheme://...), got {value!r}")
+def _check_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError("expected a URL with its scheme (https://...); one that holds a token belongs in a secret")
     return value
 
 
+def _written_as(value: object) -> str:
+    return INLINE if isinstance(value, str) else REFERENCE
+
+
 # A URL written inline, or read from a secret (`{env: NAME}`): a chat webhook's URL is one.
-Url = Annotated[str | SecretRef, AfterValidator(_check_url)]
+# The discriminator sends each form to its own checks, so an error names only that form's.
+Url = Annotated[
+    Annotated[str, AfterValidator(_check_url), Tag(INLINE)] | Annotated[SecretRef, Tag(REFERENCE)],
+    Discriminator(_written_as),
+]
 
 
 class Webhook(Model):

@@ -33,7 +33,7 @@ def test_examples_are_all_valid() -> None:
         result = load_paths([folder])
         assert result.problems == [], folder
         kinds |= {r.kind for r in result.resources}
-    assert kinds == {"BackupStorage", "BackupPolicy", "Restore"}
+    assert kinds == {"BackupStorage", "BackupPolicy", "Restore", "Notifier"}
 
 
 def test_broken_fixtures_report_each_problem_with_file_line_and_field() -> None:
@@ -49,6 +49,8 @@ def test_broken_fixtures_report_each_problem_with_file_line_and_field() -> None:
         ("secrets.yaml", 16, "spec.pointInTime"),
         ("syntax.yaml", 16, ""),
         ("duplicate-b.yaml", 2, "metadata.name"),
+        ("notifiers.yaml", 7, "spec.webhook.url"),
+        ("notifiers.yaml", 15, "spec.apprise.url"),
     }
 
 
