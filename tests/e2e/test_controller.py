@@ -1,5 +1,7 @@
 """The controller as a process, in real time: a one-minute schedule produces a backup
-whose status lands in the policy's YAML; SIGTERM stops it cleanly."""
+whose status lands in the policy's YAML, a Healthchecks-style endpoint on loopback gets the
+start, success and fail pings of the scheduled runs, `get notifiers` shows the deliveries,
+`notify test` says whether a destination works; SIGTERM stops it cleanly."""
 
 from __future__ import annotations
 
@@ -13,10 +15,26 @@ import yaml
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
 from tests.e2e.conftest import LIFEBOAT, Lifeboat
+from tests.support.compose_apps import free_port
+from tests.support.receivers import http_receiver
 from tests.support.repository import write_tree
 
 
-def test_a_one_minute_schedule_backs_up_within_a_minute(lifeboat: Lifeboat, tmp_path: Path) -> None:
+def policy(name: str, path: Path) -> str:
+    return (
+        f"apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {{name: {name}}}\n"
+        f'spec:\n  paths: [{path}]\n  schedule: "* * * * *"\n  retention: {{keepLast: 2}}\n  storage: local\n'
+    )
+
+
+def notifier_status(lifeboat: Lifeboat, name: str) -> dict:  # type: ignore[type-arg]
+    for document in yaml.safe_load_all((lifeboat.resources / "notifiers.yaml").read_text()):
+        if document["metadata"]["name"] == name:
+            return document.get("status") or {}
+    return {}
+
+
+def test_scheduled_runs_back_up_and_ping_healthchecks(lifeboat: Lifeboat, tmp_path: Path) -> None:
     source = tmp_path / "etc-platform"
     write_tree(source, {"platform.conf": b"tier=demo\n"})
     lifeboat.resources.mkdir(parents=True)
@@ -25,27 +43,53 @@ def test_a_one_minute_schedule_backs_up_within_a_minute(lifeboat: Lifeboat, tmp_
         f"spec:\n  local: {{path: {tmp_path / 'repo'}}}\n  encryption: {{passphrase: {{file: {tmp_path / 'pass'}}}}}\n"
     )
     (tmp_path / "pass").write_text("controller e2e passphrase\n")
-    policy = lifeboat.resources / "policy.yaml"
-    policy.write_text(
-        "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {name: platform}\n"
-        f'spec:\n  paths: [{source}]\n  schedule: "* * * * *"\n  retention: {{keepLast: 2}}\n  storage: local\n'
-    )
-    process = subprocess.Popen([LIFEBOAT, "controller"], env=lifeboat.env(), stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90  # the next full minute, plus the backup itself
-        status: dict = {}  # type: ignore[type-arg]
-        while time.monotonic() < deadline and process.poll() is None:
-            status = (yaml.safe_load(policy.read_text()) or {}).get("status") or {}
-            if status.get("lastBackup"):
-                break
-            time.sleep(0.5)
-        assert status.get("lastBackup"), f"no backup recorded in the status: {status}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
+    (lifeboat.resources / "policy.yaml").write_text(policy("platform", source))
+    (lifeboat.resources / "broken.yaml").write_text(policy("broken", tmp_path / "never-created"))
+    with http_receiver() as receiver:
+        (lifeboat.resources / "notifiers.yaml").write_text(
+            "apiVersion: lifeboat.io/v1alpha1\nkind: Notifier\nmetadata: {name: hc}\n"
+            f"spec:\n  healthchecks: {{url: '{receiver.url}/ping/{{policy}}'}}\n---\n"
+            "apiVersion: lifeboat.io/v1alpha1\nkind: Notifier\nmetadata: {name: nowhere}\n"
+            f"spec:\n  webhook: {{url: 'http://127.0.0.1:{free_port()}/hook'}}\n"
+        )
+        process = subprocess.Popen(
+            [LIFEBOAT, "controller", "--resync-seconds", "2"], env=lifeboat.env(), stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 100  # the next full minute, the backups, the pings
+            expected = {"/ping/platform/start", "/ping/platform", "/ping/broken/start", "/ping/broken/fail"}
+            while time.monotonic() < deadline and process.poll() is None:
+                if expected <= set(receiver.paths()) and notifier_status(lifeboat, "hc").get("delivered", 0) >= 4:
+                    break
+                time.sleep(0.5)
+            pings = receiver.paths()
+            listed = lifeboat("get", "notifiers")
+            tested = lifeboat("notify", "test", "hc")
+            refused = lifeboat("notify", "test", "nowhere")
+            unknown = lifeboat("notify", "test", "missing")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=60)
+        test_ping = receiver.paths()[-1]
     assert process.returncode == 0, err
+    assert set(pings[:4]) == expected, pings
+    for name in ("platform", "broken"):  # each run's start comes before its end
+        assert pings.index(f"/ping/{name}/start") < max(i for i, p in enumerate(pings) if p.startswith(f"/ping/{name}"))
+    status = (yaml.safe_load((lifeboat.resources / "policy.yaml").read_text()) or {}).get("status") or {}
     catalog = Catalog(f"sqlite:///{lifeboat.home / 'catalog.db'}")
-    (row,) = catalog.list_backups()
-    assert row.status == BackupStatus.COMPLETED and row.backup_id == status["lastBackup"]["id"]
-    assert f"backup {row.backup_id} of policy platform completed" in err
+    rows = {row.policy: row for row in catalog.list_backups()}
+    assert (
+        rows["platform"].status == BackupStatus.COMPLETED and rows["platform"].backup_id == status["lastBackup"]["id"]
+    )
+    assert rows["broken"].status == BackupStatus.FAILED
+    assert f"backup {rows['platform'].backup_id} of policy platform completed" in err
     catalog.close()
+
+    assert listed.code == 0, listed.err
+    [row] = [line for line in listed.out.splitlines() if line.startswith("hc ")]
+    assert "healthchecks" in row and "backup runs" in row and "True (Ready)" in row
+    assert tested.code == 0 and tested.out.startswith("sent a test message to healthchecks pings to http://127.0.0.1")
+    assert test_ping == "/ping/hc/log"
+    assert refused.code == 1 and refused.err.startswith("error: the test message was not delivered: POST to http://")
+    assert "/hook" not in refused.err and len(refused.err.strip().splitlines()) == 1
+    assert unknown.code == 2 and 'Notifier "missing" not found' in unknown.err
