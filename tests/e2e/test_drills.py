@@ -18,6 +18,7 @@ import yaml
 from docker import DockerClient
 
 from controller.catalog.catalog import Catalog
+from controller.host import host_name
 from tests.e2e.conftest import LIFEBOAT, Lifeboat
 from tests.support.compose_apps import ComposeApp, blog_project, free_port
 from tests.support.docker_apps import BUSYBOX
@@ -84,6 +85,7 @@ def test_a_good_backups_drill_passes_and_a_damaged_ones_fails_each_leaving_nothi
     drilled = host("drill", "blog", "-o", "json")
     assert drilled.code == 0, drilled.out + drilled.err
     drill = json.loads(drilled.out)
+    passed_id = drill["id"]
     assert drill["result"] == "Passed" and drill["duration_seconds"] > 0
     assert [c["passed"] for c in drill["checks"]] == [True, True, True, True]
     assert drill["checks"][0]["detail"] == "returned '2', expected '2'"
@@ -121,6 +123,12 @@ def test_a_good_backups_drill_passes_and_a_damaged_ones_fails_each_leaving_nothi
         drill["message"] in verified["message"] and "failed authentication" in verified["message"]
     )  # the damage, named
     assert status["lastDrill"]["result"] == "Failed"
+    catalog = Catalog(
+        f"sqlite:///{host.home / 'catalog.db'}"
+    )  # what the Notifiers are told: the drills, not their restores
+    told = [(n.event, n.state, n.object_id) for n in catalog.notices_after(host_name(), 0) if "Backup" not in n.event]
+    catalog.close()
+    assert told == [("DrillSucceeded", "info", passed_id), ("DrillFailed", "firing", drill["id"])]
     assert host("drill", "nobody").code == 2  # could not run: no such policy
     unknown = host("drill", "blog", "--backup", "someone-else-20260101-000000-abcdef")
     assert unknown.code == 2 and "no backup with id" in unknown.err

@@ -12,6 +12,7 @@ import time
 from docker import DockerClient
 
 from controller.catalog.catalog import Catalog
+from controller.host import host_name
 from controller.reconciler.backup_run import BackupRequest
 from controller.reconciler.restore_run import RestoreRequest
 from controller.repository.repository import Repository
@@ -57,6 +58,9 @@ def test_data_spoiled_after_the_write_rolls_the_restore_back_naming_the_file(
     assert app.exec("web", ["cat", "/srv/uploads/readme.txt"]) == "damaged\n"  # the state before the restore
     assert app.exec("web", ["ls", "/srv/uploads"]).split() == ["readme.txt"]
     assert app.state("web") == "running"
+    told = [n for n in catalog.notices_after(host_name(), 0) if n.event.startswith("Restore")]  # for the Notifiers
+    assert [(n.event, n.state, n.object_id, n.app) for n in told] == [("RestoreRolledBack", "firing", run.id, app.name)]
+    assert told[0].message.startswith(f"restore {run.id}: volumes/uploads differs from the backup")
 
 
 def test_a_good_restore_says_what_it_verified(

@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import hmac
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +23,15 @@ from controller.reconciler.backup_run import BackupRequest, BackupRunner, policy
 from controller.reconciler.courier import ATTEMPTS
 from controller.reconciler.notifications import message_for
 from controller.reconciler.reconciler import Reconciler
+from controller.reconciler.storage_factory import storage_for_resource
 from controller.reconciler.work_queue import WorkQueue
 from controller.repository.repository import Repository
 from controller.resources.backup_policy import BackupPolicy
+from controller.resources.backup_storage import BackupStorage
+from controller.storage.base import Storage
 from controller.storage.local import LocalStorage
 from tests.integration.reconciler.test_reconciler import Clock, no_docker
+from tests.support.fault_injecting_storage import Fault, FaultInjectingStorage
 from tests.support.receivers import HttpReceiver, http_receiver
 from tests.support.repository import random_bytes, write_tree
 
@@ -66,12 +70,20 @@ def notifier(name: str, url: str, extra: str = "") -> str:
 
 
 @contextlib.contextmanager
-def world(tmp_path: Path, repo: Path, policy_spec: str, notifiers: str) -> Iterator[World]:
+def world(
+    tmp_path: Path,
+    repo: Path,
+    policy_spec: str,
+    notifiers: str,
+    storage_spec: str = "",
+    faults: list[Fault] | None = None,
+) -> Iterator[World]:
+    """`faults`: injected into every storage the controller opens (the list may change)."""
     resources = tmp_path / "resources"
     resources.mkdir()
     (resources / "storage.yaml").write_text(
         "apiVersion: lifeboat.io/v1alpha1\nkind: BackupStorage\nmetadata: {name: tiny}\n"
-        f"spec:\n  local: {{path: {repo}}}\n  encryption: {{passphrase: {{env: NOTIFY_PASS}}}}\n"
+        f"spec:\n  local: {{path: {repo}}}\n  encryption: {{passphrase: {{env: NOTIFY_PASS}}}}\n{storage_spec}"
     )
     source = tmp_path / "srv-files"
     write_tree(source, {"site.conf": b"theme=dark\n", "upload.bin": random_bytes(5, 200_000)})
@@ -85,7 +97,20 @@ def world(tmp_path: Path, repo: Path, policy_spec: str, notifiers: str) -> Itera
     clock = Clock(START)
     queue = WorkQueue(2)
     environ = {"NOTIFY_PASS": PASSPHRASE, "HOOK_SECRET": HOOK_SECRET}
-    reconciler = Reconciler(resources, catalog, no_docker, queue, clock=clock, environ=environ, retry_wait=0.01)  # type: ignore[arg-type]
+
+    def storages(resource: BackupStorage, environ: Mapping[str, str]) -> Storage:
+        return FaultInjectingStorage(storage_for_resource(resource, environ), faults)
+
+    reconciler = Reconciler(
+        resources,
+        catalog,
+        no_docker,  # type: ignore[arg-type]
+        queue,
+        clock=clock,
+        environ=environ,
+        retry_wait=0.01,
+        storage_factory=storages,
+    )
     try:
         yield World(reconciler, clock, resources, catalog, source)
     finally:
@@ -235,6 +260,41 @@ def test_secrets_the_resources_name_are_taken_out_of_what_is_sent(tmp_path: Path
         )
         text = message_for(notice, "ops", secrets).text
     assert text == "dump failed: postgresql://app:***@db/app said *** and ***"
+
+
+def test_a_storage_check_that_finds_damage_and_a_storage_out_of_reach_are_each_told_once_and_resolved_once(
+    tmp_path: Path,
+) -> None:
+    faults: list[Fault] = []
+    check = "  maintenance: {check: '*/10 * * * *', checkReadDataPercent: 100}\n"
+    with (
+        http_receiver() as receiver,
+        world(tmp_path, tmp_path / "repo", "", notifier("ops", receiver.url), check, faults) as w,
+    ):
+        w.reconciler.pass_once()
+        BackupRunner(w.reconciler.runtime).run(BackupRequest.from_policy(w.policy()))
+        faults.append(Fault("load", lambda key: key.startswith("data/"), kind="flip", times=10**9))
+        for _ in range(2):  # two checks find the damage
+            w.clock.advance(minutes=10)
+            w.settle()
+        faults.clear()
+        w.clock.advance(minutes=10)
+        w.settle()  # a clean check
+        faults.append(Fault("load", lambda key: key == "config", kind="transient", times=10**9))
+        for _ in range(3):
+            w.settle()
+        faults.clear()
+        w.settle()
+        sent = payloads(receiver)
+    assert [(p["event"], p["state"], p["subject"]["name"]) for p in sent] == [
+        ("CheckFailed", "firing", "tiny"),
+        ("CheckFailed", "resolved", "tiny"),
+        ("StorageUnreachable", "firing", "tiny"),
+        ("StorageUnreachable", "resolved", "tiny"),
+    ]
+    assert "failed authentication" in sent[0]["message"] and sent[0]["path"] is None
+    assert sent[2]["message"].startswith("storage tiny: injected: loading config failed (transient)")
+    assert sent[3]["message"].startswith("storage tiny is reachable again")
 
 
 @pytest.mark.parametrize("labels", [{"team": "web"}, {"team": "db"}])
