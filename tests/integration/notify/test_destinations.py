@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
 
 import pytest
 
@@ -15,24 +14,8 @@ from controller.notify.message import PAYLOAD_VERSION, Message
 from controller.notify.webhook import SIGNATURE_HEADER
 from controller.resources.notifier import NotifierSpec
 from tests.support.compose_apps import free_port
+from tests.support.messages import BACKUP_FAILED as FAILED
 from tests.support.receivers import http_receiver, smtp_receiver
-
-FAILED = Message(
-    id="host-a:7",
-    event="BackupFailed",
-    state="firing",
-    time=datetime(2026, 12, 1, 3, 0, tzinfo=UTC),
-    host="host-a",
-    kind="BackupPolicy",
-    name="blog-nightly",
-    text="backup blog-20261201-030000-abc123: no space left in /srv/backups",
-    app="blog",
-    policy="blog-nightly",
-    storage="local",
-    backup="blog-20261201-030000-abc123",
-    path="/api/v1/backups/blog-20261201-030000-abc123",
-    notifier="ops",
-)
 
 
 def spec(**destination: object) -> NotifierSpec:
@@ -53,7 +36,7 @@ def test_json_arrives_as_the_versioned_payload_signed_with_the_hmac_secret() -> 
     assert payload["version"] == PAYLOAD_VERSION and payload["id"] == "host-a:7"
     assert (payload["event"], payload["state"], payload["severity"]) == ("BackupFailed", "firing", "warning")
     assert payload["subject"] == {"kind": "BackupPolicy", "name": "blog-nightly"}
-    assert (payload["app"], payload["policy"], payload["storage"]) == ("blog", "blog-nightly", "local")
+    assert (payload["app"], payload["policy"], payload["storage"]) == ("blog", "blog-nightly", "offsite")
     assert payload["message"].startswith("backup blog-20261201") and payload["host"] == "host-a"
     assert (
         payload["path"] == "/api/v1/backups/blog-20261201-030000-abc123" and payload["time"] == "2026-12-01T03:00:00Z"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from controller.notify.message import Message
 from controller.notify.selection import selects
 from controller.reconciler.overdue import overdue_at
 from controller.resources.backup_policy import BackupPolicy
@@ -18,20 +17,7 @@ from controller.resources.meta import UNION_TAGS
 from controller.resources.notifier import Notifier, NotifierSpec
 from controller.resources.schedule import parse_duration
 from tests.builders import a_policy
-
-FAILED = Message(
-    id="h:1",
-    event="BackupFailed",
-    state="firing",
-    time=datetime(2026, 12, 1, tzinfo=UTC),
-    host="h",
-    kind="BackupPolicy",
-    name="blog-nightly",
-    text="backup failed",
-    app="blog",
-    policy="blog-nightly",
-    storage="offsite",
-)
+from tests.support.messages import BACKUP_FAILED as FAILED
 
 
 def spec(**fields: Any) -> NotifierSpec:
