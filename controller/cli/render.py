@@ -138,7 +138,8 @@ def _notifier_row(notifier: Notifier) -> list[str]:
     else:
         events = "warnings" if set(spec.events) == set(WARNINGS) else ",".join(spec.events)
     chosen = spec.selector.model_dump(exclude_defaults=True)
-    selector = " ".join(f"{key}={','.join(v) if isinstance(v, list) else v}" for key, v in chosen.items()) or "all"
+    chosen["labels"] = [f"{key}={value}" for key, value in spec.selector.labels.items()]
+    selector = " ".join(f"{key}={','.join(values)}" for key, values in chosen.items() if values) or "all"
     last = status.last_delivery if status else None
     delivered = f"{_age(last.time)} {last.event}" if last else "-"
     return [notifier.metadata.name, spec.destination, events, selector, _ready(notifier), delivered, _error(status)]

@@ -22,7 +22,6 @@ from controller.notify.selection import selects
 from controller.reconciler.courier import Courier, DeliveryState
 from controller.reconciler.runtime import Runtime
 from controller.resources.loader import LoadResult
-from controller.resources.meta import spec_generation
 from controller.resources.notifier import Notifier, NotifierStatus
 from controller.resources.secrets import read_secret, secret_refs
 
@@ -37,7 +36,6 @@ class Notifications:
         self.notifiers: dict[str, Notifier] = {}
         self.couriers: dict[str, Courier] = {}
         self.problems: dict[str, str] = {}  # Notifier → why it cannot send (a secret that cannot be read)
-        self._generations: dict[str, str] = {}
         self._labels: dict[tuple[str, str], dict[str, str]] = {}  # (kind, name) → labels
         self._secrets: list[str] = []
         self._cursor: int | None = None
@@ -65,21 +63,17 @@ class Notifications:
             self._secrets, self._labels, self.notifiers = sorted(secrets), labels, notifiers
             for name in set(self.couriers) - set(notifiers):
                 self.couriers.pop(name).stop()
-                self._generations.pop(name, None)
             for name, notifier in notifiers.items():
                 self._keep_courier(name, notifier)
 
     def _keep_courier(self, name: str, notifier: Notifier) -> None:
-        generation = spec_generation(notifier.spec.model_dump(mode="json", by_alias=True))
-        if self._generations.get(name) == generation and name in self.couriers:
-            return
+        """Built again each pass: a secret rotated in its file or variable is used from then on."""
         try:
             destination = destination_for(name, notifier.spec, self.environ)
         except InvalidConfig as err:
             self.problems[name] = str(err)
             return
         self.problems.pop(name, None)
-        self._generations[name] = generation
         limit = notifier.spec.effective_rate_limit
         if name in self.couriers:
             self.couriers[name].reconfigure(destination, limit)

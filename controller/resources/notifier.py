@@ -192,7 +192,7 @@ class NotifierStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
     last_delivery: LastDelivery | None = None
     last_error: str | None = None
-    delivered: int = Field(default=0, description="Messages delivered since the controller started.")
+    delivered: int = Field(default=0, description="Messages delivered (counted on across controller restarts).")
     failed: int = Field(default=0, description="Messages given up on after every retry.")
     suppressed: int = Field(default=0, description="Messages held back by the rate limit.")
 
