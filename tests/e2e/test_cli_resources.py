@@ -35,8 +35,8 @@ def test_validate_broken_fixtures_prints_one_line_per_problem(lifeboat: Lifeboat
     assert result.code == 1
     lines = result.err.strip().splitlines()
     problems, summary = lines[:-1], lines[-1]
-    assert summary == "9 problem(s) found"
-    assert len(problems) == 9
+    assert summary == "11 problem(s) found"
+    assert len(problems) == 11
     for line in problems:
         location = line.split(" ", 1)[0]
         file, _, number = location.rpartition(":")
