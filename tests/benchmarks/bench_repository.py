@@ -1,9 +1,12 @@
 """Benchmark: Lifeboat's repository beside restic, same run, same bytes (not a timed test).
 
-    .venv/bin/python tests/benchmarks/bench_repository.py [--size-gb 3] [--work DIR]
+    .venv/bin/python tests/benchmarks/bench_repository.py [--size-gb 3] [--work DIR] [--s3]
+    .venv/bin/python tests/benchmarks/bench_repository.py --dataset small-files [--files 300000]
 
 Generates a deterministic dataset resembling app volumes (an SQL dump, incompressible
-media, thousands of small source files, logs, one large binary with zero runs), then for
+media, thousands of small source files, logs, one large binary with zero runs), or, with
+`--dataset small-files`, a mail store's worth of small files (0.1 to 3 KB each, 300 to a
+folder; `--files 1000000` for the large run), then for
 each tool: first backup, unchanged re-backup, backup after a ~1% "day of activity"
 mutation, restore, check --read-data. Prints one table and writes it as JSON. Every
 restore is verified against a manifest of the source (size, mode, SHA-256).
@@ -156,6 +159,32 @@ def generate(root: Path, size: int, seed: int = 1) -> None:
             piece = min(remaining, MB)
             handle.write(rng.randbytes(piece) if rng.random() < 0.4 else bytes(piece))
             remaining -= piece
+
+
+def generate_small_files(root: Path, count: int, seed: int = 1) -> None:
+    """Maildir-like: `count` files of 0.1 to 3 KB, 300 to a folder, text that compresses."""
+    rng = random.Random(seed)
+    for index in range(count):
+        folder = root / f"user{index // 3000:04d}" / f"cur{index // 300 % 10}"
+        if index % 300 == 0:
+            folder.mkdir(parents=True)
+        words = " ".join(rng.choices(_WORDS, k=rng.randint(15, 450)))
+        (folder / f"{1764547200 + index}.M{index}P{seed}.mail").write_bytes(f"Subject: {index}\n\n{words}\n".encode())
+
+
+def mutate_small_files(root: Path, seed: int = 2) -> None:
+    """A day of mail: 1% of the files touched, 0.5% deleted, 1% new."""
+    rng = random.Random(seed)
+    files = sorted(root.rglob("*.mail"))
+    for path in rng.sample(files, len(files) // 100):
+        with path.open("ab") as handle:
+            handle.write(b"X-Seen: yes\n")
+    for path in rng.sample(files, len(files) // 200):
+        path.unlink(missing_ok=True)
+    new = root / "user-new" / "new"
+    new.mkdir(parents=True)
+    for index in range(len(files) // 100):
+        (new / f"new-{index}.mail").write_bytes(" ".join(rng.choices(_WORDS, k=rng.randint(15, 450))).encode())
 
 
 def mutate(root: Path, seed: int = 2) -> None:
@@ -326,16 +355,21 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"))
     parser.add_argument("--tools", default="lifeboat,restic")
     parser.add_argument("--s3", action="store_true", help="Repositories on a local SeaweedFS S3 endpoint.")
+    parser.add_argument("--dataset", choices=["app", "small-files"], default="app")
+    parser.add_argument("--files", type=int, default=300_000, help="Files of the small-files dataset.")
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mutate", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = int(args.size_gb * 1024 * MB)
     if args.generate:
-        generate(args.generate, size)
+        if args.dataset == "small-files":
+            generate_small_files(args.generate, args.files)
+        else:
+            generate(args.generate, size)
         return
     if args.mutate:
-        mutate(args.mutate)
+        (mutate_small_files if args.dataset == "small-files" else mutate)(args.mutate)
         return
     if args.manifest:
         print(json.dumps(manifest(args.manifest)))
@@ -345,24 +379,26 @@ def main() -> None:
         ensure_restic()
     shutil.rmtree(args.work, ignore_errors=True)
     source = args.work / "source"
-    print(f"generating {args.size_gb} GB dataset in {source} ...", file=sys.stderr)
-    in_subprocess("generate", str(source), "--size-gb", str(args.size_gb))
+    shape = ["--dataset", args.dataset, "--files", str(args.files), "--size-gb", str(args.size_gb)]
+    print(f"generating the {args.dataset} dataset in {source} ...", file=sys.stderr)
+    in_subprocess("generate", str(source), *shape)
     size = du(source)
     classes = {"lifeboat": Lifeboat, "restic": Restic}
     with contextlib.ExitStack() as services:
         s3 = services.enter_context(seaweedfs_server()) if args.s3 else None
         backend = Backend(args.work, s3)
         instances = [classes[name](args.work, backend) for name in tools]
-        results = measure_all(instances, source, size, args.work)
-    report(results, size, args.json, "s3" if args.s3 else "local")
+        results = measure_all(instances, source, size, args.work, shape)
+    dataset = f"{args.files} small files" if args.dataset == "small-files" else "app"
+    report(results, size, args.json, f"{'s3' if args.s3 else 'local'}, dataset {dataset}")
 
 
-def measure_all(instances: list[Tool], source: Path, size: int, work: Path) -> list[Measure]:
+def measure_all(instances: list[Tool], source: Path, size: int, work: Path, shape: list[str]) -> list[Measure]:
     results: list[Measure] = []
     for tool in instances:
         results += measure_tool(tool, source, size)
     print("mutating ~1% ...", file=sys.stderr)
-    in_subprocess("mutate", str(source))
+    in_subprocess("mutate", str(source), *shape)
     after_mutation = in_subprocess("manifest", str(source))
     mutated_size = du(source)
     for tool in instances:
