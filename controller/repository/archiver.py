@@ -1,7 +1,10 @@
 """Archiver: turn directories and byte streams into one snapshot.
 
-The walk runs in the calling thread and hands each regular file to a worker pool; a
-directory's tree blob is written once its files are done, children before parents, and the
+The walk runs in the calling thread. It reads small files itself and hands larger ones to
+a worker pool: a small file is mostly Python work under the GIL, so a worker would only
+make the walk wait for the GIL after each of its system calls (the convoy effect), which
+made a folder of 100,000 mail files 1.8 times slower to back up. A directory's tree blob
+is written once its files are done, children before parents, and the
 snapshot last — after the index — so nothing half-written is ever reachable. Incremental:
 a file whose inode, size, mtime and ctime equal its node in the parent snapshot, with all
 chunks present, is not read again. A file that changes while it is read is read once more,
@@ -35,6 +38,8 @@ from controller.repository.writer import BlobWriter
 _READ_ATTEMPTS = 2
 _WHOLE_FILE_LIMIT = 4 * 1024 * 1024  # files up to this size are read in one call
 _MAX_PENDING_DIRS = 2000  # bounds the memory held by directories waiting for their files
+_INLINE_LIMIT = 64 * 1024  # files up to this size are read by the walk itself
+_PROGRESS_INTERVAL = 0.1  # seconds between two progress reports
 
 
 @dataclass(frozen=True)
@@ -88,10 +93,31 @@ class ArchiveResult:
 
 
 class _Job:
-    """A file read in a worker; the tree waits on `future` for its content ids."""
+    """A file's content ids: read by a worker (the tree waits on `future`), or by the walk
+    (`content`, or the `error` that reading it raised)."""
 
-    def __init__(self, node: Node, future: Future[list[str]]) -> None:
-        self.node, self.future = node, future
+    def __init__(
+        self,
+        node: Node,
+        future: Future[list[str]] | None = None,
+        content: list[str] | None = None,
+        error: OSError | None = None,
+    ) -> None:
+        self.node, self.future, self.content, self.error = node, future, content, error
+
+    def done(self) -> bool:
+        return self.future is None or self.future.done()
+
+    def result(self) -> list[str]:
+        if self.future is not None:
+            return self.future.result()
+        if self.error is not None:
+            raise self.error
+        return self.content or []
+
+    def for_node(self, node: Node) -> _Job:
+        """The same content for another name of the same file (a hard link)."""
+        return _Job(node, self.future, self.content, self.error)
 
 
 @dataclass
@@ -132,8 +158,10 @@ class Archiver:
         self._problems: list[str] = []  # the snapshot is incomplete because of these
         self._notes: list[str] = []  # worth recording, not a failure (skipped sockets)
         self._walking = DirectorySource("", Path("/"))  # the directory source being walked
+        self._skip: frozenset[str] = frozenset()  # its `skip`, as the walk's path strings
         self._summary = Summary()
-        self._hardlinks: dict[tuple[int, int], Future[list[str]]] = {}
+        self._hardlinks: dict[tuple[int, int], _Job] = {}
+        self._reported = 0.0  # when progress was last reported
         self._pending: deque[_PendingDir] = deque()
         self._local = threading.local()
         self._after_streams = after_streams
@@ -215,9 +243,9 @@ class Archiver:
         if self._after_streams is not None:
             self._after_streams()
         if len(sources) == 1 and sources[0].name == "" and isinstance(sources[0], DirectorySource):
-            self._walking = sources[0]
+            self._start_walking(sources[0])
             parent_nodes = self._parent_nodes([])
-            node = self._walk_dir(sources[0].path, "", parent_nodes, writer, pool, slots)
+            node = self._walk_dir(str(sources[0].path), "", parent_nodes, writer, pool, slots)
             self._finish_directories(writer, block=True)
             assert node.subtree is not None
             return node.subtree
@@ -246,10 +274,10 @@ class Archiver:
                 nodes.append(Node(name, NodeType.DIR, mode=0o755, mtime_ns=mtime_ns, subtree=subtree))
                 self._summary.dirs += 1
             elif isinstance(item, DirectorySource):
-                self._walking = item
+                self._start_walking(item)
                 with self._counting(item.name):
                     node = self._walk_dir(
-                        item.path, "/".join([*path, name]), self._parent_nodes([*path, name]), writer, pool, slots
+                        str(item.path), "/".join([*path, name]), self._parent_nodes([*path, name]), writer, pool, slots
                     )
                     self._finish_directories(writer, block=True)
                 node.name = name
@@ -260,6 +288,9 @@ class Archiver:
                 streamed.mtime_ns = mtime_ns
                 nodes.append(streamed)
         return self._save_tree(nodes, writer)
+
+    def _start_walking(self, source: DirectorySource) -> None:
+        self._walking, self._skip = source, frozenset(str(p) for p in source.skip)
 
     def _parent_nodes(self, path: list[str]) -> dict[str, Node] | None:
         """The parent snapshot's entries of the directory at `path`, if it has one."""
@@ -286,7 +317,7 @@ class Archiver:
 
     def _walk_dir(
         self,
-        path: Path,
+        path: str,
         shown: str,
         parent: dict[str, Node] | None,
         writer: BlobWriter,
@@ -294,7 +325,7 @@ class Archiver:
         slots: threading.BoundedSemaphore,
     ) -> Node:
         info = os.lstat(path)
-        node = _node_from_stat(path.name, NodeType.DIR, info, path)
+        node = _node_from_stat(os.path.basename(path), NodeType.DIR, info, path)
         nodes: list[Node] = []
         jobs: list[_Job] = []
         try:
@@ -302,13 +333,13 @@ class Archiver:
         except OSError as err:
             self._problem(f"unreadable directory {shown or path}: {err.strerror}")
             entries = []
-        for entry in entries:
-            child_path = Path(entry.path)
+        for entry in entries:  # paths are strings here: a Path per file costs more than its stat
+            child_path = entry.path
             child_shown = f"{shown}/{entry.name}" if shown else entry.name
-            if child_path in self._walking.skip:
+            if self._skip and child_path in self._skip:
                 continue
             try:
-                child = os.lstat(child_path)
+                child = entry.stat(follow_symlinks=False)
             except OSError as err:
                 self._problem(f"cannot stat {child_shown}: {err.strerror}")
                 continue
@@ -326,7 +357,7 @@ class Archiver:
                 if reused:
                     nodes.append(file_node)
                 else:
-                    jobs.append(_Job(file_node, self._submit_file(child_path, child_shown, child, pool, slots, writer)))
+                    jobs.append(self._file_job(file_node, child_path, child_shown, child, pool, slots, writer))
             elif stat.S_ISLNK(mode):
                 link = _node_from_stat(entry.name, NodeType.SYMLINK, child, child_path)
                 link.target = os.fsdecode(os.readlink(child_path))
@@ -354,12 +385,12 @@ class Archiver:
         """
         while self._pending:
             pending = self._pending[0]
-            if not block and not all(job.future.done() for job in pending.jobs):
+            if not block and not all(job.done() for job in pending.jobs):
                 return
             self._pending.popleft()
             for job in pending.jobs:
                 try:
-                    job.node.content = job.future.result()
+                    job.node.content = job.result()
                     pending.nodes.append(job.node)
                 except OSError as err:
                     self._problem(f"unreadable file {pending.shown}/{job.node.name}: {err.strerror}")
@@ -401,34 +432,42 @@ class Archiver:
 
     # Files and streams
 
-    def _submit_file(
+    def _file_job(
         self,
-        path: Path,
+        node: Node,
+        path: str,
         shown: str,
         info: os.stat_result,
         pool: ThreadPoolExecutor,
         slots: threading.BoundedSemaphore,
         writer: BlobWriter,
-    ) -> Future[list[str]]:
+    ) -> _Job:
+        """Read a small file now, or hand a larger one to a worker."""
         key = (info.st_dev, info.st_ino)
         if info.st_nlink > 1 and key in self._hardlinks:
-            return self._hardlinks[key]
-        slots.acquire()
-
-        def read() -> list[str]:
+            return self._hardlinks[key].for_node(node)
+        if info.st_size <= _INLINE_LIMIT:
             try:
-                return self._read_file(path, shown, writer)
-            finally:
-                slots.release()
+                job = _Job(node, content=self._read_file(path, shown, writer))
+            except OSError as err:
+                job = _Job(node, error=err)
+        else:
+            slots.acquire()
 
-        future = pool.submit(read)
+            def read() -> list[str]:
+                try:
+                    return self._read_file(path, shown, writer)
+                finally:
+                    slots.release()
+
+            job = _Job(node, future=pool.submit(read))
         if info.st_nlink > 1:
-            self._hardlinks[key] = future
-        return future
+            self._hardlinks[key] = job
+        return job
 
-    def _read_file(self, path: Path, shown: str, writer: BlobWriter) -> list[str]:
+    def _read_file(self, path: str, shown: str, writer: BlobWriter) -> list[str]:
         for attempt in range(_READ_ATTEMPTS):
-            with path.open("rb", buffering=0) as handle:
+            with open(path, "rb", buffering=0) as handle:
                 before = os.fstat(handle.fileno())
                 ids, size = self._chunk(handle, writer, shown, before.st_size)
                 after = os.fstat(handle.fileno())
@@ -488,9 +527,16 @@ class Archiver:
     # Reporting
 
     def _advance(self, read: int, writer: BlobWriter, current: str) -> None:
+        """Count what was read; report progress at most every _PROGRESS_INTERVAL seconds (a
+        report per chunk of a small file cost more than reading it)."""
+        now = time.monotonic()
         with self._lock:
             self._summary.bytes_read += read
             self._progress.bytes_read += read
+            due = self._progress_callback is not None and now - self._reported >= _PROGRESS_INTERVAL
+            if not due:
+                return
+            self._reported = now
             self._progress.bytes_added = writer.bytes_added
             self._progress.current = current
             snapshot = Progress(**vars(self._progress))
@@ -502,7 +548,7 @@ class Archiver:
             self._problems.append(message)
 
 
-def _node_from_stat(name: str, type_: NodeType, info: os.stat_result, path: Path) -> Node:
+def _node_from_stat(name: str, type_: NodeType, info: os.stat_result, path: str) -> Node:
     return Node(
         name=name,
         type=type_,
@@ -519,7 +565,7 @@ def _node_from_stat(name: str, type_: NodeType, info: os.stat_result, path: Path
     )
 
 
-def _xattrs(path: Path) -> dict[str, str]:
+def _xattrs(path: str) -> dict[str, str]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 import blake3
 from cryptography.exceptions import InvalidTag
@@ -41,6 +42,11 @@ class MasterKey:
             raise ValueError("a master key is 64 bytes")
         return cls(raw[:32], raw[32:])
 
+    @cached_property
+    def _aead(self) -> AESGCM:
+        """Made once per key: making it costs more than sealing a small blob with it."""
+        return AESGCM(self.encryption)
+
     def blob_id(self, plaintext: bytes | memoryview) -> bytes:
         """Keyed BLAKE3 of the plaintext (BLAKE3 releases the GIL on large inputs)."""
         return blake3.blake3(plaintext, key=self.id_key, max_threads=1).digest()
@@ -48,14 +54,14 @@ class MasterKey:
     def seal(self, plaintext: bytes | memoryview, associated: bytes) -> bytes:
         """nonce || AES-256-GCM(plaintext) || tag, bound to `associated`."""
         nonce = os.urandom(NONCE_SIZE)
-        return nonce + AESGCM(self.encryption).encrypt(nonce, bytes(plaintext), associated)
+        return nonce + self._aead.encrypt(nonce, bytes(plaintext), associated)
 
     def open(self, sealed: bytes | memoryview, associated: bytes) -> bytes:
         sealed = bytes(sealed)
         if len(sealed) < NONCE_SIZE + TAG_SIZE:
             raise AuthenticationFailed("sealed data is too short")
         try:
-            return AESGCM(self.encryption).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated)
+            return self._aead.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated)
         except InvalidTag:
             raise AuthenticationFailed("authentication failed") from None
 
