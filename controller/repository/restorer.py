@@ -1,11 +1,13 @@
 """Restorer: make a directory identical to a snapshot (or to one of its sub-paths).
 
-Two phases, as in restic. First the walk creates directories, links and special files and
-creates every regular file empty. Then the content is restored pack by pack: each needed
-region of a pack is read once (one ranged GET on S3), its blobs are verified and written
-to every file and offset that uses them, and all-zero chunks become holes (sparse files).
-A file gets its metadata when its last blob is written; directories get theirs last,
-deepest first, so their mtimes stay as recorded. With `delete`, entries the snapshot does
+Two phases, as in restic. First the walk creates directories, links and special files, and
+empties every regular file that already stands in the target (the others are made by
+their first write). Then the content is restored pack by pack: each needed region of a
+pack is read once (one ranged GET on S3), its blobs are verified and written to every
+file and offset that uses them, and all-zero chunks become holes (sparse files). A file
+gets its size and metadata through the descriptor its last blob was written with (a
+small file: one open, no path looked up again); directories get theirs last, deepest
+first, so their mtimes stay as recorded. With `delete`, entries the snapshot does
 not have are removed from the target.
 """
 
@@ -64,6 +66,7 @@ class _File:
     path: Path
     node: Node
     remaining: int  # blobs still to write
+    existed: bool = False  # stood in the target: emptied by the walk, never created again
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Restorer:
             if subpath:
                 self._directories.append((target, node))
         else:
-            self._place(node, target / node.name)
+            self._place(node, target / node.name, os.path.lexists(target / node.name))
         self._restore_content()
         for first, other in self._links:
             if other.exists() or other.is_symlink():
@@ -114,11 +117,11 @@ class Restorer:
 
     def _walk(self, tree_id: str, directory: Path, delete: bool) -> None:
         nodes = self.repository.load_tree(tree_id)
+        present = {entry.name for entry in os.scandir(directory)}
         if delete:
             keep = {n.name for n in nodes}
-            for existing in os.scandir(directory):
-                if existing.name not in keep:
-                    _remove(Path(existing.path))
+            for name in present - keep:
+                _remove(directory / name)
         for node in nodes:
             path = directory / node.name
             if node.type == NodeType.DIR:
@@ -129,9 +132,10 @@ class Restorer:
                 self._walk(node.subtree, path, delete)
                 self._directories.append((path, node))
             else:
-                self._place(node, path)
+                self._place(node, path, node.name in present)
 
-    def _place(self, node: Node, path: Path) -> None:
+    def _place(self, node: Node, path: Path, existed: bool) -> None:
+        """`existed`: something stands at `path` already."""
         if node.type != NodeType.FILE:
             self._make_special(node, path)
             return
@@ -142,8 +146,9 @@ class Restorer:
                 self._links.append((first, path))
                 return
             self._first_names[key] = path
-        os.close(_create(path))
-        self._files.append(_File(path, node, len(node.content)))
+        if existed:  # whatever stands there is replaced: a file emptied, a symlink or directory removed
+            os.close(_create(path))
+        self._files.append(_File(path, node, len(node.content), existed))
 
     # Phase two: the content, pack by pack
 
@@ -196,22 +201,30 @@ class Restorer:
             start = end
 
     def _write(self, file: _File, offset: int, data: bytes) -> None:
-        if not (data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data)):  # zeros stay holes
-            fd = os.open(file.path, os.O_WRONLY | os.O_NOFOLLOW)
-            try:
+        fd = os.open(file.path, os.O_WRONLY | os.O_NOFOLLOW | (0 if file.existed else os.O_CREAT), 0o600)
+        try:
+            if not (data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data)):  # zeros stay holes
                 os.pwrite(fd, data, offset)
+            with self._lock:
+                self._progress.bytes += len(data)
+                file.remaining -= 1
+                done = file.remaining == 0
+            if done:
+                self._finish(file, fd)
+        finally:
+            os.close(fd)
+
+    def _finish(self, file: _File, fd: int | None = None) -> None:
+        """Size and metadata through `fd` (an empty file: created here)."""
+        if fd is None:
+            fd = _create(file.path)
+            try:
+                self._finish(file, fd)
             finally:
                 os.close(fd)
-        with self._lock:
-            self._progress.bytes += len(data)
-            file.remaining -= 1
-            done = file.remaining == 0
-        if done:
-            self._finish(file)
-
-    def _finish(self, file: _File) -> None:
-        os.truncate(file.path, file.node.size)  # also extends over a trailing hole
-        self._set_metadata(file.path, file.node)
+            return
+        os.ftruncate(fd, file.node.size)  # also extends over a trailing hole
+        self._set_file_metadata(fd, file)
         with self._lock:
             self._progress.files += 1
             snapshot = RestoreProgress(self._progress.files, self._progress.bytes)
@@ -234,6 +247,20 @@ class Restorer:
                 self._problems.append(f"cannot create device {path} without root")
             return
         self._set_metadata(path, node)
+
+    def _set_file_metadata(self, fd: int, file: _File) -> None:
+        """_set_metadata through an open file."""
+        node = file.node
+        if self._is_root:
+            os.chown(fd, node.uid, node.gid)
+        os.chmod(fd, node.mode)
+        for name, value in node.xattrs.items():
+            try:
+                os.setxattr(fd, name, base64.b64decode(value))
+            except OSError as err:
+                with self._lock:
+                    self._problems.append(f"cannot set xattr {name} on {file.path}: {err.strerror}")
+        os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
 
     def _set_metadata(self, path: Path, node: Node) -> None:
         """Owner, mode, xattrs, then times (last: the others would move ctime, not mtime).
