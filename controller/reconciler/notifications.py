@@ -39,6 +39,7 @@ class Notifications:
         self._labels: dict[tuple[str, str], dict[str, str]] = {}  # (kind, name) → labels
         self._secrets: list[str] = []
         self._cursor: int | None = None
+        self._updated = False  # no notice is taken before the Notifiers are known (the first pass)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,6 +66,7 @@ class Notifications:
                 self.couriers.pop(name).stop()
             for name, notifier in notifiers.items():
                 self._keep_courier(name, notifier)
+            self._updated = True
 
     def _keep_courier(self, name: str, notifier: Notifier) -> None:
         """Built again each pass: a secret rotated in its file or variable is used from then on."""
@@ -93,9 +95,9 @@ class Notifications:
 
     def poll(self) -> int:
         """Hand this host's new notices to the couriers; returns how many were read."""
+        if not self._updated or self._cursor is None:
+            return 0
         host = host_name()
-        if self._cursor is None:
-            self._cursor = self.runtime.catalog.notice_cursor(host)
         notices = self.runtime.catalog.notices_after(host, self._cursor)
         for notice in notices:
             self._route(notice)

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import hmac
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -228,6 +229,28 @@ def test_a_receiver_that_is_down_gets_bounded_retries_and_an_event_and_backups_g
     failures = [e for e in events if e.reason == "DeliveryFailed" and "given up" in e.message]
     assert len(failures) == 2 and failures[0].type == "Warning"
     assert f"BackupSucceeded about BackupPolicy/files given up after {ATTEMPTS} attempts" in failures[0].message
+
+
+def test_a_restarted_controller_sends_what_was_announced_while_it_was_down(tmp_path: Path) -> None:
+    with http_receiver() as receiver:
+        events = "  events: [BackupSucceeded]\n"
+        with world(tmp_path, tmp_path / "repo", "", notifier("ops", receiver.url, events)) as w:
+            w.reconciler.pass_once()
+            runner = BackupRunner(w.reconciler.runtime)
+            first = runner.run(BackupRequest.from_policy(w.policy()))
+            assert w.reconciler.notifications.drain(30)
+            w.reconciler.notifications.stop()  # the controller stops; a CLI backup runs meanwhile
+            second = runner.run(BackupRequest.from_policy(w.policy()))
+            environ = {"NOTIFY_PASS": PASSPHRASE, "HOOK_SECRET": HOOK_SECRET}
+            queue = WorkQueue(1)
+            restarted = Reconciler(w.resources, w.catalog, no_docker, queue, clock=w.clock, environ=environ)  # type: ignore[arg-type]
+            restarted.notifications.start()
+            time.sleep(1.5)  # its poller runs before the first pass: it must not take the notice yet
+            restarted.pass_once()
+            assert restarted.notifications.drain(30)
+            restarted.notifications.stop()
+            queue.shutdown()
+    assert [r.json()["backup"] for r in receiver.requests] == [first.backup_id, second.backup_id]
 
 
 def test_the_rate_limit_leaves_out_what_is_over_it_and_says_so(tmp_path: Path) -> None:
