@@ -81,7 +81,7 @@ def backup_ended(runtime: Runtime, subject: Subject, backup_id: str, failure: st
         return
     ended = (Ev.BACKUP_FAILED, Ev.BACKUP_OVERDUE, Ev.POLICY_STALLED, *(() if warnings else (Ev.BACKUP_WARNING,)))
     message = f"backup {backup_id} completed"
-    announce(runtime, Ev.BACKUP_SUCCEEDED, subject, message, backup_id, resolves=tuple(ended))
+    announce(runtime, Ev.BACKUP_SUCCEEDED, subject, message, backup_id, resolves=ended)
     if warnings:
         announce(runtime, Ev.BACKUP_WARNING, subject, "; ".join(warnings), backup_id, opens=True)
 
