@@ -117,6 +117,7 @@ class Reconciler:
         if not self.resources.exists():
             return
         loaded = self.load()
+        self.notifications.update(loaded)  # first: what this pass's work announces is delivered
         for problem in loaded.problems:
             self.status.report_invalid(problem)
         storages = {item.name for item in loaded.of_kind("BackupStorage")}
@@ -130,7 +131,6 @@ class Reconciler:
                     self.next_due = due
         for item in loaded.of_kind("Restore"):
             self.restores.reconcile(item)
-        self.notifications.update(loaded)
         for item in loaded.of_kind("Notifier"):
             self.notifiers.reconcile(item)
         if self.scheduling:

@@ -1,19 +1,22 @@
-"""The controller as a process, in real time: a one-minute schedule produces a backup
-whose status lands in the policy's YAML, a Healthchecks-style endpoint on loopback gets the
-start, success and fail pings of the scheduled runs, `get notifiers` shows the deliveries,
-`notify test` says whether a destination works; SIGTERM stops it cleanly."""
+"""The controller as a process, in real time: a one-minute schedule whose run was missed
+(the controller was down) is caught up at start, its backup's status lands in the policy's
+YAML, a Healthchecks-style endpoint on loopback gets the start, success and fail pings of
+the scheduled runs, `get notifiers` shows the deliveries, `notify test` says whether a
+destination works; SIGTERM stops it cleanly."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
+from controller.resources.meta import spec_generation
 from tests.e2e.conftest import LIFEBOAT, Lifeboat
 from tests.support.compose_apps import free_port
 from tests.support.receivers import http_receiver
@@ -21,10 +24,16 @@ from tests.support.repository import write_tree
 
 
 def policy(name: str, path: Path) -> str:
-    return (
+    """A policy as a controller that was down left it: its next run due a minute ago, so the
+    running controller makes that run at once (one catch-up run) instead of at the next full
+    minute."""
+    text = (
         f"apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {{name: {name}}}\n"
         f'spec:\n  paths: [{path}]\n  schedule: "* * * * *"\n  retention: {{keepLast: 2}}\n  storage: local\n'
     )
+    generation = spec_generation(yaml.safe_load(text)["spec"])
+    due = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=0).isoformat().replace("+00:00", "Z")
+    return text + f"status:\n  observedGeneration: {generation}\n  nextRunAt: '{due}'\n"
 
 
 def notifier_status(lifeboat: Lifeboat, name: str) -> dict:  # type: ignore[type-arg]
@@ -56,7 +65,7 @@ def test_scheduled_runs_back_up_and_ping_healthchecks(lifeboat: Lifeboat, tmp_pa
             [LIFEBOAT, "controller", "--resync-seconds", "2"], env=lifeboat.env(), stderr=subprocess.PIPE, text=True
         )
         try:
-            deadline = time.monotonic() + 100  # the next full minute, the backups, the pings
+            deadline = time.monotonic() + 100  # the caught-up runs, the pings (a minute later: the next runs)
             expected = {"/ping/platform/start", "/ping/platform", "/ping/broken/start", "/ping/broken/fail"}
             while time.monotonic() < deadline and process.poll() is None:
                 if expected <= set(receiver.paths()) and notifier_status(lifeboat, "hc").get("delivered", 0) >= 4:
