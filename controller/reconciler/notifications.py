@@ -11,11 +11,12 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 from controller.catalog.models import Notice
 from controller.errors import InvalidConfig, LifeboatError
 from controller.host import host_name
-from controller.notify.destination import Destination, destination_for
+from controller.notify.destination import destination_for
 from controller.notify.message import Message
 from controller.notify.redact import redact
 from controller.notify.selection import selects
@@ -83,15 +84,9 @@ class Notifications:
             state = _seeded(notifier.status)
             self.couriers[name] = Courier(name, destination, limit, self.runtime, state, self.retry_wait)
 
-    def destination(self, name: str) -> Destination | None:
+    def courier(self, name: str) -> Courier | None:
         with self._lock:
-            courier = self.couriers.get(name)
-            return courier.destination if courier is not None else None
-
-    def state(self, name: str) -> DeliveryState | None:
-        with self._lock:
-            courier = self.couriers.get(name)
-            return courier.state if courier is not None else None
+            return self.couriers.get(name)
 
     def poll(self) -> int:
         """Hand this host's new notices to the couriers; returns how many were read."""
@@ -108,8 +103,9 @@ class Notifications:
 
     def _route(self, notice: Notice) -> None:
         with self._lock:
+            told = message_for(notice, self._secrets)  # redacted once, named per Notifier below
             for name, courier in self.couriers.items():
-                message = message_for(notice, name, self._secrets)
+                message = replace(told, notifier=name)
                 owner = ("BackupPolicy", message.policy) if message.policy else ("BackupStorage", message.storage)
                 if selects(self.notifiers[name].spec, message, self._labels.get(owner, {})):
                     courier.post(message)
@@ -168,8 +164,8 @@ def api_path(notice: Notice) -> str:
     return f"/api/v1/backups?policy={notice.policy}" if notice.policy else ""
 
 
-def message_for(notice: Notice, notifier: str, secrets: list[str]) -> Message:
-    """The notice as a Notifier sends it: its text without any secret the resources name."""
+def message_for(notice: Notice, secrets: list[str]) -> Message:
+    """The notice as the Notifiers send it: its text without any secret the resources name."""
     ids = {family: notice.object_id if notice.event.startswith(family) else "" for family in _FAMILIES}
     return Message(
         id=f"{notice.host}:{notice.id}",
@@ -187,5 +183,4 @@ def message_for(notice: Notice, notifier: str, secrets: list[str]) -> Message:
         restore=ids["Restore"],
         drill=ids["Drill"],
         path=api_path(notice),
-        notifier=notifier,
     )

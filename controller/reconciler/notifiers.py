@@ -20,14 +20,14 @@ class NotifierReconciler:
         old = notifier.status or NotifierStatus()
         status = old.model_copy(deep=True)
         problem = self.notifications.problems.get(item.name)
-        state = self.notifications.state(item.name)
-        destination = self.notifications.destination(item.name)
+        courier = self.notifications.courier(item.name)
+        state = courier.state if courier is not None else None
         if problem is not None:
             ready = self.status.condition("Ready", False, "InvalidConfig", problem, item)
         elif state is not None and state.failing:
             ready = self.status.condition("Ready", False, "DeliveryFailed", state.last_error or "", item)
         else:
-            where = destination.described if destination is not None else notifier.spec.destination
+            where = courier.destination.described if courier is not None else notifier.spec.destination
             ready = self.status.condition("Ready", True, "Ready", f"sends to {where}", item)
         if state is not None:
             status.delivered, status.failed, status.suppressed = state.delivered, state.failed, state.suppressed

@@ -281,7 +281,7 @@ def test_secrets_the_resources_name_are_taken_out_of_what_is_sent(tmp_path: Path
             policy="files",
             message=f"dump failed: postgresql://app:dbpass99@db/app said {PASSPHRASE} and {HOOK_SECRET}",
         )
-        text = message_for(notice, "ops", secrets).text
+        text = message_for(notice, secrets).text
     assert text == "dump failed: postgresql://app:***@db/app said *** and ***"
 
 
