@@ -4,6 +4,14 @@ Index file plaintext: b"LBI1" || u32 pack count || pack ids (32 bytes each) || u
 count || entries (type u8, blob id 32, pack number u32, offset u32, length u32, raw length
 u32); compressed with zstd, sealed with AAD b"lifeboat index v1", stored under
 `index/<BLAKE3 of the stored bytes>`. Many index files may exist; their union is the index.
+
+In memory an entry is one 46-byte record (the blob id's last 30 bytes, the pack number
+shifted left by one with the type in bit 0, offset, length, raw length) in a bytearray
+bucket chosen by the id's first two bytes: about 50 bytes a blob with the buckets' slack.
+A dict of id → location objects costs some 300 bytes a blob, 3 GB at ten million blobs,
+and no library offers a compact bytes → struct map, so it is written here. A lookup is
+one `bytearray.find` of the id's tail in its bucket, at C speed: ids are uniformly random,
+so a bucket holds count/65536 records.
 """
 
 from __future__ import annotations
@@ -22,13 +30,15 @@ INDEX_AAD = b"lifeboat index v1"
 _MAGIC = b"LBI1"
 _COUNT = struct.Struct("<I")
 _ENTRY = struct.Struct("<B32sIIII")
+_RECORD = struct.Struct("<30sIIII")  # in memory: the id's tail first, so a match's position is a record's start
+_PREFIX = 2  # bytes of the id that choose the bucket
 
 
 class IndexDamaged(Exception):
     """An index file is unreadable."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobLocation:
     type: BlobType
     pack: bytes  # pack id, 32 bytes
@@ -41,27 +51,77 @@ class Index:
     """Thread-safe map of blob id → location; the first location seen wins."""
 
     def __init__(self) -> None:
-        self._entries: dict[bytes, BlobLocation] = {}
+        self._buckets: dict[bytes, bytearray] = {}
+        self._packs: list[bytes] = []
+        self._pack_numbers: dict[bytes, int] = {}
+        self._count = 0
         self._lock = threading.Lock()
 
     def __contains__(self, blob_id: bytes) -> bool:
-        return blob_id in self._entries
+        return self._find(blob_id) >= 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._count
 
     def get(self, blob_id: bytes) -> BlobLocation | None:
-        return self._entries.get(blob_id)
+        position = self._find(blob_id)
+        if position < 0:
+            return None
+        _, kind, offset, length, raw_length = _RECORD.unpack_from(self._buckets[blob_id[:_PREFIX]], position)
+        return BlobLocation(BlobType(kind & 1), self._packs[kind >> 1], offset, length, raw_length)
 
     def add(self, blob_id: bytes, location: BlobLocation) -> None:
         with self._lock:
-            self._entries.setdefault(blob_id, location)
+            if self._find(blob_id) < 0:
+                kind = self._pack_number(location.pack) << 1 | location.type
+                self._append(blob_id, kind, location.offset, location.length, location.raw_length)
+
+    def add_file(self, master: MasterKey, stored: bytes) -> None:
+        """Merge a stored index file: all of it or, when it is damaged (IndexDamaged), nothing.
+        Its rows go in as records, with no location object made per blob."""
+        packs, rows = _open_index_file(master, stored)
+        with self._lock:
+            numbers = [self._pack_number(pack) for pack in packs]
+            for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows):
+                if self._find(blob_id) < 0:
+                    self._append(blob_id, numbers[number] << 1 | kind, offset, length, raw_length)
 
     def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
-        return iter(list(self._entries.items()))
+        """Every entry, one bucket copied at a time (safe while others add)."""
+        packs = self._packs
+        for prefix, bucket in list(self._buckets.items()):
+            for tail, kind, offset, length, raw_length in _RECORD.iter_unpack(bytes(bucket)):
+                yield prefix + tail, BlobLocation(BlobType(kind & 1), packs[kind >> 1], offset, length, raw_length)
 
     def packs(self) -> set[bytes]:
-        return {location.pack for location in self._entries.values()}
+        """Every pack some entry names (entries are never removed, so every pack ever added)."""
+        return set(self._packs)
+
+    def _pack_number(self, pack: bytes) -> int:
+        number = self._pack_numbers.get(pack)
+        if number is None:
+            number = self._pack_numbers[pack] = len(self._packs)
+            self._packs.append(pack)
+        return number
+
+    def _append(self, blob_id: bytes, kind: int, offset: int, length: int, raw_length: int) -> None:
+        bucket = self._buckets.get(blob_id[:_PREFIX])
+        if bucket is None:
+            bucket = self._buckets[blob_id[:_PREFIX]] = bytearray()
+        bucket += _RECORD.pack(blob_id[_PREFIX:], kind, offset, length, raw_length)
+        self._count += 1
+
+    def _find(self, blob_id: bytes) -> int:
+        """The record's position in its bucket, or -1. A match not at a record's start
+        (the id's tail spanning two records' bytes) is skipped."""
+        bucket = self._buckets.get(blob_id[:_PREFIX])
+        if bucket is None:
+            return -1
+        tail = blob_id[_PREFIX:]
+        position = bucket.find(tail)
+        while position > 0 and position % _RECORD.size:
+            position = bucket.find(tail, position + 1)
+        return position
 
 
 def encode_index(master: MasterKey, entries: Iterable[tuple[bytes, BlobLocation]]) -> bytes:
@@ -75,23 +135,32 @@ def encode_index(master: MasterKey, entries: Iterable[tuple[bytes, BlobLocation]
 
 
 def decode_index(master: MasterKey, stored: bytes) -> list[tuple[bytes, BlobLocation]]:
+    packs, rows = _open_index_file(master, stored)
+    return [
+        (blob_id, BlobLocation(BlobType(kind), packs[number], offset, length, raw_length))
+        for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows)
+    ]
+
+
+def _open_index_file(master: MasterKey, stored: bytes) -> tuple[list[bytes], memoryview]:
+    """The pack ids and the rows (type, blob id, pack number, offset, length, raw length),
+    every row checked before any is used. Raises IndexDamaged."""
     try:
         body = zstandard.ZstdDecompressor().decompress(master.open(stored, INDEX_AAD))
-        if body[:4] != _MAGIC:
-            raise IndexDamaged("not an index (bad magic)")
-        (pack_count,) = _COUNT.unpack_from(body, 4)
-        position = 8
-        packs = [body[position + 32 * i : position + 32 * (i + 1)] for i in range(pack_count)]
-        position += 32 * pack_count
-        (entry_count,) = _COUNT.unpack_from(body, position)
-        position += 4
-        result = []
-        for _ in range(entry_count):
-            type_, blob_id, number, offset, length, raw_length = _ENTRY.unpack_from(body, position)
-            position += _ENTRY.size
-            result.append((blob_id, BlobLocation(BlobType(type_), packs[number], offset, length, raw_length)))
-        return result
-    except IndexDamaged:
-        raise
-    except Exception as err:  # authentication, zstd, struct and range errors all mean "damaged"
+    except Exception as err:  # authentication and zstd errors both mean "damaged"
         raise IndexDamaged(f"index unreadable: {err.__class__.__name__}") from None
+    if body[:4] != _MAGIC:
+        raise IndexDamaged("not an index (bad magic)")
+    try:
+        (pack_count,) = _COUNT.unpack_from(body, 4)
+        position = 8 + 32 * pack_count
+        packs = [body[8 + 32 * i : 8 + 32 * (i + 1)] for i in range(pack_count)]
+        (entry_count,) = _COUNT.unpack_from(body, position)
+    except struct.error as err:
+        raise IndexDamaged(f"index unreadable: {err.__class__.__name__}") from None
+    rows = memoryview(body)[position + 4 :]
+    if len(rows) != entry_count * _ENTRY.size:
+        raise IndexDamaged("index unreadable: the entries do not match their count")
+    if any(kind > 1 or number >= pack_count for kind, _, number, _, _, _ in _ENTRY.iter_unpack(rows)):
+        raise IndexDamaged("index unreadable: an entry is out of range")
+    return packs, rows

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from controller.errors import BackupCorrupted, BackupNotFound, ObjectNotFound, RepositoryError
 from controller.repository.blobs import BlobDamaged, BlobType, open_blob
 from controller.repository.crypto import AuthenticationFailed, MasterKey, content_hash
-from controller.repository.index import BlobLocation, Index, IndexDamaged, decode_index
+from controller.repository.index import BlobLocation, Index, IndexDamaged
 from controller.repository.keys import open_master_key, write_key_file
 from controller.repository.locks import Lease, list_locks
 from controller.repository.records import ChunkerParams, Node, RepositoryConfig, Snapshot, decode_tree
@@ -129,8 +129,7 @@ class Repository:
             return self.index
         for info in self.storage.list("index/"):
             try:
-                for blob_id, location in decode_index(self.master, self.storage.load(info.key)):
-                    self.index.add(blob_id, location)
+                self.index.add_file(self.master, self.storage.load(info.key))
             except (IndexDamaged, ObjectNotFound) as err:
                 self.index_problems.append(f"{info.key}: {err}")
         self._index_loaded = True

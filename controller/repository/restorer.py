@@ -1,8 +1,10 @@
 """Restorer: make a directory identical to a snapshot (or to one of its sub-paths).
 
-Two phases, as in restic. First the walk creates directories, links and special files, and
+Two phases, as in restic, taken in batches of the walk so that memory does not grow with
+the number of files. First the walk creates directories, links and special files, and
 empties every regular file that already stands in the target (the others are made by
-their first write). Then the content is restored pack by pack: each needed region of a
+their first write), until the batch holds `batch_blobs` blobs. Then the batch's content
+is restored pack by pack: each needed region of a
 pack is read once (one ranged GET on S3), its blobs are verified and written to every
 file and offset that uses them, and all-zero chunks become holes (sparse files). A file
 gets its size and metadata through the descriptor its last blob was written with (a
@@ -20,7 +22,7 @@ import shutil
 import stat
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from controller.repository.writer import pack_key
 
 _MAX_GAP = 1024 * 1024  # unneeded bytes worth reading to avoid another request
 _MAX_REGION = 32 * 1024 * 1024  # bounds each worker's buffer
+_BATCH_BLOBS = 50_000  # blobs planned at once: bounds the plan's memory, not the reads (ranged)
 
 
 @dataclass
@@ -61,7 +64,7 @@ def find_node(repository: Repository, snapshot: Snapshot, subpath: str) -> Node:
     return node
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     path: Path
     node: Node
@@ -80,16 +83,20 @@ class _Use:
 
 class Restorer:
     def __init__(
-        self, repository: Repository, workers: int = 4, progress: Callable[[RestoreProgress], None] | None = None
+        self,
+        repository: Repository,
+        workers: int = 4,
+        progress: Callable[[RestoreProgress], None] | None = None,
+        batch_blobs: int = _BATCH_BLOBS,
     ) -> None:
         self.repository = repository
         self.workers = workers
+        self.batch_blobs = batch_blobs
         self._progress_callback = progress
         self._progress = RestoreProgress()
         self._lock = threading.Lock()
         self._is_root = os.geteuid() == 0
         self._problems: list[str] = []
-        self._files: list[_File] = []
         self._directories: list[tuple[Path, Node]] = []  # post-order: children before parents
         self._links: list[tuple[Path, Path]] = []  # (first name of a hard-linked file, another name)
         self._first_names: dict[tuple[int, int], Path] = {}
@@ -99,12 +106,20 @@ class Restorer:
         target.mkdir(parents=True, exist_ok=True)
         if node.type == NodeType.DIR:
             assert node.subtree is not None
-            self._walk(node.subtree, target, delete)
-            if subpath:
-                self._directories.append((target, node))
+            files = self._walk(node.subtree, target, delete)
         else:
-            self._place(node, target / node.name, os.path.lexists(target / node.name))
-        self._restore_content()
+            files = self._place(node, target / node.name, os.path.lexists(target / node.name))
+        batch: list[_File] = []
+        blobs = 0
+        for file in files:
+            batch.append(file)
+            blobs += len(file.node.content)
+            if blobs >= self.batch_blobs:
+                self._restore_content(batch)
+                batch, blobs = [], 0
+        self._restore_content(batch)
+        if node.type == NodeType.DIR and subpath:
+            self._directories.append((target, node))
         for first, other in self._links:
             if other.exists() or other.is_symlink():
                 _remove(other)
@@ -115,7 +130,8 @@ class Restorer:
 
     # Phase one: the tree
 
-    def _walk(self, tree_id: str, directory: Path, delete: bool) -> None:
+    def _walk(self, tree_id: str, directory: Path, delete: bool) -> Iterator[_File]:
+        """Make the tree's directories and special files as it goes; yield its regular files."""
         nodes = self.repository.load_tree(tree_id)
         present = {entry.name for entry in os.scandir(directory)}
         if delete:
@@ -129,13 +145,14 @@ class Restorer:
                     _remove(path)
                 path.mkdir(exist_ok=True)
                 assert node.subtree is not None
-                self._walk(node.subtree, path, delete)
+                yield from self._walk(node.subtree, path, delete)
                 self._directories.append((path, node))
             else:
-                self._place(node, path, node.name in present)
+                yield from self._place(node, path, node.name in present)
 
-    def _place(self, node: Node, path: Path, existed: bool) -> None:
-        """`existed`: something stands at `path` already."""
+    def _place(self, node: Node, path: Path, existed: bool) -> Iterator[_File]:
+        """Yield the file whose content is to be restored at `path`, if any. `existed`:
+        something stands at `path` already."""
         if node.type != NodeType.FILE:
             self._make_special(node, path)
             return
@@ -148,14 +165,14 @@ class Restorer:
             self._first_names[key] = path
         if existed:  # whatever stands there is replaced: a file emptied, a symlink or directory removed
             os.close(_create(path))
-        self._files.append(_File(path, node, len(node.content), existed))
+        yield _File(path, node, len(node.content), existed)
 
     # Phase two: the content, pack by pack
 
-    def _restore_content(self) -> None:
+    def _restore_content(self, files: list[_File]) -> None:
         uses: dict[bytes, dict[bytes, list[tuple[_File, int]]]] = defaultdict(dict)
         locations: dict[bytes, BlobLocation] = {}
-        for file in self._files:
+        for file in files:
             if not file.node.content:
                 self._finish(file)
                 continue

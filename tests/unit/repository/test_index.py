@@ -1,0 +1,73 @@
+"""The in-memory index: a compact map that must answer exactly like a dict would."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+import zstandard
+
+from controller.repository.blobs import BlobType
+from controller.repository.crypto import MasterKey
+from controller.repository.index import INDEX_AAD, BlobLocation, Index, IndexDamaged, encode_index
+
+PACKS = [bytes([n]) * 32 for n in range(3)]
+
+
+def _location(rng: random.Random) -> BlobLocation:
+    return BlobLocation(
+        BlobType(rng.randrange(2)), rng.choice(PACKS), rng.randrange(2**32), rng.randrange(2**32), rng.randrange(2**32)
+    )
+
+
+def test_it_answers_like_a_dict_with_first_wins() -> None:
+    rng = random.Random(7)
+    index, expected = Index(), {}
+    for _ in range(5000):
+        # few distinct prefixes, so buckets hold many records; some ids come twice
+        repeat = expected and rng.random() < 0.1
+        blob_id = rng.choice(list(expected)) if repeat else bytes([rng.randrange(3), 0]) + rng.randbytes(30)
+        location = _location(rng)
+        index.add(blob_id, location)
+        expected.setdefault(blob_id, location)
+    assert len(index) == len(expected)
+    assert all(index.get(blob_id) == location for blob_id, location in expected.items())
+    assert dict(index.items()) == expected
+    assert index.packs() == {location.pack for location in expected.values()}
+    assert not any(bytes([n, 0]) + rng.randbytes(30) in index for n in range(3) for _ in range(200))
+
+
+def test_an_id_whose_bytes_span_two_records_is_not_found() -> None:
+    index = Index()
+    first, second = b"\x01\x02" + b"a" * 30, b"\x01\x02" + b"b" * 30
+    index.add(first, BlobLocation(BlobType.DATA, PACKS[0], 1, 2, 3))
+    index.add(second, BlobLocation(BlobType.DATA, PACKS[0], 4, 5, 6))
+    records = b"a" * 30 + struct.pack("<IIII", 0, 1, 2, 3) + b"b" * 30 + struct.pack("<IIII", 0, 4, 5, 6)
+    straddling = b"\x01\x02" + records[20:50]
+    assert straddling not in index and index.get(straddling) is None
+    assert index.get(second) == BlobLocation(BlobType.DATA, PACKS[0], 4, 5, 6)
+
+
+def test_an_index_file_is_merged_whole_or_not_at_all() -> None:
+    master, rng = MasterKey.generate(), random.Random(3)
+    entries = [(rng.randbytes(32), _location(rng)) for _ in range(100)]
+    index = Index()
+    index.add(entries[0][0], BlobLocation(BlobType.TREE, PACKS[2], 9, 9, 9))  # seen first: it stays
+    index.add_file(master, encode_index(master, entries))
+    assert len(index) == 100
+    assert index.get(entries[0][0]) == BlobLocation(BlobType.TREE, PACKS[2], 9, 9, 9)
+    assert all(index.get(blob_id) == location for blob_id, location in entries[1:])
+
+    empty = Index()
+    stored = bytearray(encode_index(master, entries))
+    stored[-20] ^= 1
+    with pytest.raises(IndexDamaged):
+        empty.add_file(master, bytes(stored))
+    with pytest.raises(IndexDamaged):
+        empty.add_file(MasterKey.generate(), encode_index(master, entries))
+    body = bytearray(zstandard.ZstdDecompressor().decompress(master.open(encode_index(master, entries), INDEX_AAD)))
+    body[-16] = 200  # the last entry names pack 200 of 3: authentic, yet wrong
+    with pytest.raises(IndexDamaged, match="out of range"):
+        empty.add_file(master, master.seal(zstandard.ZstdCompressor().compress(bytes(body)), INDEX_AAD))
+    assert len(empty) == 0 and list(empty.items()) == []
