@@ -70,7 +70,11 @@ def measure_load(root: str, sample_hex: str) -> None:
     found_absent = sum(blob_id in index for _ in range(rounds) for blob_id in absent)
     miss = (time.perf_counter() - started) / (rounds * len(sample))
     assert found == rounds * len(sample) and found_absent == 0
-    print(json.dumps({"blobs": len(index), "load_s": load_seconds, "bytes": added, "hit_us": hit * 1e6, "miss_us": miss * 1e6}))
+    print(
+        json.dumps(
+            {"blobs": len(index), "load_s": load_seconds, "bytes": added, "hit_us": hit * 1e6, "miss_us": miss * 1e6}
+        )
+    )
 
 
 def main() -> None:
@@ -85,7 +89,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-index-") as work:
         started = time.perf_counter()
         sample = write_index_files(Path(work), arguments.blobs, arguments.files)
-        print(f"wrote {arguments.blobs:,} entries in {arguments.files} index files ({time.perf_counter() - started:.0f} s)")
+        seconds = time.perf_counter() - started
+        print(f"wrote {arguments.blobs:,} entries in {arguments.files} index files ({seconds:.0f} s)")
         output = subprocess.run(
             [sys.executable, __file__, "--measure", work, ",".join(s.hex() for s in sample)],
             check=True,
