@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +14,10 @@ from tests.support.docker_apps import TestApp, prepare_images, sweep
 from tests.support.postgres import postgres_server
 from tests.support.required import skip_or_fail
 from tests.support.seaweedfs import S3Endpoint, seaweedfs_server
+
+# Every repository a test opens, in this process or in a command it runs, keeps its local
+# copy of snapshots, index files and tree packs here, never in the user's ~/.cache.
+os.environ["LIFEBOAT_CACHE_DIR"] = tempfile.mkdtemp(prefix="lifeboat-test-cache-")
 
 
 @pytest.fixture(scope="session")

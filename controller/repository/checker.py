@@ -53,7 +53,7 @@ class CheckReport:
 
 class Checker:
     def __init__(self, repository: Repository) -> None:
-        self.repository = repository
+        self.repository = repository.uncached()  # the storage's bytes, not the local copy's
         # blob id → (snapshot, path) users, so that damage to a blob names what it breaks
         self._users: dict[bytes, set[tuple[str, str]]] = defaultdict(set)
 

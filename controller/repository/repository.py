@@ -21,6 +21,7 @@ from controller.repository.crypto import AuthenticationFailed, MasterKey, conten
 from controller.repository.index import BlobLocation, Index, IndexDamaged
 from controller.repository.keys import open_master_key, write_key_file
 from controller.repository.locks import Lease, list_locks
+from controller.repository.object_cache import ObjectCache
 from controller.repository.records import ChunkerParams, Node, RepositoryConfig, Snapshot, decode_tree
 from controller.repository.writer import BlobWriter, pack_key
 from controller.storage.base import Storage
@@ -67,13 +68,23 @@ class BlobCache:
 
 
 class Repository:
-    def __init__(self, storage: Storage, master: MasterKey, config: RepositoryConfig, key_id: str) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        master: MasterKey,
+        config: RepositoryConfig,
+        key_id: str,
+        objects: ObjectCache | None = None,
+    ) -> None:
+        """`objects`: the local copy of snapshots, index files and tree packs (None: every
+        read goes to the storage). `open` uses the one the environment configures."""
         self.storage, self.master, self.config, self.key_id = storage, master, config, key_id
         self.index = Index()
         self.lease: Lease | None = None  # the lock this process holds, checked before every commit
         self.index_problems: list[str] = []
         self._index_loaded = False
         self.cache = BlobCache()
+        self.objects = objects
 
     # Opening
 
@@ -97,7 +108,7 @@ class Repository:
         config = RepositoryConfig(id=uuid.uuid4().hex, chunker=chunker or ChunkerParams(), pack_size=pack_size)
         storage.save("config", master.seal(config.to_bytes(), CONFIG_AAD))
         key_id = write_key_file(storage, master, passphrase, now, host, user)
-        return cls(storage, master, config, key_id)
+        return cls(storage, master, config, key_id, ObjectCache.for_repository(config.id))
 
     @classmethod
     def open(cls, storage: Storage, passphrase: bytes) -> Repository:
@@ -119,7 +130,11 @@ class Repository:
                 f"{storage.describe()}: repository format version {config.version} is not "
                 f"supported by this Lifeboat (it reads version {FORMAT_VERSION})"
             )
-        return cls(storage, master, config, key_id)
+        return cls(storage, master, config, key_id, ObjectCache.for_repository(config.id))
+
+    def uncached(self) -> Repository:
+        """The same repository read straight from the storage (what a check must see)."""
+        return Repository(self.storage, self.master, self.config, self.key_id)
 
     # Index
 
@@ -127,12 +142,16 @@ class Repository:
         """Read every index file once; unreadable ones are noted in index_problems."""
         if self._index_loaded:
             return self.index
-        for info in self.storage.list("index/"):
+        listed = [info.key for info in self.storage.list("index/")]
+        for key in listed:
             try:
-                self.index.add_file(self.master, self.storage.load(info.key))
+                self.index.add_file(self.master, self._load_object(key))
             except (IndexDamaged, ObjectNotFound) as err:
-                self.index_problems.append(f"{info.key}: {err}")
+                self.index_problems.append(f"{key}: {err}")
         self._index_loaded = True
+        if self.objects is not None:
+            self.objects.keep_only("index/", listed)
+            self.objects.keep_only("data/", {pack_key(pack) for pack in self.index.packs()})
         return self.index
 
     @contextmanager
@@ -179,8 +198,11 @@ class Repository:
         if cached is not None:
             return cached
         location = self.locate(blob_id)
+        key = pack_key(location.pack)
         try:
-            sealed = self.storage.load(pack_key(location.pack), location.offset, location.length)
+            if location.type == BlobType.TREE and self.objects is not None:
+                return self._load_tree_blob(blob_id, location, self.objects)
+            sealed = self.storage.load(key, location.offset, location.length)
         except ObjectNotFound:
             raise BackupCorrupted(
                 f"pack {location.pack.hex()[:16]} holding blob {blob_id.hex()[:16]} is missing"
@@ -188,6 +210,19 @@ class Repository:
         plaintext = self.open_sealed(blob_id, sealed)
         if location.type == BlobType.TREE:
             self.cache.put(blob_id, plaintext)
+        return plaintext
+
+    def _load_tree_blob(self, blob_id: bytes, location: BlobLocation, objects: ObjectCache) -> bytes:
+        """A tree from the local copy of its pack (trees have packs of their own, so the
+        pack a directory's tree is in holds its neighbours' too: one GET serves many)."""
+        key = pack_key(location.pack)
+        sealed = objects.load_range(key, location.offset, location.length, lambda: self.storage.load(key))
+        try:
+            plaintext = open_blob(self.master, blob_id, sealed)
+        except BlobDamaged:
+            objects.discard(key)  # whatever was wrong, the storage's bytes decide
+            plaintext = self.open_sealed(blob_id, self.storage.load(key, location.offset, location.length))
+        self.cache.put(blob_id, plaintext)
         return plaintext
 
     def load_blobs(self, blob_ids: list[bytes]) -> Iterator[bytes]:
@@ -242,7 +277,7 @@ class Repository:
 
     def load_snapshot(self, snapshot_id: str) -> Snapshot:
         try:
-            stored = self.storage.load(f"snapshots/{snapshot_id}")
+            stored = self._load_object(f"snapshots/{snapshot_id}")
         except ObjectNotFound:
             raise BackupNotFound(f"no snapshot {snapshot_id!r} in {self.storage.describe()}") from None
         try:
@@ -252,10 +287,13 @@ class Repository:
 
     def snapshots(self) -> list[SnapshotEntry]:
         """All snapshots, oldest first."""
+        listed = [info.key for info in self.storage.list("snapshots/")]
         entries = [
-            SnapshotEntry(info.key.removeprefix("snapshots/"), self.load_snapshot(info.key.removeprefix("snapshots/")))
-            for info in self.storage.list("snapshots/")
+            SnapshotEntry(key.removeprefix("snapshots/"), self.load_snapshot(key.removeprefix("snapshots/")))
+            for key in listed
         ]
+        if self.objects is not None:
+            self.objects.keep_only("snapshots/", listed)
         return sorted(entries, key=lambda e: (e.snapshot.time, e.id))
 
     def latest_snapshot(
@@ -308,6 +346,14 @@ class Repository:
 
     def forget(self, snapshot_id: str) -> None:
         self.storage.remove(f"snapshots/{snapshot_id}")
+        if self.objects is not None:
+            self.objects.discard(f"snapshots/{snapshot_id}")
+
+    def _load_object(self, key: str) -> bytes:
+        """A whole write-once object (a snapshot, an index file), from the local copy if any."""
+        if self.objects is None:
+            return self.storage.load(key)
+        return self.objects.load(key, lambda: self.storage.load(key))
 
 
 def _exists(storage: Storage, key: str) -> bool:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script 
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Endpoint, seaweedfs_server
 
 MB = 1024 * 1024
+GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
 PASSWORD = "benchmark-passphrase"
 _WORDS = [
     "the",
@@ -81,12 +82,18 @@ class Measure:
 def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
     """Run a command; (wall seconds, peak RSS in MiB of that process alone).
 
-    posix_spawn, not fork: a forked child's peak RSS would include this (large) process's
-    pages until exec. cwd is applied with `env -C`.
+    Under GNU time when it is installed: Linux keeps a process's RSS high-water mark across
+    exec, and a child spawned from this (large) script starts with this script's mark, so
+    its own peak below that is unknowable; time's child is forked from time, which is
+    small. Without time, posix_spawn and wait4, and the floor is printed. cwd is applied
+    with `env -C`.
     """
     program = shutil.which(command[0]) or command[0]
     argv = ["env", "-C", str(cwd), program, *command[1:]] if cwd else [program, *command[1:]]
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-stderr.log"
+    peak_file = log.with_name("bench-peak-rss.txt")
+    if GNU_TIME:
+        argv = [GNU_TIME, "-f", "%M", "-o", str(peak_file), *argv]
     actions = [
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, str(log), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
@@ -97,7 +104,8 @@ def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tup
     seconds = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{log.read_text()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    peak_kib = int(peak_file.read_text().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return seconds, peak_kib / 1024
 
 
 def du(path: Path) -> int:
@@ -453,7 +461,8 @@ def measure_all(instances: list[Tool], source: Path, size: int, work: Path, shap
 def report(results: list[Measure], size: int, out: Path, where: str) -> None:
     header = f"{'tool':9} {'step':18} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'repo MiB':>9} {'added MiB':>10}"
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\ndataset: {size / MB:.0f} MiB; repositories: {where}; RSS floor inherited from this script: {own:.0f} MiB")
+    floor = "each process's own (GNU time)" if GNU_TIME else f"floor inherited from this script: {own:.0f} MiB"
+    print(f"\ndataset: {size / MB:.0f} MiB; repositories: {where}; RSS {floor}")
     print(header)
     for m in sorted(results, key=lambda r: (r.step, r.tool)):
         print(

@@ -1,0 +1,119 @@
+"""The local copy of snapshots, index files and tree packs: fewer requests, never a wrong answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.repository.checker import Checker
+from controller.repository.pruner import Pruner
+from controller.repository.repository import Repository
+from controller.repository.restorer import Restorer
+from controller.storage.local import LocalStorage
+from tests.integration.repository.conftest import tamper
+from tests.support.fault_injecting_storage import FaultInjectingStorage
+from tests.support.repository import PASSPHRASE, T0, backup, random_bytes, small_repository, tree_state, write_tree
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("LIFEBOAT_CACHE_DIR", str(folder))
+    return folder
+
+
+def _three_backups(tmp_path: Path, storage: LocalStorage) -> Path:
+    source = tmp_path / "source"
+    repository = small_repository(storage)
+    for day in range(3):
+        write_tree(source, {f"day{day}/notes.txt": random_bytes(day, 30_000), "shared/a.bin": random_bytes(9, 50_000)})
+        backup(repository, source, when=T0 + timedelta(days=day))
+    return source
+
+
+def _open_and_read_latest(storage: FaultInjectingStorage, target: Path) -> list[str]:
+    """What a job does on a repository: open it, find the latest snapshot, load the index,
+    walk the trees (a restore). Returns the keys it loaded."""
+    storage.calls.clear()
+    repository = Repository.open(storage, PASSPHRASE)
+    latest = repository.latest_snapshot({})
+    assert latest is not None
+    Restorer(repository).restore(latest.snapshot, target)
+    return [key for operation, key in storage.calls if operation == "load"]
+
+
+def test_a_second_job_reads_snapshots_index_and_trees_from_the_copy(tmp_path: Path, cache_dir: Path) -> None:
+    local = LocalStorage(tmp_path / "repo")
+    source = _three_backups(tmp_path, local)
+    counted = FaultInjectingStorage(local)
+    first = _open_and_read_latest(counted, tmp_path / "first")
+    second = _open_and_read_latest(counted, tmp_path / "second")
+    assert tree_state(tmp_path / "second") == tree_state(source)
+    assert sum(k.startswith(("snapshots/", "index/")) for k in first) >= 3 + 1
+    assert not [k for k in second if k.startswith(("snapshots/", "index/"))]
+    tree_packs = {k for k in first if k.startswith("data/")} - {k for k in second if k.startswith("data/")}
+    assert tree_packs, "the tree packs read by the first job are not read again"
+    assert len(second) < len(first) / 2
+
+
+def test_a_copy_that_does_not_match_its_name_is_never_used(tmp_path: Path, cache_dir: Path) -> None:
+    local = LocalStorage(tmp_path / "repo")
+    source = _three_backups(tmp_path, local)
+    counted = FaultInjectingStorage(local)
+    _open_and_read_latest(counted, tmp_path / "first")
+    copies = [path for path in cache_dir.rglob("*") if path.is_file()]
+    assert {path.relative_to(cache_dir).parts[1] for path in copies} == {"snapshots", "index", "data"}
+    for path in copies:  # every copy damaged: a flipped byte in the middle
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    loaded = _open_and_read_latest(counted, tmp_path / "second")
+    assert tree_state(tmp_path / "second") == tree_state(source)
+    assert any(k.startswith("snapshots/") for k in loaded) and any(k.startswith("index/") for k in loaded)
+    third = _open_and_read_latest(counted, tmp_path / "third")  # the damaged copies were replaced
+    assert not [k for k in third if k.startswith(("snapshots/", "index/"))]
+
+
+def test_what_the_storage_no_longer_lists_leaves_the_copy(tmp_path: Path, cache_dir: Path) -> None:
+    local = LocalStorage(tmp_path / "repo")
+    _three_backups(tmp_path, local)
+    counted = FaultInjectingStorage(local)
+    _open_and_read_latest(counted, tmp_path / "first")
+    repository = Repository.open(local, PASSPHRASE)
+    oldest = repository.snapshots()[0].id
+    repository.forget(oldest)
+    Pruner(repository, now=T0 + timedelta(days=30)).prune()
+    reopened = Repository.open(local, PASSPHRASE)
+    reopened.snapshots()
+    reopened.load_index()
+    copies = {str(p.relative_to(cache_dir / repository.config.id)) for p in cache_dir.rglob("*") if p.is_file()}
+    assert f"snapshots/{oldest}" not in copies
+    assert {c for c in copies if c.startswith("index/")} <= {i.key for i in local.list("index/")}
+    assert {c for c in copies if c.startswith("data/")} <= {i.key for i in local.list("data/")}
+
+
+def test_check_reads_the_storage_not_the_copy(tmp_path: Path, cache_dir: Path) -> None:
+    local = LocalStorage(tmp_path / "repo")
+    _three_backups(tmp_path, local)
+    Repository.open(local, PASSPHRASE).load_index()  # every index file now has a good copy
+    damaged = next(iter(local.list("index/"))).key
+    tamper(local, damaged, b"garbage")
+    report = Checker(Repository.open(local, PASSPHRASE)).check()
+    assert {d.problem for d in report.damage if d.object == damaged} == {"index unreadable: AuthenticationFailed"}
+
+
+@pytest.mark.parametrize("setting", ["off", "a-file"])
+def test_without_a_usable_cache_every_read_goes_to_the_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("LIFEBOAT_CACHE_DIR", setting if setting == "off" else str(tmp_path / "a-file"))
+    local = LocalStorage(tmp_path / "repo")
+    source = _three_backups(tmp_path, local)
+    counted = FaultInjectingStorage(local)
+    _open_and_read_latest(counted, tmp_path / "first")
+    second = _open_and_read_latest(counted, tmp_path / "second")
+    assert tree_state(tmp_path / "second") == tree_state(source)
+    assert sum(k.startswith("snapshots/") for k in second) == 3
