@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from controller.errors import BackupCorrupted, ObjectNotFound
 from controller.repository.blobs import BlobDamaged, open_blob
 from controller.repository.pack import PackDamaged, read_header
-from controller.repository.records import NodeType
+from controller.repository.records import Node, NodeType
 from controller.repository.repository import Repository
 from controller.repository.writer import pack_key
 
@@ -54,8 +55,9 @@ class CheckReport:
 class Checker:
     def __init__(self, repository: Repository) -> None:
         self.repository = repository.uncached()  # the storage's bytes, not the local copy's
-        # blob id → (snapshot, path) users, so that damage to a blob names what it breaks
-        self._users: dict[bytes, set[tuple[str, str]]] = defaultdict(set)
+        # damage to blobs, named with what it breaks by one more walk of the snapshots at
+        # the end (holding every blob's users from the first walk cost hundreds of MiB)
+        self._blob_damage: list[tuple[Damage, list[bytes]]] = []
 
     def check(
         self,
@@ -85,6 +87,8 @@ class Checker:
             self._read_data(report, [p for p in readable if _in_window(cycle_position(p), read_data_window)], 100, rng)
         elif read_data_percent > 0:
             self._read_data(report, readable, read_data_percent, rng or random.Random())
+        if self._blob_damage:
+            self._name_users()
         return report
 
     def _check_snapshots(self, report: CheckReport, missing_packs: set[bytes]) -> None:
@@ -105,23 +109,14 @@ class Checker:
             except BackupCorrupted as err:
                 damaged(info.key, str(err), snapshot_id, None)
                 continue
-            stack = [(snapshot.tree, "")]
-            while stack:
-                tree_id, path = stack.pop()
-                self._users[bytes.fromhex(tree_id)].add((snapshot_id, path or "/"))
-                try:
-                    nodes = repository.load_tree(tree_id)
-                except (BackupCorrupted, ObjectNotFound) as err:
-                    damaged(f"tree {tree_id[:16]}", str(err), snapshot_id, path or "/")
+            for tree_id, path, nodes in self._trees(snapshot.tree):
+                if isinstance(nodes, Exception):
+                    damaged(f"tree {tree_id[:16]}", str(nodes), snapshot_id, path or "/")
                     continue
                 for node in nodes:
                     child = f"{path}/{node.name}"
-                    if node.type == NodeType.DIR and node.subtree:
-                        stack.append((node.subtree, child))
                     for content in node.content:
-                        blob_id = bytes.fromhex(content)
-                        self._users[blob_id].add((snapshot_id, child))
-                        location = repository.index.get(blob_id)
+                        location = repository.index.get(bytes.fromhex(content))
                         if location is None:
                             damaged(f"blob {content[:16]}", "not in any index", snapshot_id, child)
                         elif location.pack in missing_packs:
@@ -141,25 +136,61 @@ class Checker:
                 data = repository.storage.load(key)
                 entries = {(e.id, e.offset, e.length) for e in read_header(repository.master, data)}
             except (PackDamaged, ObjectNotFound) as err:
-                self._blob_damage(report, key, str(err), [b for b, _, _ in expected[pack_id]])
+                self._damaged_blobs(report, key, str(err), [b for b, _, _ in expected[pack_id]])
                 continue
             for blob_id, offset, length in expected[pack_id]:
                 report.blobs_read += 1
                 if (blob_id, offset, length) not in entries:
-                    self._blob_damage(report, key, f"header does not list blob {blob_id.hex()[:16]}", [blob_id])
+                    self._damaged_blobs(report, key, f"header does not list blob {blob_id.hex()[:16]}", [blob_id])
                     continue
                 try:
                     open_blob(repository.master, blob_id, memoryview(data)[offset : offset + length])
                 except BlobDamaged as err:
-                    self._blob_damage(report, key, str(err), [blob_id])
+                    self._damaged_blobs(report, key, str(err), [blob_id])
 
-    def _blob_damage(self, report: CheckReport, key: str, problem: str, blobs: list[bytes]) -> None:
+    def _damaged_blobs(self, report: CheckReport, key: str, problem: str, blobs: list[bytes]) -> None:
         damage = Damage(key, problem)
-        for blob_id in blobs:
-            for snapshot_id, path in self._users.get(blob_id, ()):
+        report.damage.append(damage)
+        self._blob_damage.append((damage, blobs))
+
+    def _name_users(self) -> None:
+        """Add to each blob damage the snapshots and files (or directories, for a tree) it breaks."""
+        repository = self.repository
+        damage_of: dict[bytes, list[Damage]] = defaultdict(list)
+        for damage, blobs in self._blob_damage:
+            for blob_id in blobs:
+                damage_of[blob_id].append(damage)
+
+        def used(blob_id: bytes, snapshot_id: str, path: str) -> None:
+            for damage in damage_of.get(blob_id, ()):
                 damage.snapshots.add(snapshot_id)
                 damage.files.add(f"{snapshot_id[:8]}:{path}")
-        report.damage.append(damage)
+
+        for info in repository.storage.list("snapshots/"):
+            snapshot_id = info.key.removeprefix("snapshots/")
+            try:
+                root = repository.load_snapshot(snapshot_id).tree
+            except BackupCorrupted:
+                continue
+            for tree_id, path, nodes in self._trees(root):
+                used(bytes.fromhex(tree_id), snapshot_id, path or "/")
+                for node in [] if isinstance(nodes, Exception) else nodes:
+                    for content in node.content:
+                        used(bytes.fromhex(content), snapshot_id, f"{path}/{node.name}")
+
+    def _trees(self, root: str) -> Iterator[tuple[str, str, list[Node] | Exception]]:
+        """Every tree below `root`, depth first: (its id, its path, its nodes or why they
+        cannot be read). The path of the root is ""."""
+        stack = [(root, "")]
+        while stack:
+            tree_id, path = stack.pop()
+            try:
+                nodes = self.repository.load_tree(tree_id)
+            except (BackupCorrupted, ObjectNotFound) as err:
+                yield tree_id, path, err
+                continue
+            yield tree_id, path, nodes
+            stack += [(n.subtree, f"{path}/{n.name}") for n in nodes if n.type == NodeType.DIR and n.subtree]
 
 
 def cycle_position(pack_key: str) -> float:
