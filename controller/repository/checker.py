@@ -9,8 +9,9 @@ with the index. Damage is reported per object; the check itself never stops at t
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from controller.errors import BackupCorrupted, ObjectNotFound
@@ -53,8 +54,10 @@ class CheckReport:
 
 
 class Checker:
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, repository: Repository, workers: int = 4) -> None:
+        """`workers`: packs a read-data check downloads ahead of the one it verifies."""
         self.repository = repository.uncached()  # the storage's bytes, not the local copy's
+        self.workers = workers
         # damage to blobs, named with what it breaks by one more walk of the snapshots at
         # the end (holding every blob's users from the first walk cost hundreds of MiB)
         self._blob_damage: list[tuple[Damage, list[bytes]]] = []
@@ -94,6 +97,9 @@ class Checker:
     def _check_snapshots(self, report: CheckReport, missing_packs: set[bytes]) -> None:
         repository = self.repository
         damage_by_object: dict[str, Damage] = {}
+        # Each tree is read once: snapshots share most of theirs, and a later snapshot's
+        # copy of a tree needs only its findings named again.
+        checked: dict[str, tuple[list[tuple[str, str, str | None]], list[tuple[str, str]]]] = {}
 
         def damaged(obj: str, problem: str, snapshot: str, path: str | None) -> None:
             entry = damage_by_object.setdefault(obj, Damage(obj, problem))
@@ -109,19 +115,36 @@ class Checker:
             except BackupCorrupted as err:
                 damaged(info.key, str(err), snapshot_id, None)
                 continue
-            for tree_id, path, nodes in self._trees(snapshot.tree):
-                if isinstance(nodes, Exception):
-                    damaged(f"tree {tree_id[:16]}", str(nodes), snapshot_id, path or "/")
-                    continue
-                for node in nodes:
-                    child = f"{path}/{node.name}"
-                    for content in node.content:
-                        location = repository.index.get(bytes.fromhex(content))
-                        if location is None:
-                            damaged(f"blob {content[:16]}", "not in any index", snapshot_id, child)
-                        elif location.pack in missing_packs:
-                            damaged(pack_key(location.pack), "pack is missing", snapshot_id, child)
+            stack = [(snapshot.tree, "")]
+            while stack:
+                tree_id, path = stack.pop()
+                found = checked.get(tree_id)
+                if found is None:
+                    found = checked[tree_id] = self._check_tree(tree_id, missing_packs)
+                problems, subtrees = found
+                for obj, problem, name in problems:
+                    damaged(obj, problem, snapshot_id, f"{path}/{name}" if name is not None else path or "/")
+                stack += [(subtree, f"{path}/{name}") for subtree, name in subtrees]
         report.damage += list(damage_by_object.values())
+
+    def _check_tree(
+        self, tree_id: str, missing_packs: set[bytes]
+    ) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str]]]:
+        """A tree's own findings as (object, problem, the node's name or None for the tree
+        itself), and its subtrees as (id, name)."""
+        try:
+            nodes = self.repository.load_tree(tree_id)
+        except (BackupCorrupted, ObjectNotFound) as err:
+            return [(f"tree {tree_id[:16]}", str(err), None)], []
+        problems: list[tuple[str, str, str | None]] = []
+        for node in nodes:
+            for content in node.content:
+                location = self.repository.index.get(bytes.fromhex(content))
+                if location is None:
+                    problems.append((f"blob {content[:16]}", "not in any index", node.name))
+                elif location.pack in missing_packs:
+                    problems.append((pack_key(location.pack), "pack is missing", node.name))
+        return problems, [(n.subtree, n.name) for n in nodes if n.type == NodeType.DIR and n.subtree]
 
     def _read_data(self, report: CheckReport, packs: list[str], percent: float, rng: random.Random | None) -> None:
         repository = self.repository
@@ -129,24 +152,49 @@ class Checker:
         expected: dict[bytes, list[tuple[bytes, int, int]]] = defaultdict(list)
         for blob_id, location in repository.index.items():
             expected[location.pack].append((blob_id, location.offset, location.length))
-        for key in chosen:
-            pack_id = bytes.fromhex(key.rsplit("/", 1)[1])
+        for key, data in self._downloads(chosen):
+            expected_here = expected[_pack_id(key)]
             report.packs_read += 1
-            try:
-                data = repository.storage.load(key)
-                entries = {(e.id, e.offset, e.length) for e in read_header(repository.master, data)}
-            except (PackDamaged, ObjectNotFound) as err:
-                self._damaged_blobs(report, key, str(err), [b for b, _, _ in expected[pack_id]])
+            if isinstance(data, Exception):
+                self._damaged_blobs(report, key, str(data), [b for b, _, _ in expected_here])
                 continue
-            for blob_id, offset, length in expected[pack_id]:
-                report.blobs_read += 1
-                if (blob_id, offset, length) not in entries:
-                    self._damaged_blobs(report, key, f"header does not list blob {blob_id.hex()[:16]}", [blob_id])
-                    continue
-                try:
-                    open_blob(repository.master, blob_id, memoryview(data)[offset : offset + length])
-                except BlobDamaged as err:
-                    self._damaged_blobs(report, key, str(err), [blob_id])
+            report.blobs_read += len(expected_here)
+            for problem, blobs in self._verify_pack(data, expected_here):
+                self._damaged_blobs(report, key, problem, blobs)
+
+    def _downloads(self, keys: list[str]) -> Iterator[tuple[str, bytes | ObjectNotFound]]:
+        """The packs in order, `workers` downloading ahead. Only the downloads run in
+        threads: verifying small blobs is Python work under the GIL, and threads doing it
+        would wait for the GIL after every decryption (slower than one thread)."""
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="check") as pool:
+            ahead: deque[tuple[str, Future[bytes]]] = deque()
+            for key in [*keys, None]:
+                if key is not None:
+                    ahead.append((key, pool.submit(self.repository.storage.load, key)))
+                while ahead and (key is None or len(ahead) > self.workers):
+                    done_key, future = ahead.popleft()
+                    try:
+                        yield done_key, future.result()
+                    except ObjectNotFound as err:
+                        yield done_key, err
+
+    def _verify_pack(self, data: bytes, expected: list[tuple[bytes, int, int]]) -> list[tuple[str, list[bytes]]]:
+        """Open every blob the index puts in this pack: [(problem, the blobs it concerns)]."""
+        master = self.repository.master
+        try:
+            entries = {(e.id, e.offset, e.length) for e in read_header(master, data)}
+        except PackDamaged as err:
+            return [(str(err), [b for b, _, _ in expected])]
+        problems: list[tuple[str, list[bytes]]] = []
+        for blob_id, offset, length in expected:
+            if (blob_id, offset, length) not in entries:
+                problems.append((f"header does not list blob {blob_id.hex()[:16]}", [blob_id]))
+                continue
+            try:
+                open_blob(master, blob_id, memoryview(data)[offset : offset + length])
+            except BlobDamaged as err:
+                problems.append((str(err), [blob_id]))
+        return problems
 
     def _damaged_blobs(self, report: CheckReport, key: str, problem: str, blobs: list[bytes]) -> None:
         damage = Damage(key, problem)
@@ -191,6 +239,10 @@ class Checker:
                 continue
             yield tree_id, path, nodes
             stack += [(n.subtree, f"{path}/{n.name}") for n in nodes if n.type == NodeType.DIR and n.subtree]
+
+
+def _pack_id(key: str) -> bytes:
+    return bytes.fromhex(key.rsplit("/", 1)[1])
 
 
 def cycle_position(pack_key: str) -> float:
