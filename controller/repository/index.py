@@ -124,14 +124,34 @@ class Index:
         return position
 
 
+class IndexRows:
+    """Entries on their way to an index file, held as the file's own rows (49 bytes each,
+    not an object per entry: a backup of many small files holds tens of thousands)."""
+
+    def __init__(self) -> None:
+        self._pack_numbers: dict[bytes, int] = {}
+        self._rows = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._rows) // _ENTRY.size
+
+    def add(self, blob_id: bytes, location: BlobLocation) -> None:
+        number = self._pack_numbers.setdefault(location.pack, len(self._pack_numbers))
+        self._rows += _ENTRY.pack(location.type, blob_id, number, location.offset, location.length, location.raw_length)
+
+    def encode(self, master: MasterKey) -> bytes:
+        """The stored index file."""
+        body = b"".join(
+            [_MAGIC, _COUNT.pack(len(self._pack_numbers)), *self._pack_numbers, _COUNT.pack(len(self)), self._rows]
+        )
+        return master.seal(zstandard.ZstdCompressor(level=3).compress(body), INDEX_AAD)
+
+
 def encode_index(master: MasterKey, entries: Iterable[tuple[bytes, BlobLocation]]) -> bytes:
-    pack_numbers: dict[bytes, int] = {}
-    rows = []
+    rows = IndexRows()
     for blob_id, location in entries:
-        number = pack_numbers.setdefault(location.pack, len(pack_numbers))
-        rows.append(_ENTRY.pack(location.type, blob_id, number, location.offset, location.length, location.raw_length))
-    body = b"".join([_MAGIC, _COUNT.pack(len(pack_numbers)), *pack_numbers, _COUNT.pack(len(rows)), *rows])
-    return master.seal(zstandard.ZstdCompressor(level=3).compress(body), INDEX_AAD)
+        rows.add(blob_id, location)
+    return rows.encode(master)
 
 
 def decode_index(master: MasterKey, stored: bytes) -> list[tuple[bytes, BlobLocation]]:

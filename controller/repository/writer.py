@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from controller.repository.blobs import BlobType, seal_blob
 from controller.repository.crypto import MasterKey, content_hash
-from controller.repository.index import BlobLocation, Index, encode_index
+from controller.repository.index import BlobLocation, Index, IndexRows
 from controller.repository.pack import PackBuilder
 from controller.storage.base import Storage
 
@@ -48,7 +48,7 @@ class BlobWriter:
         # One open pack per blob type: trees never share a pack with data, so damage to file
         # content cannot take a snapshot's directory listings with it (as in restic).
         self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
-        self._new_entries: list[tuple[bytes, BlobLocation]] = []
+        self._new_entries = IndexRows()
         self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
         self._in_flight = threading.BoundedSemaphore(uploads)  # bounds memory held by finished packs
         self._uploads: list[Future[None]] = []
@@ -100,11 +100,11 @@ class BlobWriter:
                     for entry in entries:
                         location = BlobLocation(entry.type, pack_id, entry.offset, entry.length, entry.raw_length)
                         self._index.add(entry.id, location)
-                        self._new_entries.append((entry.id, location))
+                        self._new_entries.add(entry.id, location)
                         self._pending.discard(entry.id)
                     self._packs_since_checkpoint += 1
                     due = self._packs_since_checkpoint >= self._checkpoint_packs
-                    checkpoint = self._take_entries() if due else []
+                    checkpoint = self._take_entries() if due else None
                 if checkpoint:
                     self._write_index(checkpoint)
             except BaseException as err:
@@ -136,15 +136,15 @@ class BlobWriter:
             remaining = self._take_entries()
         return self._write_index(remaining) if remaining else None
 
-    def _take_entries(self) -> list[tuple[bytes, BlobLocation]]:
+    def _take_entries(self) -> IndexRows:
         """Hand over the entries not yet in an index file (call with the lock held)."""
-        taken, self._new_entries = self._new_entries, []
+        taken, self._new_entries = self._new_entries, IndexRows()
         self._packs_since_checkpoint = 0
         return taken
 
-    def _write_index(self, entries: list[tuple[bytes, BlobLocation]]) -> str:
+    def _write_index(self, entries: IndexRows) -> str:
         self._before_commit()
-        stored = encode_index(self._master, entries)
+        stored = entries.encode(self._master)
         key = f"index/{content_hash(stored)}"
         self._storage.save(key, stored)
         with self._lock:
