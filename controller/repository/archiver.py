@@ -467,10 +467,17 @@ class Archiver:
 
     def _read_file(self, path: str, shown: str, writer: BlobWriter) -> list[str]:
         for attempt in range(_READ_ATTEMPTS):
-            with open(path, "rb", buffering=0) as handle:
-                before = os.fstat(handle.fileno())
-                ids, size = self._chunk(handle, writer, shown, before.st_size)
-                after = os.fstat(handle.fileno())
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                before = os.fstat(fd)
+                if before.st_size <= _WHOLE_FILE_LIMIT:
+                    ids, size = self._store(self._cut(_read_all(fd, before.st_size)), writer, shown)
+                else:
+                    with open(fd, "rb", buffering=0, closefd=False) as handle:
+                        ids, size = self._chunk(handle, writer, shown)
+                after = os.fstat(fd)
+            finally:
+                os.close(fd)
             unchanged = (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
                 after.st_size,
                 after.st_mtime_ns,
@@ -486,19 +493,18 @@ class Archiver:
             self._progress.files += 1
         return ids
 
-    def _chunk(
-        self, reader: BinaryIO, writer: BlobWriter, shown: str, expected_size: int | None = None
-    ) -> tuple[list[str], int]:
-        """Chunk, hash and store a file or stream; (content ids, bytes read)."""
-        params = self.repository.config.chunker
-        if expected_size is not None and expected_size <= _WHOLE_FILE_LIMIT:
-            # cut_stream costs ~1 ms to set up; reading small files whole avoids it.
-            data = reader.read()
-            pieces: Iterable[bytes | memoryview] = (
-                [data] if len(data) <= params.min_size else (c.data for c in self._cdc().cut_buf(data))
-            )
-        else:
-            pieces = (bytes(c.data) for c in self._cdc().cut_stream(reader))
+    def _cut(self, data: bytes) -> Iterable[bytes | memoryview]:
+        """The chunks of content read whole (cut_stream costs ~1 ms to set up)."""
+        if len(data) <= self.repository.config.chunker.min_size:
+            return [data]
+        return (c.data for c in self._cdc().cut_buf(data))
+
+    def _chunk(self, reader: BinaryIO, writer: BlobWriter, shown: str) -> tuple[list[str], int]:
+        """Chunk, hash and store a stream or a large file; (content ids, bytes read)."""
+        return self._store((bytes(c.data) for c in self._cdc().cut_stream(reader)), writer, shown)
+
+    def _store(self, pieces: Iterable[bytes | memoryview], writer: BlobWriter, shown: str) -> tuple[list[str], int]:
+        """Hash and store the chunks; (content ids, bytes)."""
         ids: list[str] = []
         size = 0
         for piece in pieces:
@@ -577,6 +583,14 @@ def _xattrs(path: str) -> dict[str, str]:
         except OSError:
             continue
     return values
+
+
+def _read_all(fd: int, expected: int) -> bytes:
+    """Everything up to the end of the file, which may have grown since it was measured."""
+    parts = []
+    while part := os.read(fd, max(expected + 1, 64 * 1024)):
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _rfc3339_to_ns(text: str) -> int:

@@ -41,10 +41,11 @@ class Node:
     xattrs: dict[str, str] = field(default_factory=dict)  # name → base64 value
 
     def to_json(self) -> dict[str, Any]:
-        """Fields at their zero value are left out; name, type and mode always stay. Read from
+        """Fields at their zero value (None, 0, [], {}; a symlink's target is never "") are left
+        out; name, type and mode always stay. Read from
         the instance's own fields: dataclasses.asdict deep-copies every node, and that was a
         fifth of the walk of a folder of small files."""
-        return {k: v for k, v in vars(self).items() if k in _ALWAYS_WRITTEN or v not in (None, [], {}, 0)}
+        return {k: v for k, v in vars(self).items() if v or k in _ALWAYS_WRITTEN}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Node:
