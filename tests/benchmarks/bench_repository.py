@@ -399,6 +399,27 @@ def main() -> None:
         results = measure_all(instances, source, size, args.work, shape)
     dataset = f"{args.files} small files" if args.dataset == "small-files" else "app"
     report(results, size, args.json, f"{'s3' if args.s3 else 'local'}, dataset {dataset}")
+    speed = disk_write_speed(args.work)
+    print(
+        f"this disk writes {speed:.0f} MB/s (1 GiB, fsynced): writing the dataset once takes"
+        f" {size / MB / speed:.2f} s, the floor under a local first backup that stores it uncompressed"
+    )
+
+
+def disk_write_speed(work: Path, total: int = 1024 * MB) -> float:
+    """MB/s of writing incompressible data to the work folder's disk, fsync included."""
+    block = random.Random(3).randbytes(4 * MB)
+    path = work / "write-speed.bin"
+    started = time.monotonic()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(total // len(block)):
+            os.write(fd, block)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return total / MB / (time.monotonic() - started)
 
 
 def measure_all(instances: list[Tool], source: Path, size: int, work: Path, shape: list[str]) -> list[Measure]:
