@@ -448,7 +448,7 @@ class Archiver:
             return self._hardlinks[key].for_node(node)
         if info.st_size <= _INLINE_LIMIT:
             try:
-                job = _Job(node, content=self._read_file(path, shown, writer))
+                job = _Job(node, content=self._read_file(path, shown, writer, info))
             except OSError as err:
                 job = _Job(node, error=err)
         else:
@@ -456,7 +456,7 @@ class Archiver:
 
             def read() -> list[str]:
                 try:
-                    return self._read_file(path, shown, writer)
+                    return self._read_file(path, shown, writer, info)
                 finally:
                     slots.release()
 
@@ -465,11 +465,15 @@ class Archiver:
             self._hardlinks[key] = job
         return job
 
-    def _read_file(self, path: str, shown: str, writer: BlobWriter) -> list[str]:
+    def _read_file(self, path: str, shown: str, writer: BlobWriter, walked: os.stat_result) -> list[str]:
+        """`walked`: the file's lstat from the walk, what the read is compared with first (a
+        change since then, as during the read, means one more read)."""
+        before = walked
         for attempt in range(_READ_ATTEMPTS):
             fd = os.open(path, os.O_RDONLY)
             try:
-                before = os.fstat(fd)
+                if attempt:
+                    before = os.fstat(fd)
                 if before.st_size <= _WHOLE_FILE_LIMIT:
                     ids, size = self._store(self._cut(_read_all(fd, before.st_size)), writer, shown)
                 else:
@@ -586,11 +590,15 @@ def _xattrs(path: str) -> dict[str, str]:
 
 
 def _read_all(fd: int, expected: int) -> bytes:
-    """Everything up to the end of the file, which may have grown since it was measured."""
-    parts = []
-    while part := os.read(fd, max(expected + 1, 64 * 1024)):
+    """Everything up to the end of the file, which may have grown since it was measured. A
+    read shorter than asked for is the end: a file of the expected size costs one call."""
+    parts: list[bytes] = []
+    while True:
+        want = max(expected + 1, 64 * 1024) if parts else expected + 1
+        part = os.read(fd, want)
         parts.append(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(part) < want:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _rfc3339_to_ns(text: str) -> int:

@@ -32,6 +32,7 @@ _COUNT = struct.Struct("<I")
 _ENTRY = struct.Struct("<B32sIIII")
 _RECORD = struct.Struct("<30sIIII")  # in memory: the id's tail first, so a match's position is a record's start
 _PREFIX = 2  # bytes of the id that choose the bucket
+_KIND = struct.Struct("<30xI12x")  # a record's pack number and type alone
 
 
 class IndexDamaged(Exception):
@@ -92,6 +93,14 @@ class Index:
         for prefix, bucket in list(self._buckets.items()):
             for tail, kind, offset, length, raw_length in _RECORD.iter_unpack(bytes(bucket)):
                 yield prefix + tail, BlobLocation(BlobType(kind & 1), packs[kind >> 1], offset, length, raw_length)
+
+    def pack_counts(self) -> dict[bytes, int]:
+        """How many entries each pack has (read from the records: no object per entry)."""
+        counts = [0] * len(self._packs)
+        for bucket in list(self._buckets.values()):
+            for (kind,) in _KIND.iter_unpack(bytes(bucket)):
+                counts[kind >> 1] += 1
+        return dict(zip(self._packs, counts, strict=False))
 
     def packs(self) -> set[bytes]:
         """Every pack some entry names (entries are never removed, so every pack ever added)."""

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from controller.errors import BackupCorrupted
+from controller.repository.blobs import BlobType
 from controller.repository.checker import Checker, cycle_position
+from controller.repository.crypto import content_hash
+from controller.repository.index import BlobLocation, encode_index
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
 from controller.storage.base import Storage
@@ -76,6 +79,18 @@ def test_truncated_pack_is_reported_with_every_blob_it_held(repo: Damaged) -> No
     (damage,) = report.damage
     assert damage.object == key and "pack" in damage.problem
     assert damage.files == {f"{repo.second[:8]}:/b.bin"}
+
+
+def test_an_indexed_blob_missing_from_its_pack_header_is_found_by_read_data(repo: Damaged) -> None:
+    key = sorted(repo.packs_of_b)[0]
+    ghost = b"\x07" * 32  # an index file (written by a bug, say) places it in a pack that lacks it
+    master = Repository.open(repo.storage, PASSPHRASE).master
+    stored = encode_index(
+        master, [(ghost, BlobLocation(BlobType.DATA, bytes.fromhex(key.rsplit("/", 1)[1]), 0, 99, 99))]
+    )
+    repo.storage.save(f"index/{content_hash(stored)}", stored)
+    report = Checker(Repository.open(repo.storage, PASSPHRASE)).check(read_data_percent=100)
+    assert [(d.object, d.problem) for d in report.damage] == [(key, f"header does not list blob {ghost.hex()[:16]}")]
 
 
 def test_deleted_pack_is_found_by_the_structure_check(repo: Damaged, tmp_path: Path) -> None:

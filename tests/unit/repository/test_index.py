@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 import struct
 
 import pytest
@@ -35,6 +36,7 @@ def test_it_answers_like_a_dict_with_first_wins() -> None:
     assert all(index.get(blob_id) == location for blob_id, location in expected.items())
     assert dict(index.items()) == expected
     assert index.packs() == {location.pack for location in expected.values()}
+    assert index.pack_counts() == Counter(location.pack for location in expected.values())
     assert not any(bytes([n, 0]) + rng.randbytes(30) in index for n in range(3) for _ in range(200))
 
 
