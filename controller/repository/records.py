@@ -49,10 +49,11 @@ class Node:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Node:
-        return cls(**{**data, "type": NodeType(data["type"])})
+        return cls(**{**data, "type": _NODE_TYPES.get(data["type"]) or NodeType(data["type"])})
 
 
 _ALWAYS_WRITTEN = frozenset({"name", "type", "mode"})
+_NODE_TYPES = {kind.value: kind for kind in NodeType}  # a dict lookup costs less than calling the enum
 
 
 def encode_tree(nodes: list[Node]) -> bytes:
