@@ -32,7 +32,7 @@ from controller.repository.index import BlobLocation, encode_index
 from controller.repository.records import Snapshot
 from controller.repository.repository import Repository
 from controller.storage.local import LocalStorage
-from tests.support.fault_injecting_storage import FaultInjectingStorage
+from tests.support.storage_wrappers import CountingStorage
 
 PASSPHRASE = b"benchmark-passphrase"
 BLOBS_PER_PACK = 2000
@@ -70,15 +70,15 @@ def write_snapshots(root: Path, count: int) -> None:
 
 def count_requests(root: Path) -> tuple[dict[str, int], float]:
     """What a backup job asks the storage before it reads a file; (requests by kind, seconds)."""
-    counted = FaultInjectingStorage(LocalStorage(root))  # no faults: it only records the calls
+    counted = CountingStorage(LocalStorage(root))
     started = time.perf_counter()
     repository = Repository.open(counted, PASSPHRASE)
     assert repository.latest_snapshot({"app": "app-7", "policy": "app-7-daily"}) is not None
     repository.load_index()
     seconds = time.perf_counter() - started
-    kinds: dict[str, int] = {}
-    for operation, key in counted.calls:
-        kind = f"{operation} {key.split('/', 1)[0]}" if operation == "load" else operation
+    kinds = {operation: count for operation, count in counted.requests.items() if operation != "load"}
+    for key in counted.loaded:
+        kind = f"load {key.split('/', 1)[0]}"
         kinds[kind] = kinds.get(kind, 0) + 1
     return kinds, seconds
 

@@ -13,8 +13,8 @@ from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
 from controller.storage.local import LocalStorage
 from tests.integration.repository.conftest import tamper
-from tests.support.fault_injecting_storage import FaultInjectingStorage
 from tests.support.repository import PASSPHRASE, T0, backup, random_bytes, small_repository, tree_state, write_tree
+from tests.support.storage_wrappers import CountingStorage
 
 
 @pytest.fixture
@@ -33,21 +33,21 @@ def _three_backups(tmp_path: Path, storage: LocalStorage) -> Path:
     return source
 
 
-def _open_and_read_latest(storage: FaultInjectingStorage, target: Path) -> list[str]:
+def _open_and_read_latest(storage: CountingStorage, target: Path) -> list[str]:
     """What a job does on a repository: open it, find the latest snapshot, load the index,
     walk the trees (a restore). Returns the keys it loaded."""
-    storage.calls.clear()
+    storage.reset()
     repository = Repository.open(storage, PASSPHRASE)
     latest = repository.latest_snapshot({})
     assert latest is not None
     Restorer(repository).restore(latest.snapshot, target)
-    return [key for operation, key in storage.calls if operation == "load"]
+    return list(storage.loaded)
 
 
 def test_a_second_job_reads_snapshots_index_and_trees_from_the_copy(tmp_path: Path, cache_dir: Path) -> None:
     local = LocalStorage(tmp_path / "repo")
     source = _three_backups(tmp_path, local)
-    counted = FaultInjectingStorage(local)
+    counted = CountingStorage(local)
     first = _open_and_read_latest(counted, tmp_path / "first")
     second = _open_and_read_latest(counted, tmp_path / "second")
     assert tree_state(tmp_path / "second") == tree_state(source)
@@ -61,7 +61,7 @@ def test_a_second_job_reads_snapshots_index_and_trees_from_the_copy(tmp_path: Pa
 def test_a_copy_that_does_not_match_its_name_is_never_used(tmp_path: Path, cache_dir: Path) -> None:
     local = LocalStorage(tmp_path / "repo")
     source = _three_backups(tmp_path, local)
-    counted = FaultInjectingStorage(local)
+    counted = CountingStorage(local)
     _open_and_read_latest(counted, tmp_path / "first")
     copies = [path for path in cache_dir.rglob("*") if path.is_file()]
     assert {path.relative_to(cache_dir).parts[1] for path in copies} == {"snapshots", "index", "data"}
@@ -79,7 +79,7 @@ def test_a_copy_that_does_not_match_its_name_is_never_used(tmp_path: Path, cache
 def test_what_the_storage_no_longer_lists_leaves_the_copy(tmp_path: Path, cache_dir: Path) -> None:
     local = LocalStorage(tmp_path / "repo")
     _three_backups(tmp_path, local)
-    counted = FaultInjectingStorage(local)
+    counted = CountingStorage(local)
     _open_and_read_latest(counted, tmp_path / "first")
     repository = Repository.open(local, PASSPHRASE)
     oldest = repository.snapshots()[0].id
@@ -112,7 +112,7 @@ def test_without_a_usable_cache_every_read_goes_to_the_storage(
     monkeypatch.setenv("LIFEBOAT_CACHE_DIR", setting if setting == "off" else str(tmp_path / "a-file"))
     local = LocalStorage(tmp_path / "repo")
     source = _three_backups(tmp_path, local)
-    counted = FaultInjectingStorage(local)
+    counted = CountingStorage(local)
     _open_and_read_latest(counted, tmp_path / "first")
     second = _open_and_read_latest(counted, tmp_path / "second")
     assert tree_state(tmp_path / "second") == tree_state(source)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from controller.errors import BackupCorrupted, RepositoryError, StorageFull
 from controller.repository.blobs import BlobType, seal_blob
 from controller.repository.checker import Checker
-from controller.repository.crypto import content_hash
+from controller.repository.crypto import MasterKey, content_hash
 from controller.repository.index import decode_index
 from controller.repository.keys import list_keys, remove_key
 from controller.repository.pack import read_header
@@ -217,3 +219,36 @@ def test_prune_keeps_young_unreferenced_data(source: Path) -> None:
     writer.close()
     assert Pruner(repository, now=T0 + timedelta(minutes=5)).prune().unindexed_deleted == 0
     assert Pruner(repository, now=T0 + timedelta(hours=2)).prune().unindexed_deleted == 1
+
+
+def test_nonces_are_never_shared_by_threads_or_a_forked_child() -> None:
+    """Sealing cuts nonces from a buffer of random bytes: a nonce used twice under one key
+    would break AES-GCM, so a child must not reuse what its parent had buffered."""
+    master = MasterKey.generate()
+    sealed: list[bytes] = []
+    lock = threading.Lock()
+
+    def seal_many() -> None:
+        nonces = [master.seal(b"x", b"aad")[:12] for _ in range(1000)]
+        with lock:
+            sealed.extend(nonces)
+
+    master.seal(b"x", b"aad")  # this thread now holds a buffer a child would inherit
+    threads = [threading.Thread(target=seal_many) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child seals and reports its nonces
+        os.close(read)
+        os.write(write, b"".join(master.seal(b"x", b"aad")[:12] for _ in range(100)))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    parent = [master.seal(b"x", b"aad")[:12] for _ in range(100)]
+    every = sealed + parent + [child[i : i + 12] for i in range(0, len(child), 12)]
+    assert len(every) == 3200 and len(set(every)) == 3200

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 import struct
+from collections import Counter
 
 import pytest
 import zstandard
