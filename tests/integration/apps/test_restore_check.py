@@ -34,9 +34,27 @@ def test_data_spoiled_after_the_write_rolls_the_restore_back_naming_the_file(
     docker_client: DockerClient, catalog: Catalog, repository: Repository, made_apps: list[TestApp]
 ) -> None:
     app = app_with_uploads(docker_client, made_apps)
-    app.exec("web", ["sh", "-c", "echo original > /srv/uploads/readme.txt; touch /srv/uploads/restored-marker"])
+    # The marker is empty, so the restore makes it before any content; readme.txt's blob
+    # comes first in its pack, and 30 MB follow it: the stray job has that long to spoil
+    # it after it is written and before the check reads it, even on a loaded machine.
+    app.exec(
+        "web",
+        [
+            "sh",
+            "-c",
+            "echo original > /srv/uploads/readme.txt; touch /srv/uploads/restored-marker;"
+            " head -c 31457280 /dev/urandom > /srv/uploads/zz-large.bin",
+        ],
+    )
     backup_id = back_up(catalog, repository, BackupRequest(app=app.name, storage="test"), docker_client).backup_id
-    app.exec("web", ["sh", "-c", "echo damaged > /srv/uploads/readme.txt; rm /srv/uploads/restored-marker"])
+    app.exec(
+        "web",
+        [
+            "sh",
+            "-c",
+            "echo damaged > /srv/uploads/readme.txt; rm /srv/uploads/restored-marker /srv/uploads/zz-large.bin",
+        ],
+    )
     spoiler = docker_client.containers.run(
         BUSYBOX,
         ["sh", "-c", SPOILER],
