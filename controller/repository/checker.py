@@ -150,12 +150,13 @@ class Checker:
         chosen = packs if percent >= 100 or rng is None else [p for p in packs if rng.random() * 100 < percent]
         indexed = self.repository.index.pack_counts()
         for key, data in self._downloads(chosen):
+            pack_id = _pack_id(key)
             report.packs_read += 1
             if isinstance(data, Exception):
-                self._damaged_blobs(report, key, str(data), self._indexed_in(_pack_id(key)))
+                self._damaged_blobs(report, key, str(data), self._indexed_in(pack_id))
                 continue
-            report.blobs_read += indexed.get(_pack_id(key), 0)
-            for problem, blobs in self._verify_pack(_pack_id(key), data, indexed.get(_pack_id(key), 0)):
+            report.blobs_read += indexed.get(pack_id, 0)
+            for problem, blobs in self._verify_pack(pack_id, data, indexed.get(pack_id, 0)):
                 self._damaged_blobs(report, key, problem, blobs)
 
     def _downloads(self, keys: list[str]) -> Iterator[tuple[str, bytes | ObjectNotFound]]:
