@@ -86,12 +86,14 @@ def test_scheduled_runs_back_up_and_ping_healthchecks(lifeboat: Lifeboat, tmp_pa
         assert pings.index(f"/ping/{name}/start") < max(i for i, p in enumerate(pings) if p.startswith(f"/ping/{name}"))
     status = (yaml.safe_load((lifeboat.resources / "policy.yaml").read_text()) or {}).get("status") or {}
     catalog = Catalog(f"sqlite:///{lifeboat.home / 'catalog.db'}")
-    rows = {row.policy: row for row in catalog.list_backups()}
-    assert (
-        rows["platform"].status == BackupStatus.COMPLETED and rows["platform"].backup_id == status["lastBackup"]["id"]
-    )
-    assert rows["broken"].status == BackupStatus.FAILED
-    assert f"backup {rows['platform'].backup_id} of policy platform completed" in err
+    # The catch-up run, and on a slow machine the next minute's run too: every one completed,
+    # and the status names one of them.
+    platform = {row.backup_id: row for row in catalog.list_backups() if row.policy == "platform"}
+    assert platform and all(row.status == BackupStatus.COMPLETED for row in platform.values())
+    assert status["lastBackup"]["id"] in platform
+    broken = [row.status for row in catalog.list_backups() if row.policy == "broken"]
+    assert broken and all(status == BackupStatus.FAILED for status in broken)
+    assert all(f"backup {backup_id} of policy platform completed" in err for backup_id in platform)
     catalog.close()
 
     assert listed.code == 0, listed.err
