@@ -92,7 +92,7 @@ def test_scheduled_runs_back_up_and_ping_healthchecks(lifeboat: Lifeboat, tmp_pa
     assert platform and all(row.status == BackupStatus.COMPLETED for row in platform.values())
     assert status["lastBackup"]["id"] in platform
     broken = [row.status for row in catalog.list_backups() if row.policy == "broken"]
-    assert broken and all(status == BackupStatus.FAILED for status in broken)
+    assert broken and all(state == BackupStatus.FAILED for state in broken)
     assert all(f"backup {backup_id} of policy platform completed" in err for backup_id in platform)
     catalog.close()
 
