@@ -16,7 +16,7 @@ from controller.storage.local import LocalStorage
 from tests.e2e.conftest import LIFEBOAT
 from tests.support.repository import PASSPHRASE, random_bytes, small_repository, tree_state, write_tree
 
-RUN_SECONDS = float(os.environ.get("LIFEBOAT_MANY_WRITERS_SECONDS", "45"))
+RUN_SECONDS = float(os.environ.get("LIFEBOAT_MANY_WRITERS_SECONDS", "25"))
 SHARED = {f"vendor/lib{i}.bin": random_bytes(5000 + i, 120_000) for i in range(8)}  # both apps ship it
 
 
