@@ -7,7 +7,8 @@ u32); compressed with zstd, sealed with AAD b"lifeboat index v1", stored under
 
 In memory an entry is one 46-byte record (the blob id's last 30 bytes, the pack number
 shifted left by one with the type in bit 0, offset, length, raw length) in a bytearray
-bucket chosen by the id's first two bytes: about 50 bytes a blob with the buckets' slack.
+bucket chosen by the id's first two bytes, allocated at its size when files are loaded:
+about 56 bytes a blob in all at a million blobs.
 A dict of id → location objects costs some 300 bytes a blob, 3 GB at ten million blobs,
 and no library offers a compact bytes → struct map, so it is written here. A lookup is
 one `bytearray.find` of the id's tail in its bucket, at C speed: ids are uniformly random,
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import NamedTuple
 
 import zstandard
@@ -33,6 +36,7 @@ _ENTRY = struct.Struct("<B32sIIII")
 _RECORD = struct.Struct("<30sIIII")  # in memory: the id's tail first, so a match's position is a record's start
 _PREFIX = 2  # bytes of the id that choose the bucket
 _KIND = struct.Struct("<30xI12x")  # a record's pack number and type alone
+_ENTRY_PREFIX = struct.Struct("<x2s46x")  # a stored row's bucket alone
 
 
 _TYPES = (BlobType.DATA, BlobType.TREE)  # by value: indexing a tuple costs less than calling the enum
@@ -82,14 +86,61 @@ class Index:
                 self._append(blob_id, kind, location.offset, location.length, location.raw_length)
 
     def add_file(self, master: MasterKey, stored: bytes) -> None:
-        """Merge a stored index file: all of it or, when it is damaged (IndexDamaged), nothing.
-        Its rows go in as records, with no location object made per blob."""
-        packs, rows = _open_index_file(master, stored)
+        """Merge a stored index file: all of it or, when it is damaged (IndexDamaged), nothing."""
+        damaged = self.add_files(master, [""], lambda _: stored)
+        if damaged:
+            raise damaged[""]
+
+    def add_files(
+        self, master: MasterKey, keys: Sequence[str], load: Callable[[str], bytes]
+    ) -> dict[str, IndexDamaged]:
+        """Merge the stored index files `load` gives for `keys`, each whole or not at all;
+        the damaged ones by key (`load` raises IndexDamaged for one it cannot get).
+
+        Every file is read twice: first to count the records each bucket gets, so that a
+        bucket is allocated once at its final size, then to fill the buckets. Grown a
+        record at a time, each bucket left its previous copy free in the heap, pinned
+        between live ones: 84 bytes a blob in the resident set at a million blobs, not 56.
+        Rows go in as records, with no location object made per blob."""
+        damaged: dict[str, IndexDamaged] = {}
+        counts: Counter[tuple[bytes]] = Counter()
+        for key in keys:
+            try:
+                counts.update(_ENTRY_PREFIX.iter_unpack(_open_index_file(master, partial(load, key))[1]))
+            except IndexDamaged as err:
+                damaged[key] = err
         with self._lock:
-            numbers = [self._pack_number(pack) for pack in packs]
-            for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows):
-                if self._find(blob_id) < 0:
-                    self._append(blob_id, numbers[number] << 1 | kind, offset, length, raw_length)
+            ends = self._reserve({prefix: count for (prefix,), count in counts.items()})
+            for key in keys:
+                if key not in damaged:
+                    try:
+                        self._fill(*_open_index_file(master, partial(load, key)), ends)
+                    except IndexDamaged as err:  # it was readable a moment ago
+                        damaged[key] = err
+            for prefix, end in ends.items():
+                del self._buckets[prefix][end:]  # what duplicates and damage left unused
+        return damaged
+
+    def _reserve(self, counts: dict[bytes, int]) -> dict[bytes, int]:
+        """Grow the buckets by `counts` records at once; where each one's records end now."""
+        ends = {}
+        for prefix, count in counts.items():
+            bucket = self._buckets.get(prefix) or bytearray()
+            ends[prefix] = len(bucket)
+            grown = bytearray(len(bucket) + count * _RECORD.size)
+            grown[: len(bucket)] = bucket
+            self._buckets[prefix] = grown
+        return ends
+
+    def _fill(self, packs: list[bytes], rows: memoryview, ends: dict[bytes, int]) -> None:
+        numbers = [self._pack_number(pack) for pack in packs]
+        for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows):
+            prefix, tail = blob_id[:_PREFIX], blob_id[_PREFIX:]
+            bucket, end = self._buckets[prefix], ends[prefix]
+            if _position(bucket, tail, end) < 0:
+                _RECORD.pack_into(bucket, end, tail, numbers[number] << 1 | kind, offset, length, raw_length)
+                ends[prefix] = end + _RECORD.size
+                self._count += 1
 
     def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
         """Every entry, one bucket copied at a time (safe while others add)."""
@@ -125,16 +176,18 @@ class Index:
         self._count += 1
 
     def _find(self, blob_id: bytes) -> int:
-        """The record's position in its bucket, or -1. A match not at a record's start
-        (the id's tail spanning two records' bytes) is skipped."""
+        """The record's position in its bucket, or -1."""
         bucket = self._buckets.get(blob_id[:_PREFIX])
-        if bucket is None:
-            return -1
-        tail = blob_id[_PREFIX:]
-        position = bucket.find(tail)
-        while position > 0 and position % _RECORD.size:
-            position = bucket.find(tail, position + 1)
-        return position
+        return -1 if bucket is None else _position(bucket, blob_id[_PREFIX:], len(bucket))
+
+
+def _position(bucket: bytearray, tail: bytes, end: int) -> int:
+    """Where the record of the id ending in `tail` starts in bucket[:end], or -1. A match
+    not at a record's start (the tail spanning two records' bytes) is skipped."""
+    position = bucket.find(tail, 0, end)
+    while position > 0 and position % _RECORD.size:
+        position = bucket.find(tail, position + 1, end)
+    return position
 
 
 class IndexRows:
@@ -168,18 +221,24 @@ def encode_index(master: MasterKey, entries: Iterable[tuple[bytes, BlobLocation]
 
 
 def decode_index(master: MasterKey, stored: bytes) -> list[tuple[bytes, BlobLocation]]:
-    packs, rows = _open_index_file(master, stored)
+    packs, rows = _open_index_file(master, lambda: stored)
     return [
         (blob_id, BlobLocation(BlobType(kind), packs[number], offset, length, raw_length))
         for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows)
     ]
 
 
-def _open_index_file(master: MasterKey, stored: bytes) -> tuple[list[bytes], memoryview]:
+def _open_index_file(master: MasterKey, load: Callable[[], bytes]) -> tuple[list[bytes], memoryview]:
     """The pack ids and the rows (type, blob id, pack number, offset, length, raw length),
-    every row checked before any is used. Raises IndexDamaged."""
+    every row checked before any is used. Raises IndexDamaged. The file is asked of `load`
+    here, so that each form of it is freed as soon as the next is made: three copies of a
+    10 MB file at once were a third of the index's own size at a million blobs."""
+    sealed = load()
     try:
-        body = zstandard.ZstdDecompressor().decompress(master.open(stored, INDEX_AAD))
+        compressed = master.open(sealed, INDEX_AAD)
+        del sealed
+        body = zstandard.ZstdDecompressor().decompress(compressed)
+        del compressed
     except Exception as err:  # authentication and zstd errors both mean "damaged"
         raise IndexDamaged(f"index unreadable: {err.__class__.__name__}") from None
     if body[:4] != _MAGIC:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from controller.errors import BackupCorrupted, BackupNotFound, ObjectNotFound, RepositoryError
 from controller.repository.blobs import BlobDamaged, BlobType, open_blob
 from controller.repository.crypto import AuthenticationFailed, MasterKey, content_hash
+from controller.repository.heap import release_free_heap
 from controller.repository.index import BlobLocation, Index, IndexDamaged
 from controller.repository.keys import open_master_key, write_key_file
 from controller.repository.locks import Lease, list_locks
@@ -143,12 +144,17 @@ class Repository:
         if self._index_loaded:
             return self.index
         listed = [info.key for info in self.storage.list("index/")]
-        for key in listed:
+
+        def stored(key: str) -> bytes:
             try:
-                self.index.add_file(self.master, self._load_object(key))
-            except (IndexDamaged, ObjectNotFound) as err:
-                self.index_problems.append(f"{key}: {err}")
+                return self._load_object(key)
+            except ObjectNotFound as err:
+                raise IndexDamaged(str(err)) from None
+
+        damaged = self.index.add_files(self.master, listed, stored)
+        self.index_problems += [f"{key}: {err}" for key, err in damaged.items()]
         self._index_loaded = True
+        release_free_heap()  # the index files' buffers, now below the records in the heap
         if self.objects is not None:
             self.objects.keep_only("index/", listed)
             self.objects.keep_only("data/", {pack_key(pack) for pack in self.index.packs()})
@@ -192,8 +198,9 @@ class Repository:
             raise BackupCorrupted(f"blob {blob_id.hex()[:16]} is not in any index (missing data)")
         return location
 
-    def load_blob(self, blob_id: bytes) -> bytes:
-        """The verified plaintext of a blob. Raises BackupCorrupted."""
+    def load_blob(self, blob_id: bytes, remember: bool = True) -> bytes:
+        """The verified plaintext of a blob. Raises BackupCorrupted. `remember`: keep a tree
+        in the in-memory LRU (a walk that reads each tree once, as a restore's, need not)."""
         cached = self.cache.get(blob_id)
         if cached is not None:
             return cached
@@ -201,18 +208,18 @@ class Repository:
         key = pack_key(location.pack)
         try:
             if location.type == BlobType.TREE and self.objects is not None:
-                return self._load_tree_blob(blob_id, location, self.objects)
+                return self._load_tree_blob(blob_id, location, self.objects, remember)
             sealed = self.storage.load(key, location.offset, location.length)
         except ObjectNotFound:
             raise BackupCorrupted(
                 f"pack {location.pack.hex()[:16]} holding blob {blob_id.hex()[:16]} is missing"
             ) from None
         plaintext = self.open_sealed(blob_id, sealed)
-        if location.type == BlobType.TREE:
+        if location.type == BlobType.TREE and remember:
             self.cache.put(blob_id, plaintext)
         return plaintext
 
-    def _load_tree_blob(self, blob_id: bytes, location: BlobLocation, objects: ObjectCache) -> bytes:
+    def _load_tree_blob(self, blob_id: bytes, location: BlobLocation, objects: ObjectCache, remember: bool) -> bytes:
         """A tree from the local copy of its pack (trees have packs of their own, so the
         pack a directory's tree is in holds its neighbours' too: one GET serves many)."""
         key = pack_key(location.pack)
@@ -222,7 +229,8 @@ class Repository:
         except BlobDamaged:
             objects.discard(key)  # whatever was wrong, the storage's bytes decide
             plaintext = self.open_sealed(blob_id, self.storage.load(key, location.offset, location.length))
-        self.cache.put(blob_id, plaintext)
+        if remember:
+            self.cache.put(blob_id, plaintext)
         return plaintext
 
     def load_blobs(self, blob_ids: list[bytes]) -> Iterator[bytes]:
@@ -263,8 +271,8 @@ class Repository:
         except BlobDamaged as err:
             raise BackupCorrupted(str(err)) from None
 
-    def load_tree(self, tree_id: str) -> list[Node]:
-        return decode_tree(self.load_blob(bytes.fromhex(tree_id)))
+    def load_tree(self, tree_id: str, remember: bool = True) -> list[Node]:
+        return decode_tree(self.load_blob(bytes.fromhex(tree_id), remember))
 
     # Snapshots
 

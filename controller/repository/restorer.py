@@ -34,7 +34,9 @@ from controller.repository.repository import Repository
 from controller.repository.writer import pack_key
 
 _MAX_GAP = 1024 * 1024  # unneeded bytes worth reading to avoid another request
-_MAX_REGION = 32 * 1024 * 1024  # bounds each worker's buffer
+# Bounds each worker's buffer, and splits a pack into tasks for several workers: a batch of
+# small files may need no more than one or two packs (a region per pack held 4 x 16 MiB).
+_MAX_REGION = 4 * 1024 * 1024
 _BATCH_BLOBS = 50_000  # blobs planned at once: bounds the plan's memory, not the reads (ranged)
 
 
@@ -132,7 +134,7 @@ class Restorer:
 
     def _walk(self, tree_id: str, directory: Path, delete: bool) -> Iterator[_File]:
         """Make the tree's directories and special files as it goes; yield its regular files."""
-        nodes = self.repository.load_tree(tree_id)
+        nodes = self.repository.load_tree(tree_id, remember=False)  # each tree is walked once
         present = {entry.name for entry in os.scandir(directory)}
         if delete:
             keep = {n.name for n in nodes}
@@ -183,39 +185,29 @@ class Restorer:
                 locations[blob_id] = location
                 uses[location.pack].setdefault(blob_id, []).append((file, offset))
                 offset += location.raw_length
-        plans = [
-            sorted((_Use(b, locations[b], tuple(t)) for b, t in blobs.items()), key=lambda u: u.location.offset)
+        regions = [
+            region
             for blobs in uses.values()
+            for region in _regions(
+                sorted((_Use(b, locations[b], tuple(t)) for b, t in blobs.items()), key=lambda u: u.location.offset)
+            )
         ]
-        plans.sort(key=len, reverse=True)  # big packs first: the pool ends with short tasks
+        regions.sort(key=len, reverse=True)  # big regions first: the pool ends with short tasks
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="restore") as pool:
-            for finished in [pool.submit(self._restore_pack, plan) for plan in plans]:
+            for finished in [pool.submit(self._restore_region, region) for region in regions]:
                 finished.result()
 
-    def _restore_pack(self, plan: list[_Use]) -> None:
-        """Read the pack's needed regions once each and write their blobs everywhere."""
-        start = 0
-        while start < len(plan):
-            end = start + 1
-            region_start = plan[start].location.offset
-            while end < len(plan):
-                previous, following = plan[end - 1].location, plan[end].location
-                gap = following.offset - (previous.offset + previous.length)
-                if gap > _MAX_GAP or following.offset + following.length - region_start > _MAX_REGION:
-                    break
-                end += 1
-            last = plan[end - 1].location
-            data = memoryview(
-                self.repository.storage.load(
-                    pack_key(plan[start].location.pack), region_start, last.offset + last.length - region_start
-                )
-            )
-            for use in plan[start:end]:
-                relative = use.location.offset - region_start
-                plaintext = self.repository.open_sealed(use.blob_id, data[relative : relative + use.location.length])
-                for file, offset in use.targets:
-                    self._write(file, offset, plaintext)
-            start = end
+    def _restore_region(self, region: list[_Use]) -> None:
+        """Read one region of a pack and write its blobs everywhere they are used."""
+        first, last = region[0].location, region[-1].location
+        data = memoryview(
+            self.repository.storage.load(pack_key(first.pack), first.offset, last.offset + last.length - first.offset)
+        )
+        for use in region:
+            relative = use.location.offset - first.offset
+            plaintext = self.repository.open_sealed(use.blob_id, data[relative : relative + use.location.length])
+            for file, offset in use.targets:
+                self._write(file, offset, plaintext)
 
     def _write(self, file: _File, offset: int, data: bytes) -> None:
         fd = os.open(file.path, os.O_WRONLY | os.O_NOFOLLOW | (0 if file.existed else os.O_CREAT), 0o600)
@@ -293,6 +285,23 @@ class Restorer:
                 with self._lock:
                     self._problems.append(f"cannot set xattr {name} on {path}: {err.strerror}")
         os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
+
+
+def _regions(plan: list[_Use]) -> Iterator[list[_Use]]:
+    """Split a pack's uses (by offset) into regions each read with one request: blobs closer
+    than _MAX_GAP share a read, and no region exceeds _MAX_REGION."""
+    start = 0
+    while start < len(plan):
+        end = start + 1
+        region_start = plan[start].location.offset
+        while end < len(plan):
+            previous, following = plan[end - 1].location, plan[end].location
+            gap = following.offset - (previous.offset + previous.length)
+            if gap > _MAX_GAP or following.offset + following.length - region_start > _MAX_REGION:
+                break
+            end += 1
+        yield plan[start:end]
+        start = end
 
 
 def _create(path: Path) -> int:

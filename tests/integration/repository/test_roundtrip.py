@@ -10,9 +10,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.repository import restorer
 from controller.repository.archiver import DirectorySource, StreamSource
 from controller.repository.exporter import export_tar
 from controller.repository.repository import Repository
@@ -20,6 +22,7 @@ from controller.repository.restorer import Restorer
 from controller.storage.local import LocalStorage
 from controller.storage.memory import MemoryStorage
 from tests.support.repository import PASSPHRASE, backup, random_bytes, small_repository, tree_state, write_tree
+from tests.support.storage_wrappers import RecordingStorage
 
 IS_ROOT = os.geteuid() == 0
 _names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_. é", min_size=1, max_size=12).filter(
@@ -219,3 +222,40 @@ def test_a_directory_source_leaves_out_what_it_skips_and_files_over_its_size_lim
     assert sorted(p.name for p in restored.iterdir()) == ["compose.yml"]
     assert result.problems == []
     assert any("dump.sql (5000 bytes)" in note for note in result.snapshot.warnings)
+
+
+class _RangeRecordingStorage(RecordingStorage):
+    """Remembers the length of every ranged read of a data pack."""
+
+    def __init__(self, inner: LocalStorage) -> None:
+        super().__init__(inner)
+        self.pack_reads: list[tuple[str, int]] = []
+
+    def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = super().load(key, offset, length)
+        if key.startswith("data/") and length is not None:
+            self.pack_reads.append((key, len(data)))
+        return data
+
+
+def test_a_pack_is_restored_in_bounded_regions_and_no_tree_stays_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regions bound each worker's buffer, and split a pack among workers (a batch of small
+    files may need one pack only); a restore walks each tree once, so it keeps none."""
+    files = {f"mail/{n:03}.eml": random_bytes(n, 3000 + n * 50) for n in range(120)}
+    write_tree(tmp_path / "src", files)
+    small_repository(LocalStorage(tmp_path / "repo"), pack_size=1024 * 1024)
+    backup(Repository.open(LocalStorage(tmp_path / "repo"), PASSPHRASE), tmp_path / "src")
+    monkeypatch.setattr(restorer, "_MAX_REGION", 64 * 1024)
+    storage = _RangeRecordingStorage(LocalStorage(tmp_path / "repo"))
+    repository = Repository.open(storage, PASSPHRASE)
+    snapshot = repository.snapshots()[-1].snapshot
+
+    Restorer(repository).restore(snapshot, tmp_path / "out")
+
+    assert {name: (tmp_path / "out" / name).read_bytes() for name in files} == files
+    packs = {key for key, _ in storage.pack_reads}
+    assert len(storage.pack_reads) >= 2 * len(packs)  # ~420 KB of mail in each pack read
+    assert max(length for _, length in storage.pack_reads) <= 64 * 1024
+    assert repository.cache.get(bytes.fromhex(snapshot.tree)) is None

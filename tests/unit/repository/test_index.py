@@ -73,3 +73,33 @@ def test_an_index_file_is_merged_whole_or_not_at_all() -> None:
     with pytest.raises(IndexDamaged, match="out of range"):
         empty.add_file(master, master.seal(zstandard.ZstdCompressor().compress(bytes(body)), INDEX_AAD))
     assert len(empty) == 0 and list(empty.items()) == []
+
+
+def test_many_files_merge_each_whole_first_wins_and_damage_leaves_no_trace() -> None:
+    """Files are read twice (counted, then filled): a file damaged or gone by the second
+    read adds nothing, and the room reserved for it is given back."""
+    master, rng = MasterKey.generate(), random.Random(11)
+    ids = [bytes([rng.randrange(2), 0]) + rng.randbytes(30) for _ in range(3000)]  # crowded buckets
+    files = {name: [(rng.choice(ids), _location(rng)) for _ in range(900)] for name in ("a", "b", "c", "d")}
+    stored = {name: encode_index(master, entries) for name, entries in files.items()}
+    stored["b"] = stored["b"][:-1] + bytes([stored["b"][-1] ^ 1])  # damaged from the start
+    reads: Counter[str] = Counter()
+
+    def load(name: str) -> bytes:
+        reads[name] += 1
+        if name == "c" and reads[name] == 2:
+            raise IndexDamaged("gone between the reads")
+        return stored[name]
+
+    index = Index()
+    index.add(files["d"][5][0], BlobLocation(BlobType.TREE, PACKS[2], 9, 9, 9))  # known before: it stays
+    damaged = index.add_files(master, ["a", "b", "c", "d"], load)
+
+    assert sorted(damaged) == ["b", "c"] and str(damaged["c"]) == "gone between the reads"
+    expected = {files["d"][5][0]: BlobLocation(BlobType.TREE, PACKS[2], 9, 9, 9)}
+    for name in ("a", "d"):
+        for blob_id, location in files[name]:
+            expected.setdefault(blob_id, location)
+    assert len(index) == len(expected)
+    assert dict(index.items()) == expected  # nothing of b or c, no empty reserved records
+    assert index.pack_counts() == Counter(location.pack for location in expected.values())
