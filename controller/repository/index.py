@@ -36,7 +36,8 @@ _ENTRY = struct.Struct("<B32sIIII")
 _RECORD = struct.Struct("<30sIIII")  # in memory: the id's tail first, so a match's position is a record's start
 _PREFIX = 2  # bytes of the id that choose the bucket
 _KIND = struct.Struct("<30xI12x")  # a record's pack number and type alone
-_ENTRY_PREFIX = struct.Struct("<x2s46x")  # a stored row's bucket alone
+_BUCKET_NUMBER = struct.Struct("=H")  # a bucket's two id bytes read as one number, in memory order
+_RECORD_SIZE = _RECORD.size
 
 
 _TYPES = (BlobType.DATA, BlobType.TREE)  # by value: indexing a tuple costs less than calling the enum
@@ -103,14 +104,14 @@ class Index:
         between live ones: 84 bytes a blob in the resident set at a million blobs, not 56.
         Rows go in as records, with no location object made per blob."""
         damaged: dict[str, IndexDamaged] = {}
-        counts: Counter[tuple[bytes]] = Counter()
+        counts: Counter[int] = Counter()
         for key in keys:
             try:
-                counts.update(_ENTRY_PREFIX.iter_unpack(_open_index_file(master, partial(load, key))[1]))
+                counts.update(_bucket_numbers(_open_index_file(master, partial(load, key), check_rows=False)[1]))
             except IndexDamaged as err:
                 damaged[key] = err
         with self._lock:
-            ends = self._reserve({prefix: count for (prefix,), count in counts.items()})
+            ends = self._reserve({_BUCKET_NUMBER.pack(number): count for number, count in counts.items()})
             for key in keys:
                 if key not in damaged:
                     try:
@@ -133,14 +134,18 @@ class Index:
         return ends
 
     def _fill(self, packs: list[bytes], rows: memoryview, ends: dict[bytes, int]) -> None:
+        """Write the rows' records after each bucket's `ends` (the hot loop of a load: names
+        are bound locally)."""
         numbers = [self._pack_number(pack) for pack in packs]
+        buckets, pack_into, size, added = self._buckets, _RECORD.pack_into, _RECORD.size, 0
         for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows):
             prefix, tail = blob_id[:_PREFIX], blob_id[_PREFIX:]
-            bucket, end = self._buckets[prefix], ends[prefix]
+            bucket, end = buckets[prefix], ends[prefix]
             if _position(bucket, tail, end) < 0:
-                _RECORD.pack_into(bucket, end, tail, numbers[number] << 1 | kind, offset, length, raw_length)
-                ends[prefix] = end + _RECORD.size
-                self._count += 1
+                pack_into(bucket, end, tail, numbers[number] << 1 | kind, offset, length, raw_length)
+                ends[prefix] = end + size
+                added += 1
+        self._count += added
 
     def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
         """Every entry, one bucket copied at a time (safe while others add)."""
@@ -185,7 +190,7 @@ def _position(bucket: bytearray, tail: bytes, end: int) -> int:
     """Where the record of the id ending in `tail` starts in bucket[:end], or -1. A match
     not at a record's start (the tail spanning two records' bytes) is skipped."""
     position = bucket.find(tail, 0, end)
-    while position > 0 and position % _RECORD.size:
+    while position > 0 and position % _RECORD_SIZE:
         position = bucket.find(tail, position + 1, end)
     return position
 
@@ -228,9 +233,20 @@ def decode_index(master: MasterKey, stored: bytes) -> list[tuple[bytes, BlobLoca
     ]
 
 
-def _open_index_file(master: MasterKey, load: Callable[[], bytes]) -> tuple[list[bytes], memoryview]:
+def _bucket_numbers(rows: memoryview) -> memoryview:
+    """Each row's bucket (its id's first two bytes) as one native 16-bit number, gathered by
+    slicing: counted at C speed, where a tuple per row made counting a third of a load."""
+    pairs = bytearray(2 * (len(rows) // _ENTRY.size))
+    pairs[0::2], pairs[1::2] = rows[1 :: _ENTRY.size].tobytes(), rows[2 :: _ENTRY.size].tobytes()
+    return memoryview(pairs).cast("H")
+
+
+def _open_index_file(
+    master: MasterKey, load: Callable[[], bytes], check_rows: bool = True
+) -> tuple[list[bytes], memoryview]:
     """The pack ids and the rows (type, blob id, pack number, offset, length, raw length),
-    every row checked before any is used. Raises IndexDamaged. The file is asked of `load`
+    every row checked before any is used unless `check_rows` is off (counting them needs
+    their ids alone). Raises IndexDamaged. The file is asked of `load`
     here, so that each form of it is freed as soon as the next is made: three copies of a
     10 MB file at once were a third of the index's own size at a million blobs."""
     sealed = load()
@@ -253,6 +269,6 @@ def _open_index_file(master: MasterKey, load: Callable[[], bytes]) -> tuple[list
     rows = memoryview(body)[position + 4 :]
     if len(rows) != entry_count * _ENTRY.size:
         raise IndexDamaged("index unreadable: the entries do not match their count")
-    if any(kind > 1 or number >= pack_count for kind, _, number, _, _, _ in _ENTRY.iter_unpack(rows)):
+    if check_rows and any(kind > 1 or number >= pack_count for kind, _, number, _, _, _ in _ENTRY.iter_unpack(rows)):
         raise IndexDamaged("index unreadable: an entry is out of range")
     return packs, rows
