@@ -103,3 +103,25 @@ def test_many_files_merge_each_whole_first_wins_and_damage_leaves_no_trace() -> 
     assert len(index) == len(expected)
     assert dict(index.items()) == expected  # nothing of b or c, no empty reserved records
     assert index.pack_counts() == Counter(location.pack for location in expected.values())
+
+
+def test_a_storage_failure_during_the_second_read_leaves_no_reserved_room_behind() -> None:
+    """A load that fails otherwise than as damage propagates; the index is as it was."""
+    master, rng = MasterKey.generate(), random.Random(5)
+    entries = [(rng.randbytes(32), _location(rng)) for _ in range(500)]
+    stored = {"good": encode_index(master, entries[:250]), "flaky": encode_index(master, entries[250:])}
+    reads: Counter[str] = Counter()
+
+    def load(name: str) -> bytes:
+        reads[name] += 1
+        if name == "flaky" and reads[name] == 2:
+            raise OSError("connection reset")
+        return stored[name]
+
+    index = Index()
+    index.add(entries[0][0], entries[0][1])
+    with pytest.raises(OSError, match="connection reset"):
+        index.add_files(master, ["good", "flaky"], load)
+    expected = dict(entries[:250])  # what was filled before the failure stays, whole
+    assert dict(index.items()) == expected
+    assert index.pack_counts() == Counter(location.pack for location in expected.values())
