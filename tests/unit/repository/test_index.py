@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import struct
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 import zstandard
@@ -75,6 +76,19 @@ def test_an_index_file_is_merged_whole_or_not_at_all() -> None:
     assert len(empty) == 0 and list(empty.items()) == []
 
 
+def _failing_second_read(stored: dict[str, bytes], name: str, error: Exception) -> Callable[[str], bytes]:
+    """A loader of `stored` whose second read of `name` raises `error`."""
+    reads: Counter[str] = Counter()
+
+    def load(key: str) -> bytes:
+        reads[key] += 1
+        if key == name and reads[key] == 2:
+            raise error
+        return stored[key]
+
+    return load
+
+
 def test_many_files_merge_each_whole_first_wins_and_damage_leaves_no_trace() -> None:
     """Files are read twice (counted, then filled): a file damaged or gone by the second
     read adds nothing, and the room reserved for it is given back."""
@@ -83,13 +97,7 @@ def test_many_files_merge_each_whole_first_wins_and_damage_leaves_no_trace() -> 
     files = {name: [(rng.choice(ids), _location(rng)) for _ in range(900)] for name in ("a", "b", "c", "d")}
     stored = {name: encode_index(master, entries) for name, entries in files.items()}
     stored["b"] = stored["b"][:-1] + bytes([stored["b"][-1] ^ 1])  # damaged from the start
-    reads: Counter[str] = Counter()
-
-    def load(name: str) -> bytes:
-        reads[name] += 1
-        if name == "c" and reads[name] == 2:
-            raise IndexDamaged("gone between the reads")
-        return stored[name]
+    load = _failing_second_read(stored, "c", IndexDamaged("gone between the reads"))
 
     index = Index()
     index.add(files["d"][5][0], BlobLocation(BlobType.TREE, PACKS[2], 9, 9, 9))  # known before: it stays
@@ -110,13 +118,7 @@ def test_a_storage_failure_during_the_second_read_leaves_no_reserved_room_behind
     master, rng = MasterKey.generate(), random.Random(5)
     entries = [(rng.randbytes(32), _location(rng)) for _ in range(500)]
     stored = {"good": encode_index(master, entries[:250]), "flaky": encode_index(master, entries[250:])}
-    reads: Counter[str] = Counter()
-
-    def load(name: str) -> bytes:
-        reads[name] += 1
-        if name == "flaky" and reads[name] == 2:
-            raise OSError("connection reset")
-        return stored[name]
+    load = _failing_second_read(stored, "flaky", OSError("connection reset"))
 
     index = Index()
     index.add(entries[0][0], entries[0][1])
