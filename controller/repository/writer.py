@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from controller.repository.blobs import BlobType, seal_blob
 from controller.repository.crypto import MasterKey, content_hash
+from controller.repository.heap import release_free_heap
 from controller.repository.index import BlobLocation, Index, IndexRows
 from controller.repository.pack import PackBuilder
 from controller.storage.base import Storage
@@ -95,6 +96,7 @@ class BlobWriter:
         def store() -> None:
             try:
                 self._storage.save(pack_key(pack_id), data)
+                release_free_heap()  # a pack's worth of buffers went through the threads' heaps
                 with self._lock:
                     self.saved.append(pack_key(pack_id))
                     for entry in entries:
