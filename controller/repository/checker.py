@@ -9,10 +9,12 @@ with the index. Damage is reported per object; the check itself never stops at t
 from __future__ import annotations
 
 import random
+import tempfile
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from controller.errors import BackupCorrupted, ObjectNotFound
 from controller.repository.blobs import BlobDamaged, open_blob
@@ -56,7 +58,8 @@ class CheckReport:
 class Checker:
     def __init__(self, repository: Repository, workers: int = 2) -> None:
         """`workers`: packs a read-data check downloads ahead of the one it verifies."""
-        self.repository = repository.uncached()  # the storage's bytes, not the local copy's
+        self._opened = repository
+        self.repository = repository  # during a check: the storage's bytes, not the local copy's
         self.workers = workers
         # damage to blobs, named with what it breaks by one more walk of the snapshots at
         # the end (holding every blob's users from the first walk cost hundreds of MiB)
@@ -71,6 +74,16 @@ class Checker:
         """`read_data_percent`: a random share of the packs is read; `read_data_window`
         (start, end) in [0, 1], wrapping when start > end: the packs whose cycle_position
         falls in it (a rolling verification reads a new window at each check)."""
+        with tempfile.TemporaryDirectory(prefix="lifeboat-check-") as scratch:
+            self.repository = self._opened.uncached(Path(scratch))
+            try:
+                return self._check(read_data_percent, rng, read_data_window)
+            finally:
+                self.repository = self._opened
+
+    def _check(
+        self, read_data_percent: float, rng: random.Random | None, read_data_window: tuple[float, float] | None
+    ) -> CheckReport:
         report = CheckReport()
         repository = self.repository
         index = repository.load_index()

@@ -12,7 +12,8 @@ replaced by prune) are removed from the copy at that listing.
 The copy lives under `$LIFEBOAT_CACHE_DIR` (default `$XDG_CACHE_HOME/lifeboat`, else
 `~/.cache/lifeboat`), one folder per repository id; `LIFEBOAT_CACHE_DIR=off` turns it off.
 It is only a speed-up: a copy that cannot be written (a full disk, a read-only home) is
-skipped, and `check` never uses it, since it must see what the storage holds.
+skipped. `check` never uses it, since it must see what the storage holds: it fills a
+fresh one in a temporary folder instead (`Repository.uncached`).
 """
 
 from __future__ import annotations

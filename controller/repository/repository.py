@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from controller.errors import BackupCorrupted, BackupNotFound, ObjectNotFound, RepositoryError
 from controller.repository.blobs import BlobDamaged, BlobType, open_blob
@@ -133,9 +134,12 @@ class Repository:
             )
         return cls(storage, master, config, key_id, ObjectCache.for_repository(config.id))
 
-    def uncached(self) -> Repository:
-        """The same repository read straight from the storage (what a check must see)."""
-        return Repository(self.storage, self.master, self.config, self.key_id)
+    def uncached(self, scratch: Path) -> Repository:
+        """The same repository read from the storage, not from the local copy: what a check
+        must see. Each object is fetched once and kept in the empty folder `scratch` for the
+        caller's next reads (index files are read twice, and one tree pack holds many trees:
+        a GET per tree made a check of the app dataset on S3 slower than restic's)."""
+        return Repository(self.storage, self.master, self.config, self.key_id, ObjectCache(scratch))
 
     # Index
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -102,6 +104,26 @@ def test_check_reads_the_storage_not_the_copy(tmp_path: Path, cache_dir: Path) -
     tamper(local, damaged, b"garbage")
     report = Checker(Repository.open(local, PASSPHRASE)).check()
     assert {d.problem for d in report.damage if d.object == damaged} == {"index unreadable: AuthenticationFailed"}
+
+
+def test_check_downloads_each_object_once_and_keeps_nothing(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = LocalStorage(tmp_path / "repo")
+    _three_backups(tmp_path, local)
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    counted = CountingStorage(local)
+    repository = Repository.open(counted, PASSPHRASE)
+    counted.reset()
+    report = Checker(repository).check()
+    assert report.ok and report.snapshots == 3
+    loads = Counter(counted.loaded)
+    assert {k for k in loads if k.startswith("index/")} == {i.key for i in local.list("index/")}
+    assert sum(k.startswith("data/") for k in loads) >= 1  # the tree packs, read whole
+    assert [k for k, n in loads.items() if n > 1] == []  # not an index file twice, nor a GET per tree
+    assert list(scratch_root.iterdir()) == []
 
 
 @pytest.mark.parametrize("setting", ["off", "a-file"])
