@@ -45,13 +45,14 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 
 
 def seal_blob(master: MasterKey, blob_id: bytes, plaintext: bytes, level: int) -> bytes:
-    """`level` 0 stores raw; otherwise zstd at that level, raw when that is not smaller."""
-    framed = b"\x00" + plaintext
+    """`level` 0 stores raw; otherwise zstd at that level, raw when that is not smaller.
+    The raw frame is only made when it is used: copying every chunk into it before
+    compressing was a sixth of an app backup's sealing time."""
     if level > 0 and plaintext:
         compressed = _compressor(level).compress(plaintext)
         if len(compressed) < len(plaintext):
-            framed = b"\x01" + compressed
-    return master.seal(framed, blob_id)
+            return master.seal(b"\x01" + compressed, blob_id)
+    return master.seal(b"\x00" + plaintext, blob_id)
 
 
 def open_blob(master: MasterKey, blob_id: bytes, sealed: bytes | memoryview) -> bytes:
