@@ -86,8 +86,11 @@ def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tup
     exec, and a child spawned from this (large) script starts with this script's mark, so
     its own peak below that is unknowable; time's child is forked from time, which is
     small. Without time, posix_spawn and wait4, and the floor is printed. cwd is applied
-    with `env -C`.
+    with `env -C`. What the steps before wrote is flushed to the disk first, so that no
+    step pays for another's writes (the first backup ran while the fresh dataset was
+    still being written out).
     """
+    os.sync()
     program = shutil.which(command[0]) or command[0]
     argv = ["env", "-C", str(cwd), program, *command[1:]] if cwd else [program, *command[1:]]
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-stderr.log"
