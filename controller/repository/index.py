@@ -5,20 +5,25 @@ count || entries (type u8, blob id 32, pack number u32, offset u32, length u32, 
 u32); compressed with zstd, sealed with AAD b"lifeboat index v1", stored under
 `index/<BLAKE3 of the stored bytes>`. Many index files may exist; their union is the index.
 
-In memory an entry is one 46-byte record (the blob id's last 30 bytes, the pack number
-shifted left by one with the type in bit 0, offset, length, raw length) in a bytearray
-bucket chosen by the id's first two bytes, allocated at its size when files are loaded:
-about 63 bytes a blob in the resident set at a million blobs, 48 at ten million.
+In memory an entry from a loaded file is one 46-byte record (the blob id's last 30 bytes,
+the pack number shifted left by one with the type in bit 0, offset, length, raw length)
+in a bytearray bucket chosen by the id's first two bytes, allocated at its size when files
+are loaded: about 63 bytes a blob in the resident set at a million blobs, 48 at ten
+million. Entries added one at a time (a backup's new blobs) go to an `_AddedTable`
+instead: grown a record at a time, the buckets cost 86 bytes a blob (each realloc left
+the old copy free between live ones), the table 57.
 A dict of id → location objects costs some 300 bytes a blob, 3 GB at ten million blobs,
 and no library offers a compact bytes → struct map, so it is written here. A lookup is
 one `bytearray.find` of the id's tail in its bucket, at C speed: ids are uniformly random,
-so a bucket holds count/65536 records.
+so a bucket holds count/65536 records; then, for an id not found there, a probe of the
+added entries' table.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
@@ -38,6 +43,10 @@ _PREFIX = 2  # bytes of the id that choose the bucket
 _KIND = struct.Struct("<30xI12x")  # a record's pack number and type alone
 _BUCKET_NUMBER = struct.Struct("=H")  # a bucket's two id bytes read as one number, in memory order
 _RECORD_SIZE = _RECORD.size
+_ADDED = struct.Struct("<32sIIII")  # an added entry: the whole id, then as in _RECORD
+_ADDED_KIND = struct.Struct("<32xI12x")
+_SLOT_HASH = struct.Struct("<2xI")  # four of an id's bytes choose its slot (ids are uniformly random)
+_FIRST_SLOTS = 1024
 
 
 _TYPES = (BlobType.DATA, BlobType.TREE)  # by value: indexing a tuple costs less than calling the enum
@@ -62,29 +71,35 @@ class Index:
 
     def __init__(self) -> None:
         self._buckets: dict[bytes, bytearray] = {}
+        self._added = _AddedTable()
         self._packs: list[bytes] = []
         self._pack_numbers: dict[bytes, int] = {}
         self._count = 0
         self._lock = threading.Lock()
 
     def __contains__(self, blob_id: bytes) -> bool:
-        return self._find(blob_id) >= 0
+        return self._find(blob_id) >= 0 or self._added.find(blob_id) >= 0
 
     def __len__(self) -> int:
         return self._count
 
     def get(self, blob_id: bytes) -> BlobLocation | None:
         position = self._find(blob_id)
-        if position < 0:
-            return None
-        _, kind, offset, length, raw_length = _RECORD.unpack_from(self._buckets[blob_id[:_PREFIX]], position)
+        if position >= 0:
+            _, kind, offset, length, raw_length = _RECORD.unpack_from(self._buckets[blob_id[:_PREFIX]], position)
+        else:
+            position = self._added.find(blob_id)
+            if position < 0:
+                return None
+            _, kind, offset, length, raw_length = _ADDED.unpack_from(self._added.rows, position)
         return BlobLocation(_TYPES[kind & 1], self._packs[kind >> 1], offset, length, raw_length)
 
     def add(self, blob_id: bytes, location: BlobLocation) -> None:
         with self._lock:
-            if self._find(blob_id) < 0:
+            if blob_id not in self:
                 kind = self._pack_number(location.pack) << 1 | location.type
-                self._append(blob_id, kind, location.offset, location.length, location.raw_length)
+                self._added.append(blob_id, kind, location.offset, location.length, location.raw_length)
+                self._count += 1
 
     def add_file(self, master: MasterKey, stored: bytes) -> None:
         """Merge a stored index file: all of it or, when it is damaged (IndexDamaged), nothing."""
@@ -140,10 +155,11 @@ class Index:
         are bound locally)."""
         numbers = [self._pack_number(pack) for pack in packs]
         buckets, pack_into, size, added = self._buckets, _RECORD.pack_into, _RECORD.size, 0
+        find_added = self._added.find if self._added.count else None  # an entry added before wins
         for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows):
             prefix, tail = blob_id[:_PREFIX], blob_id[_PREFIX:]
             bucket, end = buckets[prefix], ends[prefix]
-            if _position(bucket, tail, end) < 0:
+            if _position(bucket, tail, end) < 0 and (find_added is None or find_added(blob_id) < 0):
                 pack_into(bucket, end, tail, numbers[number] << 1 | kind, offset, length, raw_length)
                 ends[prefix] = end + size
                 added += 1
@@ -155,6 +171,8 @@ class Index:
         for prefix, bucket in list(self._buckets.items()):
             for tail, kind, offset, length, raw_length in _RECORD.iter_unpack(bytes(bucket)):
                 yield prefix + tail, BlobLocation(_TYPES[kind & 1], packs[kind >> 1], offset, length, raw_length)
+        for blob_id, kind, offset, length, raw_length in _ADDED.iter_unpack(bytes(self._added.rows)):
+            yield blob_id, BlobLocation(_TYPES[kind & 1], packs[kind >> 1], offset, length, raw_length)
 
     def pack_counts(self) -> dict[bytes, int]:
         """How many entries each pack has (read from the records: no object per entry)."""
@@ -162,6 +180,8 @@ class Index:
         for bucket in list(self._buckets.values()):
             for (kind,) in _KIND.iter_unpack(bytes(bucket)):
                 counts[kind >> 1] += 1
+        for (kind,) in _ADDED_KIND.iter_unpack(bytes(self._added.rows)):
+            counts[kind >> 1] += 1
         return dict(zip(self._packs, counts, strict=False))
 
     def packs(self) -> set[bytes]:
@@ -175,15 +195,8 @@ class Index:
             self._packs.append(pack)
         return number
 
-    def _append(self, blob_id: bytes, kind: int, offset: int, length: int, raw_length: int) -> None:
-        bucket = self._buckets.get(blob_id[:_PREFIX])
-        if bucket is None:
-            bucket = self._buckets[blob_id[:_PREFIX]] = bytearray()
-        bucket += _RECORD.pack(blob_id[_PREFIX:], kind, offset, length, raw_length)
-        self._count += 1
-
     def _find(self, blob_id: bytes) -> int:
-        """The record's position in its bucket, or -1."""
+        """The record's position in its bucket (entries from files), or -1."""
         bucket = self._buckets.get(blob_id[:_PREFIX])
         return -1 if bucket is None else _position(bucket, blob_id[_PREFIX:], len(bucket))
 
@@ -195,6 +208,56 @@ def _position(bucket: bytearray, tail: bytes, end: int) -> int:
     while position > 0 and position % _RECORD_SIZE:
         position = bucket.find(tail, position + 1, end)
     return position
+
+
+class _AddedTable:
+    """The entries added one at a time: records with the whole id, in order, in one
+    bytearray (one buffer, grown geometrically, leaves no freed copies behind), found
+    through an open-addressing table of their numbers (u32, 0 for an empty slot), kept at
+    most half full. Not locked: the Index adds under its lock, and a lookup racing an add
+    sees the entry or not, as it would in a bucket."""
+
+    def __init__(self) -> None:
+        self.rows = bytearray()
+        self.count = 0
+        self._slots = array("I", bytes(4 * _FIRST_SLOTS))
+
+    def find(self, blob_id: bytes) -> int:
+        """The record's position in `rows`, or -1."""
+        slots, rows = self._slots, self.rows  # one table throughout, even if it is replaced meanwhile
+        mask = len(slots) - 1
+        slot: int = _SLOT_HASH.unpack_from(blob_id)[0] & mask
+        while number := slots[slot]:
+            position = (number - 1) * _ADDED.size
+            if rows.startswith(blob_id, position):
+                return position
+            slot = (slot + 1) & mask
+        return -1
+
+    def append(self, blob_id: bytes, kind: int, offset: int, length: int, raw_length: int) -> None:
+        """Add an entry the table does not hold."""
+        if 2 * (self.count + 1) > len(self._slots):
+            self._slots = self._placed(2 * len(self._slots))
+        self.rows += _ADDED.pack(blob_id, kind, offset, length, raw_length)
+        self.count += 1
+        _place(self._slots, blob_id, self.count)
+
+    def _placed(self, size: int) -> array[int]:
+        """A table of `size` slots holding every record (built whole before it is used)."""
+        slots = array("I", bytes(4 * size))
+        rows, step = self.rows, _ADDED.size
+        for number in range(1, self.count + 1):
+            _place(slots, rows[(number - 1) * step : (number - 1) * step + _SLOT_HASH.size], number)
+        return slots
+
+
+def _place(slots: array[int], blob_id: bytes | bytearray, number: int) -> None:
+    """Put `number` in the first free slot from the one the id chooses."""
+    mask = len(slots) - 1
+    slot: int = _SLOT_HASH.unpack_from(blob_id)[0] & mask
+    while slots[slot]:
+        slot = (slot + 1) & mask
+    slots[slot] = number
 
 
 class IndexRows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+import threading
 from collections import Counter
 from collections.abc import Callable
 
@@ -127,3 +128,28 @@ def test_a_storage_failure_during_the_second_read_leaves_no_reserved_room_behind
     expected = dict(entries[:250])  # what was filled before the failure stays, whole
     assert dict(index.items()) == expected
     assert index.pack_counts() == Counter(location.pack for location in expected.values())
+
+
+def test_a_lookup_while_another_thread_adds_finds_everything_added_before_it() -> None:
+    """The added entries' slot table is replaced as it grows: a reader must never see a
+    half-built one (an entry added before the lookup, reported missing)."""
+    rng = random.Random(11)
+    ids = [rng.randbytes(32) for _ in range(40_000)]
+    index, published = Index(), [0]
+    location = BlobLocation(BlobType.DATA, PACKS[0], 1, 2, 3)
+
+    def add_all() -> None:
+        for count, blob_id in enumerate(ids, 1):
+            index.add(blob_id, location)
+            published[0] = count
+
+    writer = threading.Thread(target=add_all)
+    writer.start()
+    missed = []
+    while writer.is_alive():
+        known = published[0]
+        missed += [blob_id for blob_id in rng.sample(ids[:known], min(known, 50)) if blob_id not in index]
+    writer.join()
+    assert missed == []
+    assert len(index) == len(ids) and all(blob_id in index for blob_id in ids)
+    assert index.pack_counts() == {PACKS[0]: len(ids)}
