@@ -52,6 +52,18 @@ def test_init_backup_snapshots_restore_check(repo_env: tuple[Lifeboat, Path, Pat
     assert checked.returncode == 0 and "no damage found" in checked.stdout
 
 
+def test_progress_is_drawn_on_a_terminal_and_never_into_a_pipe(repo_env: tuple[Lifeboat, Path, Path]) -> None:
+    lifeboat, repo, source = repo_env
+    assert run(lifeboat, "repo", "--repo", str(repo), "init").returncode == 0
+    bar = "\u2501"  # what rich draws a progress bar with
+    opened = [("Repository passphrase:", PASS)]
+    shown = lifeboat.on_terminal("repo", "--repo", str(repo), "backup", str(source), answers=opened)
+    assert shown.code == 0, shown.out
+    assert bar in shown.out and "files" in shown.out
+    piped = run(lifeboat, "repo", "--repo", str(repo), "backup", str(source))
+    assert piped.returncode == 0 and bar not in piped.stdout + piped.stderr
+
+
 def test_seed_variable_backup_encryption_key_is_accepted(repo_env: tuple[Lifeboat, Path, Path]) -> None:
     lifeboat, repo, _ = repo_env
     assert (
