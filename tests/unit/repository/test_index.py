@@ -40,13 +40,17 @@ def test_it_answers_like_a_dict_with_first_wins() -> None:
     assert index.packs() == {location.pack for location in expected.values()}
     assert index.pack_counts() == Counter(location.pack for location in expected.values())
     assert not any(bytes([n, 0]) + rng.randbytes(30) in index for n in range(3) for _ in range(200))
+    master, loaded = MasterKey.generate(), Index()  # the same entries from a file: in three buckets
+    loaded.add_file(master, encode_index(master, expected.items()))
+    assert dict(loaded.items()) == expected and loaded.pack_counts() == index.pack_counts()
 
 
 def test_an_id_whose_bytes_span_two_records_is_not_found() -> None:
-    index = Index()
+    index, master = Index(), MasterKey.generate()
     first, second = b"\x01\x02" + b"a" * 30, b"\x01\x02" + b"b" * 30
-    index.add(first, BlobLocation(BlobType.DATA, PACKS[0], 1, 2, 3))
-    index.add(second, BlobLocation(BlobType.DATA, PACKS[0], 4, 5, 6))
+    entries = [(first, BlobLocation(BlobType.DATA, PACKS[0], 1, 2, 3))]
+    entries.append((second, BlobLocation(BlobType.DATA, PACKS[0], 4, 5, 6)))
+    index.add_file(master, encode_index(master, entries))  # loaded: both records in one bucket
     records = b"a" * 30 + struct.pack("<IIII", 0, 1, 2, 3) + b"b" * 30 + struct.pack("<IIII", 0, 4, 5, 6)
     straddling = b"\x01\x02" + records[20:50]
     assert straddling not in index and index.get(straddling) is None
