@@ -18,6 +18,7 @@ from pathlib import Path
 
 from controller.errors import BackupCorrupted, ObjectNotFound
 from controller.repository.blobs import BlobDamaged, open_blob
+from controller.repository.object_cache import scratch_parent
 from controller.repository.pack import PackDamaged, read_header
 from controller.repository.records import Node, NodeType
 from controller.repository.repository import Repository
@@ -74,7 +75,7 @@ class Checker:
         """`read_data_percent`: a random share of the packs is read; `read_data_window`
         (start, end) in [0, 1], wrapping when start > end: the packs whose cycle_position
         falls in it (a rolling verification reads a new window at each check)."""
-        with tempfile.TemporaryDirectory(prefix="lifeboat-check-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="lifeboat-check-", dir=scratch_parent()) as scratch:
             self.repository = self._opened.uncached(Path(scratch))
             try:
                 return self._check(read_data_percent, rng, read_data_window)

@@ -36,14 +36,8 @@ class ObjectCache:
     @classmethod
     def for_repository(cls, repository_id: str) -> ObjectCache | None:
         """The cache configured by the environment for this repository, or None (off)."""
-        configured = os.environ.get("LIFEBOAT_CACHE_DIR", "")
-        if configured == OFF:
-            return None
-        if configured:
-            root = Path(configured)
-        else:
-            root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lifeboat"
-        return cls(root / repository_id)
+        root = configured_root()
+        return None if root is None else cls(root / repository_id)
 
     def load(self, key: str, fetch: Callable[[], bytes]) -> bytes:
         """The whole object `key`: the copy if it matches its name, else fetched (and kept)."""
@@ -99,6 +93,30 @@ class ObjectCache:
         except OSError:
             with contextlib.suppress(OSError):
                 temp.unlink()
+
+
+def configured_root() -> Path | None:
+    """The folder the environment sets for local copies, or None when they are off."""
+    configured = os.environ.get("LIFEBOAT_CACHE_DIR", "")
+    if configured == OFF:
+        return None
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lifeboat"
+
+
+def scratch_parent() -> Path | None:
+    """Where a check keeps its own copy: beside the local copies, on the disk chosen for
+    them (/tmp may be memory: a tmpfs in the Compose deployment), or in the system's
+    temporary folder (None) when they are off or their folder cannot be made."""
+    root = configured_root()
+    if root is None:
+        return None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return root
 
 
 def _name(key: str) -> str:

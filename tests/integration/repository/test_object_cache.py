@@ -106,14 +106,19 @@ def test_check_reads_the_storage_not_the_copy(tmp_path: Path, cache_dir: Path) -
     assert {d.problem for d in report.damage if d.object == damaged} == {"index unreadable: AuthenticationFailed"}
 
 
+@pytest.mark.parametrize("copies", ["on", "off"])
 def test_check_downloads_each_object_once_and_keeps_nothing(
-    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, copies: str
 ) -> None:
+    """The check's own copy goes beside the local copies (the system's temporary folder may
+    be memory), or to the temporary folder when they are off; either way it is removed."""
     local = LocalStorage(tmp_path / "repo")
     _three_backups(tmp_path, local)
-    scratch_root = tmp_path / "tmp"
-    scratch_root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    temporary = tmp_path / "tmp"
+    if copies == "off":
+        monkeypatch.setenv("LIFEBOAT_CACHE_DIR", "off")
+        temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # missing when on: using it would fail
     counted = CountingStorage(local)
     repository = Repository.open(counted, PASSPHRASE)
     counted.reset()
@@ -123,7 +128,8 @@ def test_check_downloads_each_object_once_and_keeps_nothing(
     assert {k for k in loads if k.startswith("index/")} == {i.key for i in local.list("index/")}
     assert sum(k.startswith("data/") for k in loads) >= 1  # the tree packs, read whole
     assert [k for k, n in loads.items() if n > 1] == []  # not an index file twice, nor a GET per tree
-    assert list(scratch_root.iterdir()) == []
+    left = [p.name for p in (cache_dir if copies == "on" else temporary).iterdir()]
+    assert [name for name in left if name.startswith("lifeboat-check-")] == []
 
 
 @pytest.mark.parametrize("setting", ["off", "a-file"])
