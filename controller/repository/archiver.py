@@ -505,14 +505,15 @@ class Archiver:
 
     def _chunk(self, reader: BinaryIO, writer: BlobWriter, shown: str) -> tuple[list[str], int]:
         """Chunk, hash and store a stream or a large file; (content ids, bytes read)."""
-        return self._store((bytes(c.data) for c in self._cdc().cut_stream(reader)), writer, shown)
+        return self._store((c.data for c in self._cdc().cut_stream(reader)), writer, shown)
 
     def _store(self, pieces: Iterable[bytes | memoryview], writer: BlobWriter, shown: str) -> tuple[list[str], int]:
-        """Hash and store the chunks; (content ids, bytes)."""
+        """Hash and store the chunks; (content ids, bytes). A chunk may be a view into the
+        chunker's buffer, which its next chunk overwrites: it is sealed (copied) before
+        that, so it is not copied out first (a copy of every chunk of every large file)."""
         ids: list[str] = []
         size = 0
-        for piece in pieces:
-            chunk = bytes(piece)
+        for chunk in pieces:
             blob_id = self.repository.master.blob_id(chunk)
             writer.add(BlobType.DATA, blob_id, chunk)
             ids.append(blob_id.hex())

@@ -44,7 +44,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return found
 
 
-def seal_blob(master: MasterKey, blob_id: bytes, plaintext: bytes, level: int) -> bytes:
+def seal_blob(master: MasterKey, blob_id: bytes, plaintext: bytes | memoryview, level: int) -> bytes:
     """`level` 0 stores raw; otherwise zstd at that level, raw when that is not smaller.
     The raw frame is only made when it is used: copying every chunk into it before
     compressing was a sixth of an app backup's sealing time."""

@@ -58,8 +58,9 @@ class BlobWriter:
         self.blobs_added = 0
         self.saved: list[str] = []  # every object this writer stored (packs, checkpoint index files)
 
-    def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes) -> bool:
-        """Store the blob unless already known; True if it was new."""
+    def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes | memoryview) -> bool:
+        """Store the blob unless already known; True if it was new. `plaintext` is sealed
+        (copied) before this returns, so a view into a buffer the caller reuses is fine."""
         self._raise_if_failed()
         with self._lock:
             if blob_id in self._index or blob_id in self._pending:
