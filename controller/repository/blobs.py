@@ -44,15 +44,15 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return found
 
 
-def seal_blob(master: MasterKey, blob_id: bytes, plaintext: bytes | memoryview, level: int) -> bytes:
-    """`level` 0 stores raw; otherwise zstd at that level, raw when that is not smaller.
-    The raw frame is only made when it is used: copying every chunk into it before
-    compressing was a sixth of an app backup's sealing time."""
+def frame_blob(plaintext: bytes | memoryview, level: int) -> bytes:
+    """What is sealed, with the blob id as AAD: `level` 0 stores raw; otherwise zstd at
+    that level, raw when that is not smaller. The raw frame is only made when it is used:
+    copying every chunk into it before compressing was a sixth of an app backup's sealing time."""
     if level > 0 and plaintext:
         compressed = _compressor(level).compress(plaintext)
         if len(compressed) < len(plaintext):
-            return master.seal(b"\x01" + compressed, blob_id)
-    return master.seal(b"\x00" + plaintext, blob_id)
+            return b"\x01" + compressed
+    return b"\x00" + plaintext
 
 
 def open_blob(master: MasterKey, blob_id: bytes, sealed: bytes | memoryview) -> bytes:

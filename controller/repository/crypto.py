@@ -79,6 +79,14 @@ class MasterKey:
         nonce = _nonces.take()
         return nonce + self._aead.encrypt(nonce, bytes(plaintext), associated)
 
+    def seal_into(self, plaintext: bytes, associated: bytes, target: memoryview) -> None:
+        """`seal`, written into `target` (exactly `sealed_size(len(plaintext))` bytes): a
+        pack is sealed into a buffer it reuses, where fresh buffers cost a page fault for
+        every 4 KiB stored (a third of an app backup's system time)."""
+        nonce = _nonces.take()
+        target[:NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, associated, target[NONCE_SIZE:])
+
     def open(self, sealed: bytes | memoryview, associated: bytes) -> bytes:
         sealed = bytes(sealed)
         if len(sealed) < NONCE_SIZE + TAG_SIZE:
@@ -87,6 +95,10 @@ class MasterKey:
             return self._aead.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated)
         except InvalidTag:
             raise AuthenticationFailed("authentication failed") from None
+
+
+def sealed_size(plaintext_length: int) -> int:
+    return NONCE_SIZE + plaintext_length + TAG_SIZE
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from controller.repository.blobs import BlobType
-from controller.repository.crypto import AuthenticationFailed, MasterKey
+from controller.repository.crypto import AuthenticationFailed, MasterKey, sealed_size
 
 HEADER_AAD = b"lifeboat pack header v1"
 _ENTRY = struct.Struct("<B32sII")  # type, id, sealed length, plaintext length
@@ -33,27 +33,47 @@ class PackEntry:
 
 
 class PackBuilder:
-    """Collects sealed blobs in memory until the pack is full; not thread-safe."""
+    """Seals blobs straight into one buffer, kept for the next pack after `reset`; not
+    thread-safe. A pack used to be joined from its blobs' sealed copies: each of those and
+    the joined pack were fresh memory, and the kernel zeroed a page for every 4 KiB of
+    them. A reused buffer is paged in once."""
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._buffer = bytearray()
         self._entries: list[PackEntry] = []
         self.size = 0
 
-    def add(self, type_: BlobType, blob_id: bytes, sealed: bytes, raw_length: int) -> None:
-        self._entries.append(PackEntry(type_, blob_id, self.size, len(sealed), raw_length))
-        self._parts.append(sealed)
-        self.size += len(sealed)
+    def add(self, master: MasterKey, type_: BlobType, blob_id: bytes, framed: bytes, raw_length: int) -> None:
+        """Seal `framed` (see blobs.frame_blob) with the blob id as AAD at the pack's end."""
+        length = sealed_size(len(framed))
+        self._entries.append(PackEntry(type_, blob_id, self.size, length, raw_length))
+        master.seal_into(framed, blob_id, self._reserve(length))
+
+    def _reserve(self, length: int) -> memoryview:
+        end = self.size + length
+        if end > len(self._buffer):
+            self._buffer.extend(bytes(end - len(self._buffer)))  # grows until the first pack is full
+        target = memoryview(self._buffer)[self.size : end]
+        self.size = end
+        return target
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def finish(self, master: MasterKey) -> tuple[bytes, list[PackEntry]]:
+    def finish(self, master: MasterKey) -> tuple[memoryview, list[PackEntry]]:
+        """The pack's bytes, a view valid until `reset`, and its entries."""
         header = b"".join(_ENTRY.pack(e.type, e.id, e.length, e.raw_length) for e in self._entries)
         sealed_header = master.seal(header, HEADER_AAD)
-        self._parts.append(sealed_header)
-        self._parts.append(_TRAILER.pack(len(sealed_header)))
-        return b"".join(self._parts), self._entries
+        self._reserve(len(sealed_header))[:] = sealed_header
+        self._reserve(_TRAILER.size)[:] = _TRAILER.pack(len(sealed_header))
+        return memoryview(self._buffer)[: self.size], self._entries
+
+    def reset(self) -> None:
+        """Empty, keeping the buffer. Raises BufferError while a view `finish` gave is alive:
+        the next pack must never be sealed into bytes that are still being stored."""
+        self._buffer.append(0)  # a bytearray refuses any resize while it is viewed
+        del self._buffer[-1]
+        self._entries, self.size = [], 0
 
 
 def read_header(master: MasterKey, pack: bytes, pack_size: int | None = None) -> list[PackEntry]:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from controller.repository.blobs import BlobType, seal_blob
+from controller.repository.blobs import BlobType, frame_blob
 from controller.repository.crypto import MasterKey, content_hash
 from controller.repository.heap import release_free_heap
 from controller.repository.index import BlobLocation, Index, IndexRows
@@ -49,6 +49,7 @@ class BlobWriter:
         # One open pack per blob type: trees never share a pack with data, so damage to file
         # content cannot take a snapshot's directory listings with it (as in restic).
         self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
+        self._spare_packs: list[PackBuilder] = []  # stored packs' builders, their buffers paged in
         self._new_entries = IndexRows()
         self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
         self._in_flight = threading.BoundedSemaphore(uploads)  # bounds memory held by finished packs
@@ -66,18 +67,23 @@ class BlobWriter:
             if blob_id in self._index or blob_id in self._pending:
                 return False
             self._pending.add(blob_id)
-        sealed = seal_blob(self._master, blob_id, plaintext, self._level)
+        framed = frame_blob(plaintext, self._level)
         full: PackBuilder | None = None
-        with self._lock:
+        with self._lock:  # AES-GCM releases the GIL: the other threads go on reading and compressing
             pack = self._packs[type_]
-            pack.add(type_, blob_id, sealed, len(plaintext))
-            self.bytes_added += len(sealed)
+            before = pack.size
+            pack.add(self._master, type_, blob_id, framed, len(plaintext))
+            self.bytes_added += pack.size - before
             self.blobs_added += 1
             if pack.size >= self._pack_size:
-                full, self._packs[type_] = pack, PackBuilder()
+                full, self._packs[type_] = pack, self._new_pack()
         if full is not None:
             self._upload(full)
         return True
+
+    def _new_pack(self) -> PackBuilder:
+        """A stored pack's builder when there is one (call with the lock held)."""
+        return self._spare_packs.pop() if self._spare_packs else PackBuilder()
 
     def _raise_if_failed(self) -> None:
         """After an upload failed (retries exhausted or permanent), stop taking work at once
@@ -97,8 +103,11 @@ class BlobWriter:
         def store() -> None:
             try:
                 self._storage.save(pack_key(pack_id), data)
-                release_free_heap()  # a pack's worth of buffers went through the threads' heaps
+                data.release()
+                builder.reset()
+                release_free_heap()  # a pack's worth of chunks went through the threads' heaps
                 with self._lock:
+                    self._spare_packs.append(builder)
                     self.saved.append(pack_key(pack_id))
                     for entry in entries:
                         location = BlobLocation(entry.type, pack_id, entry.offset, entry.length, entry.raw_length)

@@ -33,8 +33,9 @@ class ObjectInfo:
 class Storage(Protocol):
     """Write-once objects under keys. Knows nothing of blobs, packs or apps."""
 
-    def save(self, key: str, data: bytes) -> bool:
-        """Store `data` under `key` unless the key exists. True if written, False if it was there."""
+    def save(self, key: str, data: bytes | memoryview) -> bool:
+        """Store `data` under `key` unless the key exists. True if written, False if it was there.
+        A view is only valid during the call (packs are views into reused buffers): copy what is kept."""
         ...
 
     def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:

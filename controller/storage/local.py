@@ -45,7 +45,7 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def save(self, key: str, data: bytes) -> bool:
+    def save(self, key: str, data: bytes | memoryview) -> bool:
         path = self._path(key)
         temp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:

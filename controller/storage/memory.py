@@ -17,7 +17,7 @@ class MemoryStorage:
         self._lock = threading.Lock()
         self._clock = clock or (lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
-    def save(self, key: str, data: bytes) -> bool:
+    def save(self, key: str, data: bytes | memoryview) -> bool:
         check_key(key)
         with self._lock:
             if key in self._objects:

@@ -60,7 +60,7 @@ class RetryingStorage:
     def _call(self, what: str, function: Callable[[], T]) -> T:
         return self._retrying(what)(function)
 
-    def save(self, key: str, data: bytes) -> bool:
+    def save(self, key: str, data: bytes | memoryview) -> bool:
         return self._call(f"saving {key}", lambda: self.inner.save(key, data))
 
     def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:

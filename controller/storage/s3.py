@@ -106,8 +106,9 @@ class S3Storage:
             return StorageUnavailable(f"{where}: endpoint unreachable ({self.settings.endpoint or 'AWS'})")
         return StorageUnavailable(f"{where}: {err.__class__.__name__}")
 
-    def save(self, key: str, data: bytes) -> bool:
+    def save(self, key: str, data: bytes | memoryview) -> bool:
         full = self._key(key)
+        data = bytes(data)  # botocore sends bytes or files, not views; the network costs more than this copy
         try:
             if self._exists(full):
                 return False

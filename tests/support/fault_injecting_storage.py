@@ -72,7 +72,7 @@ class FaultInjectingStorage:
         with self._lock:
             self.in_flight -= 1
 
-    def save(self, key: str, data: bytes) -> bool:
+    def save(self, key: str, data: bytes | memoryview) -> bool:
         self._enter()
         try:
             return self._save(key, data)

@@ -16,7 +16,7 @@ class RecordingStorage:
         self.inner = inner
         self.saved: list[str] = []
 
-    def save(self, key: str, data: bytes) -> bool:
+    def save(self, key: str, data: bytes | memoryview) -> bool:
         created = self.inner.save(key, data)
         self.saved.append(key)
         return created
@@ -48,7 +48,7 @@ class CountingStorage(RecordingStorage):
         self.requests: Counter[str] = Counter()
         self.loaded: list[str] = []
 
-    def save(self, key: str, data: bytes) -> bool:
+    def save(self, key: str, data: bytes | memoryview) -> bool:
         self.requests["save"] += 1
         return super().save(key, data)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.errors import BackupCorrupted, RepositoryError, StorageFull
-from controller.repository.blobs import BlobType, seal_blob
+from controller.repository.blobs import BlobType, frame_blob
 from controller.repository.checker import Checker
 from controller.repository.crypto import MasterKey, content_hash
 from controller.repository.index import decode_index
@@ -124,8 +124,8 @@ def test_incompressible_blobs_are_stored_raw() -> None:
     noise = random_bytes(3, 50_000)
     text = b"abc" * 20_000
     noise_id, text_id = repository.master.blob_id(noise), repository.master.blob_id(text)
-    sealed_noise = seal_blob(repository.master, noise_id, noise, level=1)
-    sealed_text = seal_blob(repository.master, text_id, text, level=1)
+    sealed_noise = repository.master.seal(frame_blob(noise, 1), noise_id)
+    sealed_text = repository.master.seal(frame_blob(text, 1), text_id)
     assert repository.master.open(sealed_noise, noise_id)[0] == 0  # raw flag
     assert len(sealed_noise) == len(noise) + 1 + 12 + 16
     assert repository.master.open(sealed_text, text_id)[0] == 1  # zstd flag
@@ -151,7 +151,7 @@ def test_blobs_are_verified_on_every_read(source: Path) -> None:
     # A valid sealed blob presented under another id is rejected too (the id is the AAD).
     other = repository.master.blob_id(b"other")
     with pytest.raises(BackupCorrupted):
-        fresh.open_sealed(other, seal_blob(repository.master, blob_id, b"x", 0))
+        fresh.open_sealed(other, repository.master.seal(frame_blob(b"x", 0), blob_id))
 
 
 def test_packs_describe_themselves(source: Path) -> None:
