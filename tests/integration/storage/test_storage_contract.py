@@ -7,6 +7,8 @@ import errno
 import os
 import random
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,28 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
     else:
         endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
         yield endpoint.storage(prefix="repos/one")
+
+
+def test_a_saved_view_is_kept_as_it_was_when_saved(storage: Storage) -> None:
+    """Packs are saved as views into buffers the writer reuses for the next pack."""
+    buffer = bytearray(os.urandom(3000))
+    stored = bytes(buffer[1000:2500])
+    assert storage.save("data/cd/cdef", memoryview(buffer)[1000:2500]) is True
+    buffer[:] = bytes(len(buffer))  # the next pack is sealed into the same buffer
+    assert storage.load("data/cd/cdef") == stored
+
+
+@pytest.mark.parametrize(("location", "imported"), [("{tmp}/repo", False), ("s3://bucket/prefix", True)])
+def test_the_s3_client_is_only_imported_for_s3_locations(tmp_path: Path, location: str, imported: bool) -> None:
+    """botocore takes 0.2 s to import: a local repository's commands must not pay it."""
+    program = (
+        "import sys\n"
+        "from controller.storage.location import storage_for_location\n"
+        f"storage_for_location({location.format(tmp=tmp_path)!r}, {{}})\n"
+        "print('botocore' in sys.modules)"
+    )
+    answer = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == str(imported)
 
 
 def test_save_then_load_whole_and_ranges(storage: Storage) -> None:
