@@ -333,6 +333,7 @@ class Archiver:
         except OSError as err:
             self._problem(f"unreadable directory {shown or path}: {err.strerror}")
             entries = []
+        subdirectories: list[tuple[str, str, os.DirEntry[str]]] = []
         for entry in entries:  # paths are strings here: a Path per file costs more than its stat
             child_path = entry.path
             child_shown = f"{shown}/{entry.name}" if shown else entry.name
@@ -345,10 +346,7 @@ class Archiver:
                 continue
             mode = child.st_mode
             if stat.S_ISDIR(mode):
-                sub_parent = None
-                if parent is not None and (old := parent.get(entry.name)) and old.subtree:
-                    sub_parent = self._parent_listing(old.subtree)
-                nodes.append(self._walk_dir(child_path, child_shown, sub_parent, writer, pool, slots))
+                subdirectories.append((child_path, child_shown, entry))
             elif stat.S_ISREG(mode) and self._too_large(child, child_shown):
                 continue
             elif stat.S_ISREG(mode):
@@ -372,6 +370,14 @@ class Archiver:
             else:
                 with self._lock:
                     self._notes.append(f"{_NOTE_SOCKET} {child_shown}")
+        # Below its own files: the workers start on a folder's big files (a volume's
+        # database, a disk image) before the walk descends, not at the end of the backup
+        # where one worker would read them alone.
+        for child_path, child_shown, entry in subdirectories:
+            sub_parent = None
+            if parent is not None and (old := parent.get(entry.name)) and old.subtree:
+                sub_parent = self._parent_listing(old.subtree)
+            nodes.append(self._walk_dir(child_path, child_shown, sub_parent, writer, pool, slots))
         # The tree is written later, when its files are done: waiting here would stall the
         # walk at every directory and leave the workers idle.
         self._pending.append(_PendingDir(node, shown, nodes, jobs))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.errors import BackupCorrupted, RepositoryError, StorageFull
+from controller.repository.archiver import Archiver, DirectorySource
 from controller.repository.blobs import BlobType, frame_blob
 from controller.repository.checker import Checker
 from controller.repository.crypto import MasterKey, content_hash
@@ -168,6 +169,22 @@ def test_packs_describe_themselves(source: Path) -> None:
         for blob_id, loc in Repository.open(storage, PASSPHRASE).load_index().items()
     }
     assert from_headers == from_index
+
+
+def test_a_folders_files_are_read_before_its_subfolders(tmp_path: Path) -> None:
+    """A volume's big files (a database, a disk image) sit beside its folders: read last,
+    one worker would read them alone at the end of the backup."""
+    write_tree(
+        tmp_path / "src", {"a-folder/photo.jpg": random_bytes(1, 200_000), "z-disk.img": random_bytes(2, 200_000)}
+    )
+    storage = RecordingStorage(MemoryStorage())
+    repository = small_repository(storage)  # type: ignore[arg-type]
+    result = Archiver(repository, workers=1).run([DirectorySource("", tmp_path / "src")], {}, "h", T0.isoformat())
+    root = {node.name: node for node in repository.load_tree(result.snapshot.tree)}
+    disk_chunks = set(root["z-disk.img"].content)
+    first_pack = next(key for key in storage.saved if key.startswith("data/"))
+    first_blob = read_header(repository.master, storage.load(first_pack))[0]
+    assert first_blob.id.hex() in disk_chunks
 
 
 def test_index_entries_point_into_stored_packs(source: Path) -> None:
