@@ -61,12 +61,14 @@ class PackBuilder:
         return len(self._entries)
 
     def finish(self, master: MasterKey) -> tuple[memoryview, list[PackEntry]]:
-        """The pack's bytes, a view valid until `reset`, and its entries."""
+        """The pack's bytes, a view of the whole buffer (cut to the pack's end, so that a
+        storage may send the buffer itself), valid until `reset`; and its entries."""
         header = b"".join(_ENTRY.pack(e.type, e.id, e.length, e.raw_length) for e in self._entries)
         sealed_header = master.seal(header, HEADER_AAD)
         self._reserve(len(sealed_header))[:] = sealed_header
         self._reserve(_TRAILER.size)[:] = _TRAILER.pack(len(sealed_header))
-        return memoryview(self._buffer)[: self.size], self._entries
+        del self._buffer[self.size :]  # keeps its memory: the next pack grows it back in place
+        return memoryview(self._buffer), self._entries
 
     def reset(self) -> None:
         """Empty, keeping the buffer. Raises BufferError while a view `finish` gave is alive:

@@ -108,15 +108,15 @@ class S3Storage:
 
     def save(self, key: str, data: bytes | memoryview) -> bool:
         full = self._key(key)
-        data = bytes(data)  # botocore sends bytes or files, not views; the network costs more than this copy
         try:
             if self._exists(full):
                 return False
             if len(data) >= self.settings.multipart_threshold:
-                self._upload_multipart(full, data)
+                self._upload_multipart(full, bytes(data))
             else:
                 digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
-                self._client.put_object(Bucket=self.settings.bucket, Key=full, Body=data, ContentMD5=digest)
+                body = _sendable(data)
+                self._client.put_object(Bucket=self.settings.bucket, Key=full, Body=body, ContentMD5=digest)
             return True
         except (ClientError, BotoCoreError) as err:
             raise self._translate(err, f"saving {key}") from None
@@ -235,3 +235,14 @@ class S3Storage:
             translated = self._translate(err, f"removing {key}")
             if not isinstance(translated, ObjectNotFound):
                 raise translated from None
+
+
+def _sendable(data: bytes | memoryview) -> bytes | bytearray:
+    """botocore sends bytes and bytearrays, not views. A pack comes as a view of its
+    builder's whole buffer, a bytearray, and is sent as that: a copy would hold another
+    16 MiB for each upload in flight. Any other view is copied."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data.obj, bytearray) and data.c_contiguous and data.nbytes == len(data.obj):
+        return data.obj
+    return bytes(data)
