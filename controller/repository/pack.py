@@ -17,6 +17,7 @@ from controller.repository.crypto import AuthenticationFailed, MasterKey, sealed
 HEADER_AAD = b"lifeboat pack header v1"
 _ENTRY = struct.Struct("<B32sII")  # type, id, sealed length, plaintext length
 _TRAILER = struct.Struct("<I")
+_GROWTH = 1024 * 1024
 
 
 class PackDamaged(Exception):
@@ -51,8 +52,8 @@ class PackBuilder:
 
     def _reserve(self, length: int) -> memoryview:
         end = self.size + length
-        if end > len(self._buffer):
-            self._buffer.extend(bytes(end - len(self._buffer)))  # grows until the first pack is full
+        if end > len(self._buffer):  # in steps of 1 MiB or more: not a growth for every small blob
+            self._buffer.extend(bytes(max(end - len(self._buffer), _GROWTH)))
         target = memoryview(self._buffer)[self.size : end]
         self.size = end
         return target
