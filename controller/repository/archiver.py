@@ -515,7 +515,7 @@ class Archiver:
             want = expected + 1 - size if size <= expected else 64 * 1024
             if len(buffer) < size + want:
                 grown = bytearray(size + want)  # not resized in place: a chunk's view may live on
-                grown[:size] = buffer[:size]
+                grown[:size] = memoryview(buffer)[:size]
                 buffer = self._local.buffer = grown
             read = os.readv(fd, [memoryview(buffer)[size : size + want]])
             size += read

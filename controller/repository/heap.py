@@ -5,7 +5,8 @@ raises its mmap threshold after the first large free, so big short-lived buffers
 those heaps and stay in the resident set:
 - the buffers of loaded index files (tens of MiB at a million blobs) sit under the index
   records that outlive them: at a million blobs that was 23 MiB of a restore's peak;
-- a backup passes chunks, sealed blobs and packs through five threads' heaps: the app
+- a backup passes compressed chunks through five threads' heaps (packs, sealed blobs and
+  file reads go to buffers that are kept and reused): before those buffers, the app
   dataset's first backup peaked at 250-300 MiB for 130 MiB in use.
 `malloc_trim` returns those pages. It is called through ctypes because no library wraps
 it; where the C library has no `malloc_trim` (not glibc), nothing is done.

@@ -44,11 +44,13 @@ class PackBuilder:
         self._entries: list[PackEntry] = []
         self.size = 0
 
-    def add(self, master: MasterKey, type_: BlobType, blob_id: bytes, framed: bytes, raw_length: int) -> None:
-        """Seal `framed` (see blobs.frame_blob) with the blob id as AAD at the pack's end."""
+    def add(self, master: MasterKey, type_: BlobType, blob_id: bytes, framed: bytes, raw_length: int) -> int:
+        """Seal `framed` (see blobs.frame_blob) with the blob id as AAD at the pack's end;
+        the sealed length."""
         length = sealed_size(len(framed))
         self._entries.append(PackEntry(type_, blob_id, self.size, length, raw_length))
         master.seal_into(framed, blob_id, self._reserve(length))
+        return length
 
     def _reserve(self, length: int) -> memoryview:
         end = self.size + length

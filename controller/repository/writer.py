@@ -71,9 +71,7 @@ class BlobWriter:
         full: PackBuilder | None = None
         with self._lock:  # AES-GCM releases the GIL: the other threads go on reading and compressing
             pack = self._packs[type_]
-            before = pack.size
-            pack.add(self._master, type_, blob_id, framed, len(plaintext))
-            self.bytes_added += pack.size - before
+            self.bytes_added += pack.add(self._master, type_, blob_id, framed, len(plaintext))
             self.blobs_added += 1
             if pack.size >= self._pack_size:
                 full, self._packs[type_] = pack, self._new_pack()
