@@ -14,15 +14,19 @@ FROM ${BASE} AS build
 ARG EXTRA_CA_CERTS=""
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+        gcc libc6-dev python3-dev \
     && rm -rf /var/lib/apt/lists/* \
     && if [ -n "$EXTRA_CA_CERTS" ]; then \
         printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/build-extra.crt && update-ca-certificates >/dev/null; \
     fi
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/lifeboat
-# Dependencies first (a layer that survives source changes), then Lifeboat itself.
+# Dependencies first (a layer that survives source changes), then Lifeboat itself. The
+# walk's directory scanner is C (controller/repository/_dirscan.c): gcc and the Python
+# headers build it here, in this stage only.
 COPY pyproject.toml README.md /src/
-RUN mkdir -p /src/controller && touch /src/controller/__init__.py \
+COPY controller/repository/_dirscan.c /src/controller/repository/
+RUN touch /src/controller/__init__.py /src/controller/repository/__init__.py \
     && /opt/lifeboat/bin/pip install --no-cache-dir --quiet /src && rm -rf /src/build
 COPY controller /src/controller
 RUN /opt/lifeboat/bin/pip install --no-cache-dir --quiet --no-deps --force-reinstall /src \

@@ -5,11 +5,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# pip builds the walk's C scanner too: a change to its source installs again.
+NATIVE := controller/repository/_dirscan.c
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(NATIVE) | sha1sum | cut -c1-12)
 
 .PHONY: run test lint typecheck unit crds docs bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NATIVE)
+	scripts/native-toolchain.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -49,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_repository.py --size-gb $${SIZE_GB:-3}
 
 clean:
-	rm -rf $(VENV) .lifeboat .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .lifeboat .pytest_cache .mypy_cache .ruff_cache .hypothesis build controller/repository/*.so
