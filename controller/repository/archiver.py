@@ -43,6 +43,7 @@ _WHOLE_FILE_LIMIT = 4 * 1024 * 1024  # files up to this size are read in one cal
 _MAX_PENDING_DIRS = 2000  # bounds the memory held by directories waiting for their files
 _INLINE_LIMIT = 64 * 1024  # files up to this size are read by the walk itself
 _PROGRESS_INTERVAL = 0.1  # seconds between two progress reports
+Slots = threading.BoundedSemaphore  # bounds the files queued for the workers
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class Archiver:
         if self._after_streams is not None:
             self._after_streams()
         if len(sources) == 1 and sources[0].name == "" and isinstance(sources[0], DirectorySource):
-            node = self._walk_source(sources[0], "", self._parent_nodes([]), writer, pool, slots)
+            node = self._walk_source(sources[0], [], writer, pool, slots)
             assert node.subtree is not None
             return node.subtree
         layout: dict[str, object] = {}
@@ -276,8 +277,7 @@ class Archiver:
                 self._summary.dirs += 1
             elif isinstance(item, DirectorySource):
                 with self._counting(item.name):
-                    parent_nodes = self._parent_nodes([*path, name])
-                    node = self._walk_source(item, "/".join([*path, name]), parent_nodes, writer, pool, slots)
+                    node = self._walk_source(item, [*path, name], writer, pool, slots)
                 node.name = name
                 nodes.append(node)
             else:
@@ -288,21 +288,15 @@ class Archiver:
         return self._save_tree(nodes, writer)
 
     def _walk_source(
-        self,
-        source: DirectorySource,
-        shown: str,
-        parent: dict[str, Node] | None,
-        writer: BlobWriter,
-        pool: ThreadPoolExecutor,
-        slots: threading.BoundedSemaphore,
+        self, source: DirectorySource, at: list[str], writer: BlobWriter, pool: ThreadPoolExecutor, slots: Slots
     ) -> Node:
-        """Walk a directory source, with a scanner listing its directories ahead. The scan
-        reads small files' content only in a backup without a parent: with one, most files
-        are unchanged and need no read."""
+        """Walk a directory source that appears at `at` in the snapshot, with a scanner
+        listing its directories ahead. The scan reads small files' content only in a backup
+        without a parent: with one, most files are unchanged and need no read."""
         self._walking, self._skip = source, frozenset(str(p) for p in source.skip)
-        root = str(source.path)
+        root, parent = str(source.path), self._parent_nodes(at)
         with Scanner(root, self._skip, _INLINE_LIMIT, read_content=self.parent is None) as self._scanner:
-            node = self._walk_dir(root, shown, parent, writer, pool, slots)
+            node = self._walk_dir(root, "/".join(at), parent, writer, pool, slots)
             self._finish_directories(writer, block=True)
         return node
 
