@@ -35,14 +35,19 @@ class BlobWriter:
         compression_level: int,
         uploads: int = 2,
         checkpoint_packs: int = 8,
+        checkpoint_entries: int = 50_000,
         before_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._before_commit = before_commit  # raises when this writer may no longer commit (lost lock)
         self._storage, self._master, self._index = storage, master, index
         # Every few packs the entries so far go into an index file of their own: a backup
         # that is killed then leaves indexed packs, which the next backup does not upload
-        # again (resumable), and which prune removes if no snapshot ever uses them.
+        # again (resumable), and which prune removes if no snapshot ever uses them. Also
+        # every 50,000 entries, as restic caps its index files: eight packs of small files
+        # held 240,000, and encoding them (joined, compressed, sealed: each a copy of
+        # incompressible ids) was the peak of a backup of many small files.
         self._checkpoint_packs, self._packs_since_checkpoint = checkpoint_packs, 0
+        self._checkpoint_entries = checkpoint_entries
         self._pack_size, self._level = pack_size, compression_level
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()  # sealed or packed, not yet indexed
@@ -113,7 +118,10 @@ class BlobWriter:
                         self._new_entries.add(entry.id, location)
                         self._pending.discard(entry.id)
                     self._packs_since_checkpoint += 1
-                    due = self._packs_since_checkpoint >= self._checkpoint_packs
+                    due = (
+                        self._packs_since_checkpoint >= self._checkpoint_packs
+                        or len(self._new_entries) >= self._checkpoint_entries
+                    )
                     checkpoint = self._take_entries() if due else None
                 if checkpoint:
                     self._write_index(checkpoint)

@@ -13,7 +13,9 @@ import zstandard
 
 from controller.repository.blobs import BlobType
 from controller.repository.crypto import MasterKey
-from controller.repository.index import INDEX_AAD, BlobLocation, Index, IndexDamaged, encode_index
+from controller.repository.index import INDEX_AAD, BlobLocation, Index, IndexDamaged, decode_index, encode_index
+from controller.repository.writer import BlobWriter
+from controller.storage.memory import MemoryStorage
 
 PACKS = [bytes([n]) * 32 for n in range(3)]
 
@@ -157,3 +159,20 @@ def test_a_lookup_while_another_thread_adds_finds_everything_added_before_it() -
     assert missed == []
     assert len(index) == len(ids) and all(blob_id in index for blob_id in ids)
     assert index.pack_counts() == {PACKS[0]: len(ids)}
+
+
+def test_a_backup_of_many_small_blobs_writes_index_files_of_bounded_size() -> None:
+    """Checkpoints come every `checkpoint_entries` entries (after the pack that reaches
+    them), not only every few packs: eight packs of small files held 240,000 entries, and
+    encoding them all at once was a backup's peak memory."""
+    storage, master = MemoryStorage(), MasterKey.generate()
+    writer = BlobWriter(storage, master, Index(), pack_size=4096, compression_level=0, checkpoint_entries=100)
+    blobs = [random.Random(n).randbytes(200) for n in range(1000)]  # about 18 to a pack
+    for blob in blobs:
+        writer.add(BlobType.DATA, master.blob_id(blob), blob)
+    writer.finish()
+
+    sizes = sorted(len(decode_index(master, storage.load(info.key))) for info in storage.list("index/"))
+    assert sum(sizes) == len(blobs)
+    assert len(sizes) >= 9  # not one file: 1,000 entries in 56 packs, under 8 packs a checkpoint
+    assert all(size < 100 + 20 for size in sizes)  # the bound, overshot by at most one pack
