@@ -72,6 +72,7 @@ class _File:
     node: Node
     remaining: int  # blobs still to write
     existed: bool = False  # stood in the target: emptied by the walk, never created again
+    end: int = 0  # where the bytes written so far end: the file's size until it is finished
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,12 @@ class Restorer:
     def _write(self, file: _File, offset: int, data: bytes) -> None:
         fd = os.open(file.path, os.O_WRONLY | os.O_NOFOLLOW | (0 if file.existed else os.O_CREAT), 0o600)
         try:
-            if not (data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data)):  # zeros stay holes
+            written = not (data[:1] == b"\0" and data[-1:] == b"\0" and data.count(0) == len(data))
+            if written:  # zeros stay holes
                 os.pwrite(fd, data, offset)
             with self._lock:
+                if written:
+                    file.end = max(file.end, offset + len(data))
                 self._progress.bytes += len(data)
                 file.remaining -= 1
                 done = file.remaining == 0
@@ -232,7 +236,8 @@ class Restorer:
             finally:
                 os.close(fd)
             return
-        os.ftruncate(fd, file.node.size)  # also extends over a trailing hole
+        if file.end != file.node.size:  # a trailing hole (the file is empty before its writes)
+            os.ftruncate(fd, file.node.size)
         self._set_file_metadata(fd, file)
         with self._lock:
             self._progress.files += 1
