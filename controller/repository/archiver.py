@@ -295,7 +295,15 @@ class Archiver:
         without a parent: with one, most files are unchanged and need no read."""
         self._walking, self._skip = source, frozenset(str(p) for p in source.skip)
         root, parent = str(source.path), self._parent_nodes(at)
-        with Scanner(root, self._skip, _INLINE_LIMIT, read_content=self.parent is None) as self._scanner:
+        scanner = Scanner(
+            root,
+            self._skip,
+            _INLINE_LIMIT,
+            read_content=self.parent is None,
+            frame_level=writer.compression_level,
+            frame_limit=self.repository.config.chunker.min_size,  # contents of one chunk
+        )
+        with scanner as self._scanner:
             node = self._walk_dir(root, "/".join(at), parent, writer, pool, slots)
             self._finish_directories(writer, block=True)
         return node
@@ -357,8 +365,8 @@ class Archiver:
                 if reused:
                     nodes.append(file_node)
                 else:
-                    job = self._file_job(file_node, child_path, child_shown, child, pool, slots, writer, entry.content)
-                    jobs.append(job)
+                    content = (entry.content, listing.framed.get(entry.name)) if entry.content is not None else None
+                    jobs.append(self._file_job(file_node, child_path, child_shown, child, pool, slots, writer, content))
             elif stat.S_ISLNK(mode):
                 link = _node_from_stat(entry.name, NodeType.SYMLINK, child, child_path, entry.maybe_xattrs)
                 link.target = os.fsdecode(os.readlink(child_path))
@@ -451,15 +459,16 @@ class Archiver:
         pool: ThreadPoolExecutor,
         slots: threading.BoundedSemaphore,
         writer: BlobWriter,
-        content: bytes | None = None,
+        content: tuple[bytes, bytes | None] | None = None,
     ) -> _Job:
-        """Store a small file now (its `content` when the scan read it), or hand a larger
-        one to a worker."""
+        """Store a small file now (its `content` when the scan read it, with its frame when
+        the scan made it), or hand a larger one to a worker."""
         key = (info.st_dev, info.st_ino)
         if info.st_nlink > 1 and key in self._hardlinks:
             return self._hardlinks[key].for_node(node)
         if content is not None:
-            ids, size = self._store(self._cut(memoryview(content)), writer, shown)
+            data, framed = content
+            ids, size = self._store(self._cut(memoryview(data)), writer, shown, framed)
             job = _Job(node, content=ids)
             self._count_file(size)
         elif info.st_size <= _INLINE_LIMIT:
@@ -545,15 +554,18 @@ class Archiver:
         """Chunk, hash and store a stream or a large file; (content ids, bytes read)."""
         return self._store((c.data for c in self._cdc().cut_stream(reader)), writer, shown)
 
-    def _store(self, pieces: Iterable[bytes | memoryview], writer: BlobWriter, shown: str) -> tuple[list[str], int]:
+    def _store(
+        self, pieces: Iterable[bytes | memoryview], writer: BlobWriter, shown: str, framed: bytes | None = None
+    ) -> tuple[list[str], int]:
         """Hash and store the chunks; (content ids, bytes). A chunk may be a view into the
         chunker's buffer, which its next chunk overwrites: it is sealed (copied) before
-        that, so it is not copied out first (a copy of every chunk of every large file)."""
+        that, so it is not copied out first (a copy of every chunk of every large file).
+        `framed`: the frame of a content that is one chunk, made by the scan."""
         ids: list[str] = []
         size = 0
         for chunk in pieces:
             blob_id = self.repository.master.blob_id(chunk)
-            writer.add(BlobType.DATA, blob_id, chunk)
+            writer.add(BlobType.DATA, blob_id, chunk, framed)
             ids.append(blob_id.hex())
             size += len(chunk)
             self._advance(len(chunk), writer, shown)

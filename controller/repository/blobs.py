@@ -9,6 +9,7 @@ altered nor swapped for another one.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from enum import IntEnum
 
 import zstandard
@@ -53,6 +54,21 @@ def frame_blob(plaintext: bytes | memoryview, level: int) -> bytes:
         if len(compressed) < len(plaintext):
             return b"\x01" + compressed
     return b"\x00" + plaintext
+
+
+def frame_blobs(plaintexts: Sequence[bytes], level: int) -> list[bytes]:
+    """`frame_blob` of each of `plaintexts` (none empty, `level` above 0), compressed in
+    one call that releases the GIL once (zstd's multi_compress_to_buffer, the same frames
+    as one at a time): the scanner frames a directory's small files in its own thread,
+    off the walk's."""
+    if not plaintexts:
+        return []
+    compressed = _compressor(level).multi_compress_to_buffer(list(plaintexts), threads=1)
+    frames = [compressed[i] for i in range(len(compressed))]  # a collection, typed without iteration
+    return [
+        b"\x01" + frame.tobytes() if len(frame) < len(plaintext) else b"\x00" + plaintext
+        for frame, plaintext in zip(frames, plaintexts, strict=True)
+    ]
 
 
 def open_blob(master: MasterKey, blob_id: bytes, sealed: bytes | memoryview) -> bytes:

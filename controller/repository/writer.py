@@ -64,15 +64,23 @@ class BlobWriter:
         self.blobs_added = 0
         self.saved: list[str] = []  # every object this writer stored (packs, checkpoint index files)
 
-    def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes | memoryview) -> bool:
+    @property
+    def compression_level(self) -> int:
+        return self._level
+
+    def add(
+        self, type_: BlobType, blob_id: bytes, plaintext: bytes | memoryview, framed: bytes | None = None
+    ) -> bool:
         """Store the blob unless already known; True if it was new. `plaintext` is sealed
-        (copied) before this returns, so a view into a buffer the caller reuses is fine."""
+        (copied) before this returns, so a view into a buffer the caller reuses is fine.
+        `framed`: its frame_blob at this writer's level, when made ahead."""
         self._raise_if_failed()
         with self._lock:
             if blob_id in self._index or blob_id in self._pending:
                 return False
             self._pending.add(blob_id)
-        framed = frame_blob(plaintext, self._level)
+        if framed is None:
+            framed = frame_blob(plaintext, self._level)
         full: PackBuilder | None = None
         with self._lock:  # AES-GCM releases the GIL: the other threads go on reading and compressing
             pack = self._packs[type_]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from controller.repository.archiver import Archiver
+from controller.repository.blobs import frame_blob
 from controller.repository.restorer import Restorer
 from controller.repository.scanner import Listing, Scanner, list_directory
 from controller.storage.memory import MemoryStorage
@@ -56,6 +57,18 @@ def test_a_directory_that_cannot_be_listed_gives_its_error(tmp_path: Path) -> No
     assert isinstance(list_directory(str(tmp_path / "file"), 0, 0).error, NotADirectoryError)
     missing = list_directory(str(tmp_path / "missing"), 0, 0)
     assert missing.entries == [] and missing.error is not None and missing.error.errno == errno.ENOENT
+
+
+def test_the_scan_frames_contents_as_the_writer_would(tmp_path: Path) -> None:
+    """Compressed in one call a directory (blobs.frame_blobs), each frame must be the one
+    frame_blob makes: compressed text, raw random bytes, nothing for an empty file or
+    for a content over the limit (several chunks)."""
+    files = {"text": b"hello mail\n" * 300, "random": random_bytes(5, 3000), "empty": b"", "over": b"y" * 5000}
+    write_tree(tmp_path, files)
+    with Scanner(str(tmp_path), frozenset(), 65_536, read_content=True, frame_level=1, frame_limit=4096) as scanner:
+        listing = scanner.next(str(tmp_path))
+    assert listing.framed == {name: frame_blob(files[name], 1) for name in ("text", "random")}
+    assert listing.framed["text"][0] == 1 and listing.framed["random"][0] == 0  # compressed, kept raw
 
 
 def _walk(scanner: Scanner, listing: Listing, skip: frozenset[str], seen: list[str]) -> None:
