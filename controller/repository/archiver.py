@@ -188,7 +188,7 @@ class Archiver:
         self._check_sources(sources)
         writer = self.repository.blob_writer(self.compression, self.uploads)
         snapshots_before = self.repository.snapshot_keys()
-        slots = threading.BoundedSemaphore(self.workers * 4)  # bounds queued work, hence memory
+        slots = Slots(self.workers * 4)  # bounds queued work, hence memory
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="archive")
         try:
             root = self._archive_sources(sources, writer, pool, slots, time_rfc3339)
@@ -237,7 +237,7 @@ class Archiver:
         sources: Sequence[Source],
         writer: BlobWriter,
         pool: ThreadPoolExecutor,
-        slots: threading.BoundedSemaphore,
+        slots: Slots,
         when: str,
     ) -> str:
         mtime_ns = _rfc3339_to_ns(when)
@@ -266,7 +266,7 @@ class Archiver:
         path: list[str],
         writer: BlobWriter,
         pool: ThreadPoolExecutor,
-        slots: threading.BoundedSemaphore,
+        slots: Slots,
         mtime_ns: int,
     ) -> str:
         nodes: list[Node] = []
@@ -338,7 +338,7 @@ class Archiver:
         parent: dict[str, Node] | None,
         writer: BlobWriter,
         pool: ThreadPoolExecutor,
-        slots: threading.BoundedSemaphore,
+        slots: Slots,
     ) -> Node:
         info = os.lstat(path)
         node = _node_from_stat(os.path.basename(path), NodeType.DIR, info, path)
@@ -457,7 +457,7 @@ class Archiver:
         shown: str,
         info: os.stat_result,
         pool: ThreadPoolExecutor,
-        slots: threading.BoundedSemaphore,
+        slots: Slots,
         writer: BlobWriter,
         content: tuple[bytes, bytes | None] | None = None,
     ) -> _Job:

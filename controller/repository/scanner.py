@@ -20,7 +20,7 @@ import queue
 import stat
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from controller.repository._dirscan import scan_directory
@@ -130,15 +130,15 @@ class Scanner:
     def _scan(self, path: str) -> None:
         listing = list_directory(path, self._inline_limit, self._budget)
         if self._frame_level > 0:
-            self._frame(listing)
+            listing = replace(listing, framed=self._framed(listing.entries))
         self._put(listing)
         for _, subdirectory in listing.subdirectories(self._skip):
             self._scan(subdirectory)
 
-    def _frame(self, listing: Listing) -> None:
-        chosen = [e for e in listing.entries if e.content and len(e.content) <= self._frame_limit]
-        framed = frame_blobs([e.content for e in chosen if e.content], self._frame_level)
-        listing.framed.update(zip([e.name for e in chosen], framed, strict=True))
+    def _framed(self, entries: list[Listed]) -> dict[str, bytes]:
+        """The frames of the contents that are one chunk each, by name."""
+        chosen = {e.name: e.content for e in entries if e.content and len(e.content) <= self._frame_limit}
+        return dict(zip(chosen, frame_blobs(list(chosen.values()), self._frame_level), strict=True))
 
     def _put(self, item: Listing | BaseException) -> None:
         while not self._stop.is_set():
