@@ -11,7 +11,7 @@ in a bytearray bucket chosen by the id's first two bytes, allocated at its size 
 are loaded: about 63 bytes a blob in the resident set at a million blobs, 48 at ten
 million. Entries added one at a time (a backup's new blobs) go to an `_AddedTable`
 instead: grown a record at a time, the buckets cost 86 bytes a blob (each realloc left
-the old copy free between live ones), the table 57.
+the old copy free between live ones), the table 56.
 A dict of id → location objects costs some 300 bytes a blob, 3 GB at ten million blobs,
 and no library offers a compact bytes → struct map, so it is written here. A lookup is
 one `bytearray.find` of the id's tail in its bucket, at C speed: ids are uniformly random,
@@ -44,9 +44,10 @@ _KIND = struct.Struct("<30xI12x")  # a record's pack number and type alone
 _BUCKET_NUMBER = struct.Struct("=H")  # a bucket's two id bytes read as one number, in memory order
 _RECORD_SIZE = _RECORD.size
 _ADDED = struct.Struct("<32sIIII")  # an added entry: the whole id, then as in _RECORD
-_ADDED_KIND = struct.Struct("<32xI12x")
 _SLOT_HASH = struct.Struct("<2xI")  # four of an id's bytes choose its slot (ids are uniformly random)
 _FIRST_SLOTS = 1024
+_CHUNK_BITS = 14  # 16,384 records (768 KiB) a chunk of added entries
+_CHUNK_MASK = (1 << _CHUNK_BITS) - 1
 
 
 _TYPES = (BlobType.DATA, BlobType.TREE)  # by value: indexing a tuple costs less than calling the enum
@@ -78,7 +79,7 @@ class Index:
         self._lock = threading.Lock()
 
     def __contains__(self, blob_id: bytes) -> bool:
-        return self._find(blob_id) >= 0 or self._added.find(blob_id) >= 0
+        return self._find(blob_id) >= 0 or self._added.find(blob_id) > 0
 
     def __len__(self) -> int:
         return self._count
@@ -88,10 +89,10 @@ class Index:
         if position >= 0:
             _, kind, offset, length, raw_length = _RECORD.unpack_from(self._buckets[blob_id[:_PREFIX]], position)
         else:
-            position = self._added.find(blob_id)
-            if position < 0:
+            number = self._added.find(blob_id)
+            if not number:
                 return None
-            _, kind, offset, length, raw_length = _ADDED.unpack_from(self._added.rows, position)
+            _, kind, offset, length, raw_length = self._added.record(number)
         return BlobLocation(_TYPES[kind & 1], self._packs[kind >> 1], offset, length, raw_length)
 
     def add(self, blob_id: bytes, location: BlobLocation) -> None:
@@ -159,7 +160,7 @@ class Index:
         for kind, blob_id, number, offset, length, raw_length in _ENTRY.iter_unpack(rows):
             prefix, tail = blob_id[:_PREFIX], blob_id[_PREFIX:]
             bucket, end = buckets[prefix], ends[prefix]
-            if _position(bucket, tail, end) < 0 and (find_added is None or find_added(blob_id) < 0):
+            if _position(bucket, tail, end) < 0 and (find_added is None or not find_added(blob_id)):
                 pack_into(bucket, end, tail, numbers[number] << 1 | kind, offset, length, raw_length)
                 ends[prefix] = end + size
                 added += 1
@@ -171,7 +172,7 @@ class Index:
         for prefix, bucket in list(self._buckets.items()):
             for tail, kind, offset, length, raw_length in _RECORD.iter_unpack(bytes(bucket)):
                 yield prefix + tail, BlobLocation(_TYPES[kind & 1], packs[kind >> 1], offset, length, raw_length)
-        for blob_id, kind, offset, length, raw_length in _ADDED.iter_unpack(bytes(self._added.rows)):
+        for blob_id, kind, offset, length, raw_length in self._added.records():
             yield blob_id, BlobLocation(_TYPES[kind & 1], packs[kind >> 1], offset, length, raw_length)
 
     def pack_counts(self) -> dict[bytes, int]:
@@ -180,7 +181,7 @@ class Index:
         for bucket in list(self._buckets.values()):
             for (kind,) in _KIND.iter_unpack(bytes(bucket)):
                 counts[kind >> 1] += 1
-        for (kind,) in _ADDED_KIND.iter_unpack(bytes(self._added.rows)):
+        for _, kind, _, _, _ in self._added.records():
             counts[kind >> 1] += 1
         return dict(zip(self._packs, counts, strict=False))
 
@@ -211,44 +212,65 @@ def _position(bucket: bytearray, tail: bytes, end: int) -> int:
 
 
 class _AddedTable:
-    """The entries added one at a time: records with the whole id, in order, in one
-    bytearray (one buffer, grown geometrically, leaves no freed copies behind), found
-    through an open-addressing table of their numbers (u32, 0 for an empty slot), kept at
-    most half full. Not locked: the Index adds under its lock, and a lookup racing an add
-    sees the entry or not, as it would in a bucket."""
+    """The entries added one at a time: records with the whole id, in order, in chunks of
+    `_CHUNK_RECORDS` allocated whole, found through an open-addressing table of their
+    numbers (u32, 0 for an empty slot), kept at most half full. One bytearray grown by
+    appending over-allocated by an eighth and, copied by each realloc, left freed copies in
+    the heap: 9 MiB of it at a million blobs. Not locked: the Index adds under its lock, and
+    a lookup racing an add sees the entry or not (a record is written before its slot)."""
 
     def __init__(self) -> None:
-        self.rows = bytearray()
+        self._chunks: list[bytearray] = []
         self.count = 0
         self._slots = array("I", bytes(4 * _FIRST_SLOTS))
 
     def find(self, blob_id: bytes) -> int:
-        """The record's position in `rows`, or -1."""
-        slots, rows = self._slots, self.rows  # one table throughout, even if it is replaced meanwhile
+        """The entry's number (from 1), or 0."""
+        slots, chunks = self._slots, self._chunks  # one table throughout, even if it is replaced meanwhile
         mask = len(slots) - 1
         slot: int = _SLOT_HASH.unpack_from(blob_id)[0] & mask
         while number := slots[slot]:
-            position = (number - 1) * _ADDED.size
-            if rows.startswith(blob_id, position):
-                return position
+            chunk, position = _chunk_position(number)
+            if chunks[chunk].startswith(blob_id, position):
+                return number
             slot = (slot + 1) & mask
-        return -1
+        return 0
+
+    def record(self, number: int) -> tuple[bytes, int, int, int, int]:
+        """Entry `number`: (blob id, pack number << 1 | type, offset, length, raw length)."""
+        chunk, position = _chunk_position(number)
+        return _ADDED.unpack_from(self._chunks[chunk], position)  # type: ignore[return-value]
+
+    def records(self) -> Iterator[tuple[bytes, int, int, int, int]]:
+        """Every entry, in order, one chunk copied at a time (safe while others add)."""
+        count = self.count
+        for number, chunk in enumerate(list(self._chunks)):
+            used = min(count - (number << _CHUNK_BITS), 1 << _CHUNK_BITS) * _ADDED.size
+            yield from _ADDED.iter_unpack(chunk[:used])
 
     def append(self, blob_id: bytes, kind: int, offset: int, length: int, raw_length: int) -> None:
         """Add an entry the table does not hold."""
         if 2 * (self.count + 1) > len(self._slots):
             self._slots = self._placed(2 * len(self._slots))
-        self.rows += _ADDED.pack(blob_id, kind, offset, length, raw_length)
+        chunk, position = _chunk_position(self.count + 1)
+        if chunk == len(self._chunks):
+            self._chunks.append(bytearray(_ADDED.size << _CHUNK_BITS))
+        _ADDED.pack_into(self._chunks[chunk], position, blob_id, kind, offset, length, raw_length)
         self.count += 1
         _place(self._slots, blob_id, self.count)
 
     def _placed(self, size: int) -> array[int]:
         """A table of `size` slots holding every record (built whole before it is used)."""
         slots = array("I", bytes(4 * size))
-        rows, step = self.rows, _ADDED.size
         for number in range(1, self.count + 1):
-            _place(slots, rows[(number - 1) * step : (number - 1) * step + _SLOT_HASH.size], number)
+            chunk, position = _chunk_position(number)
+            _place(slots, self._chunks[chunk][position : position + _SLOT_HASH.size], number)
         return slots
+
+
+def _chunk_position(number: int) -> tuple[int, int]:
+    """Which chunk holds entry `number` (from 1), and where in it."""
+    return (number - 1) >> _CHUNK_BITS, ((number - 1) & _CHUNK_MASK) * _ADDED.size
 
 
 def _place(slots: array[int], blob_id: bytes | bytearray, number: int) -> None:
