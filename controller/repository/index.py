@@ -239,7 +239,7 @@ class _AddedTable:
     def record(self, number: int) -> tuple[bytes, int, int, int, int]:
         """Entry `number`: (blob id, pack number << 1 | type, offset, length, raw length)."""
         chunk, position = _chunk_position(number)
-        return _ADDED.unpack_from(self._chunks[chunk], position)  # type: ignore[return-value]
+        return _ADDED.unpack_from(self._chunks[chunk], position)
 
     def records(self) -> Iterator[tuple[bytes, int, int, int, int]]:
         """Every entry, in order, one chunk copied at a time (safe while others add)."""
