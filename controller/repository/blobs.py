@@ -50,10 +50,13 @@ def frame_blob(plaintext: bytes | memoryview, level: int) -> bytes:
     that level, raw when that is not smaller. The raw frame is only made when it is used:
     copying every chunk into it before compressing was a sixth of an app backup's sealing time."""
     if level > 0 and plaintext:
-        compressed = _compressor(level).compress(plaintext)
-        if len(compressed) < len(plaintext):
-            return b"\x01" + compressed
+        return _smaller_frame(plaintext, _compressor(level).compress(plaintext))
     return b"\x00" + plaintext
+
+
+def _smaller_frame(plaintext: bytes | memoryview, compressed: bytes) -> bytes:
+    """The compressed frame when it is smaller than the plaintext, else the raw one."""
+    return b"\x01" + compressed if len(compressed) < len(plaintext) else b"\x00" + plaintext
 
 
 def frame_blobs(plaintexts: Sequence[bytes], level: int) -> list[bytes]:
@@ -65,10 +68,7 @@ def frame_blobs(plaintexts: Sequence[bytes], level: int) -> list[bytes]:
         return []
     compressed = _compressor(level).multi_compress_to_buffer(list(plaintexts), threads=1)
     frames = [compressed[i] for i in range(len(compressed))]  # a collection, typed without iteration
-    return [
-        b"\x01" + frame.tobytes() if len(frame) < len(plaintext) else b"\x00" + plaintext
-        for frame, plaintext in zip(frames, plaintexts, strict=True)
-    ]
+    return [_smaller_frame(plaintext, frame.tobytes()) for frame, plaintext in zip(frames, plaintexts, strict=True)]
 
 
 def open_blob(master: MasterKey, blob_id: bytes, sealed: bytes | memoryview) -> bytes:

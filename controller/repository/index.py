@@ -213,11 +213,11 @@ def _position(bucket: bytearray, tail: bytes, end: int) -> int:
 
 class _AddedTable:
     """The entries added one at a time: records with the whole id, in order, in chunks of
-    `_CHUNK_RECORDS` allocated whole, found through an open-addressing table of their
-    numbers (u32, 0 for an empty slot), kept at most half full. One bytearray grown by
-    appending over-allocated by an eighth and, copied by each realloc, left freed copies in
-    the heap: 9 MiB of it at a million blobs. Not locked: the Index adds under its lock, and
-    a lookup racing an add sees the entry or not (a record is written before its slot)."""
+    2 ** `_CHUNK_BITS` records allocated whole, found through an open-addressing table of
+    their numbers (u32, 0 for an empty slot), kept at most half full. One bytearray grown
+    by appending was over-allocated by an eighth, and each realloc that copied it left the
+    old buffer free in the heap. Not locked: the Index adds under its lock, and a lookup
+    racing an add sees the entry or not (a record is written before its slot)."""
 
     def __init__(self) -> None:
         self._chunks: list[bytearray] = []

@@ -7,9 +7,10 @@ reads of its small files) with the GIL released once; run here in a thread of it
 kernel's part of the walk moves to the other core and the walk keeps only the hashing,
 sealing and trees. It also compresses those contents (`blobs.frame_blobs`: one call a
 directory, the GIL released throughout), which took a sixth of the walk's time when the
-walk compressed each file. The scanner goes depth first, a directory before its subdirectories, by
-name, as the walk does, through a short queue: a few directories ahead, each with at most
-`_CONTENT_BUDGET` bytes of content, so its memory does not grow with the tree.
+walk compressed each file. The scanner goes depth first, a directory before its
+subdirectories, by name, as the walk does, through a short queue: a few directories
+ahead, each with at most `_CONTENT_BUDGET` bytes of content, so its memory does not grow
+with the tree.
 """
 
 from __future__ import annotations
