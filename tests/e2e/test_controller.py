@@ -81,9 +81,11 @@ def test_scheduled_runs_back_up_and_ping_healthchecks(lifeboat: Lifeboat, tmp_pa
             _, err = process.communicate(timeout=60)
         test_ping = receiver.paths()[-1]
     assert process.returncode == 0, err
-    assert set(pings[:4]) == expected, pings
-    for name in ("platform", "broken"):  # each run's start comes before its end
-        assert pings.index(f"/ping/{name}/start") < max(i for i, p in enumerate(pings) if p.startswith(f"/ping/{name}"))
+    # Each policy's first run pings its start, then its outcome. How the two policies'
+    # pings interleave is the scheduler's business: on a slow machine the platform's next
+    # run can start before the broken run has failed.
+    for name, outcome in (("platform", "/ping/platform"), ("broken", "/ping/broken/fail")):
+        assert [p for p in pings if p.startswith(f"/ping/{name}")][:2] == [f"/ping/{name}/start", outcome], pings
     status = (yaml.safe_load((lifeboat.resources / "policy.yaml").read_text()) or {}).get("status") or {}
     catalog = Catalog(f"sqlite:///{lifeboat.home / 'catalog.db'}")
     # The catch-up run, and on a slow machine the next minute's run too: every one completed,
