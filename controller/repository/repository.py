@@ -137,8 +137,8 @@ class Repository:
     def uncached(self, scratch: Path) -> Repository:
         """The same repository read from the storage, not from the local copy: what a check
         must see. Each object is fetched once and kept in the empty folder `scratch` for the
-        caller's next reads (index files are read twice, and one tree pack holds many trees:
-        a GET per tree made a check of the app dataset on S3 slower than restic's)."""
+        caller's next reads (one tree pack holds many trees: a GET per tree made a check of
+        the app dataset on S3 slower than restic's)."""
         return Repository(self.storage, self.master, self.config, self.key_id, ObjectCache(scratch))
 
     # Index

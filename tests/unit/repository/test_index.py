@@ -1,16 +1,19 @@
-"""The in-memory index: a compact map that must answer exactly like a dict would."""
+"""The index: a compact map that must answer exactly like a dict would."""
 
 from __future__ import annotations
 
+import errno
+import os
 import random
-import struct
 import threading
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import zstandard
 
+from controller.repository import index as index_module
 from controller.repository.blobs import BlobType
 from controller.repository.crypto import MasterKey
 from controller.repository.index import INDEX_AAD, BlobLocation, Index, IndexDamaged, decode_index, encode_index
@@ -44,21 +47,27 @@ def test_it_answers_like_a_dict_with_first_wins() -> None:
     assert index.packs() == {location.pack for location in expected.values()}
     assert index.pack_counts() == Counter(location.pack for location in expected.values())
     assert not any(bytes([n, 0]) + rng.randbytes(30) in index for n in range(3) for _ in range(200))
-    master, loaded = MasterKey.generate(), Index()  # the same entries from a file: in three buckets
+    master, loaded = MasterKey.generate(), Index()  # the same entries from a file
     loaded.add_file(master, encode_index(master, expected.items()))
     assert dict(loaded.items()) == expected and loaded.pack_counts() == index.pack_counts()
 
 
-def test_an_id_whose_bytes_span_two_records_is_not_found() -> None:
-    index, master = Index(), MasterKey.generate()
-    first, second = b"\x01\x02" + b"a" * 30, b"\x01\x02" + b"b" * 30
-    entries = [(first, BlobLocation(BlobType.DATA, PACKS[0], 1, 2, 3))]
-    entries.append((second, BlobLocation(BlobType.DATA, PACKS[0], 4, 5, 6)))
-    index.add_file(master, encode_index(master, entries))  # loaded: both records in one bucket
-    records = b"a" * 30 + struct.pack("<IIII", 0, 1, 2, 3) + b"b" * 30 + struct.pack("<IIII", 0, 4, 5, 6)
-    straddling = b"\x01\x02" + records[20:50]
-    assert straddling not in index and index.get(straddling) is None
-    assert index.get(second) == BlobLocation(BlobType.DATA, PACKS[0], 4, 5, 6)
+def test_ids_that_share_the_bytes_choosing_their_slot_are_told_apart_by_their_whole_id() -> None:
+    """The slots keep four of an id's bytes: a lookup must still compare the whole id, in
+    memory and in the spill file (the first chunk is there once 16,384 more are added)."""
+    rng = random.Random(17)
+    shared = rng.randbytes(4)
+    twins = [rng.randbytes(2) + shared + rng.randbytes(26) for _ in range(3)]
+    index = Index()
+    index.add(twins[0], BlobLocation(BlobType.DATA, PACKS[0], 1, 2, 3))
+    index.add(twins[1], BlobLocation(BlobType.TREE, PACKS[1], 4, 5, 6))
+    for _ in range(17_000):
+        index.add(rng.randbytes(32), _location(rng))
+    index.add(twins[0], BlobLocation(BlobType.DATA, PACKS[2], 7, 8, 9))  # known: the first stays
+    assert index.get(twins[0]) == BlobLocation(BlobType.DATA, PACKS[0], 1, 2, 3)
+    assert index.get(twins[1]) == BlobLocation(BlobType.TREE, PACKS[1], 4, 5, 6)
+    assert twins[2] not in index and index.get(twins[2]) is None
+    assert len(index) == 17_002
 
 
 def test_an_index_file_is_merged_whole_or_not_at_all() -> None:
@@ -85,13 +94,11 @@ def test_an_index_file_is_merged_whole_or_not_at_all() -> None:
     assert len(empty) == 0 and list(empty.items()) == []
 
 
-def _failing_second_read(stored: dict[str, bytes], name: str, error: Exception) -> Callable[[str], bytes]:
-    """A loader of `stored` whose second read of `name` raises `error`."""
-    reads: Counter[str] = Counter()
+def _loader_failing_on(stored: dict[str, bytes], name: str, error: Exception) -> Callable[[str], bytes]:
+    """A loader of `stored` that raises `error` for `name` (a file gone, a storage down)."""
 
     def load(key: str) -> bytes:
-        reads[key] += 1
-        if key == name and reads[key] == 2:
+        if key == name:
             raise error
         return stored[key]
 
@@ -99,43 +106,66 @@ def _failing_second_read(stored: dict[str, bytes], name: str, error: Exception) 
 
 
 def test_many_files_merge_each_whole_first_wins_and_damage_leaves_no_trace() -> None:
-    """Files are read twice (counted, then filled): a file damaged or gone by the second
-    read adds nothing, and the room reserved for it is given back."""
+    """A file damaged, or gone between its listing and its read, adds nothing."""
     master, rng = MasterKey.generate(), random.Random(11)
-    ids = [bytes([rng.randrange(2), 0]) + rng.randbytes(30) for _ in range(3000)]  # crowded buckets
+    ids = [bytes([rng.randrange(2), 0]) + rng.randbytes(30) for _ in range(3000)]  # ids shared among files
     files = {name: [(rng.choice(ids), _location(rng)) for _ in range(900)] for name in ("a", "b", "c", "d")}
     stored = {name: encode_index(master, entries) for name, entries in files.items()}
-    stored["b"] = stored["b"][:-1] + bytes([stored["b"][-1] ^ 1])  # damaged from the start
-    load = _failing_second_read(stored, "c", IndexDamaged("gone between the reads"))
+    stored["b"] = stored["b"][:-1] + bytes([stored["b"][-1] ^ 1])  # damaged
+    load = _loader_failing_on(stored, "c", IndexDamaged("gone since the listing"))
 
     index = Index()
     index.add(files["d"][5][0], BlobLocation(BlobType.TREE, PACKS[2], 9, 9, 9))  # known before: it stays
     damaged = index.add_files(master, ["a", "b", "c", "d"], load)
 
-    assert sorted(damaged) == ["b", "c"] and str(damaged["c"]) == "gone between the reads"
+    assert sorted(damaged) == ["b", "c"] and str(damaged["c"]) == "gone since the listing"
     expected = {files["d"][5][0]: BlobLocation(BlobType.TREE, PACKS[2], 9, 9, 9)}
     for name in ("a", "d"):
         for blob_id, location in files[name]:
             expected.setdefault(blob_id, location)
     assert len(index) == len(expected)
-    assert dict(index.items()) == expected  # nothing of b or c, no empty reserved records
+    assert dict(index.items()) == expected  # nothing of b or c
     assert index.pack_counts() == Counter(location.pack for location in expected.values())
 
 
-def test_a_storage_failure_during_the_second_read_leaves_no_reserved_room_behind() -> None:
-    """A load that fails otherwise than as damage propagates; the index is as it was."""
+def test_a_storage_failure_propagates_and_leaves_the_files_merged_before_it_whole() -> None:
+    """A load that fails otherwise than as damage propagates."""
     master, rng = MasterKey.generate(), random.Random(5)
     entries = [(rng.randbytes(32), _location(rng)) for _ in range(500)]
     stored = {"good": encode_index(master, entries[:250]), "flaky": encode_index(master, entries[250:])}
-    load = _failing_second_read(stored, "flaky", OSError("connection reset"))
+    load = _loader_failing_on(stored, "flaky", OSError("connection reset"))
 
     index = Index()
     index.add(entries[0][0], entries[0][1])
     with pytest.raises(OSError, match="connection reset"):
         index.add_files(master, ["good", "flaky"], load)
-    expected = dict(entries[:250])  # what was filled before the failure stays, whole
+    expected = dict(entries[:250])
     assert dict(index.items()) == expected
     assert index.pack_counts() == Counter(location.pack for location in expected.values())
+
+
+def test_full_chunks_of_records_leave_memory_for_a_file_beside_the_local_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/tmp may be a tmpfs (memory): the records go where the local cache is, in a file no
+    one else sees, gone with the index; and every entry is still found, from memory or file."""
+    monkeypatch.setenv("LIFEBOAT_CACHE_DIR", str(tmp_path))
+    rng = random.Random(13)
+    entries = {rng.randbytes(32): _location(rng) for _ in range(20_000)}  # a chunk holds 16,384
+    index = Index()
+    for blob_id, location in entries.items():
+        index.add(blob_id, location)
+    spilled = [link for link in _open_files() if link.startswith(f"{tmp_path}/")]
+    assert len(spilled) == 1 and spilled[0].endswith(" (deleted)"), spilled
+    assert list(tmp_path.iterdir()) == []
+    assert all(index.get(blob_id) == location for blob_id, location in entries.items())
+    assert dict(index.items()) == entries
+    del index
+    assert not [link for link in _open_files() if link.startswith(f"{tmp_path}/")]
+
+
+def _open_files() -> list[str]:
+    return [os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink()]
 
 
 def test_a_lookup_while_another_thread_adds_finds_everything_added_before_it() -> None:
@@ -178,3 +208,27 @@ def test_a_backup_of_many_small_blobs_writes_index_files_of_bounded_size() -> No
     assert sum(sizes) == len(blobs)
     assert len(sizes) >= 9  # not one file: 1,000 entries in 56 packs, under 8 packs a checkpoint
     assert all(size < 100 + 20 for size in sizes)  # the bound, overshot by at most one pack
+
+
+def test_a_full_disk_fails_the_add_that_needed_room_and_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spill file's write fails (fault injection: ENOSPC); the entry that needed the
+    room is refused with the error, every earlier one is still found, and once there is
+    room again the index goes on."""
+    rng = random.Random(19)
+    entries = {rng.randbytes(32): _location(rng) for _ in range(16_385)}  # the last one starts a second chunk
+    ids = list(entries)
+    index = Index()
+    for blob_id in ids[:-1]:
+        index.add(blob_id, entries[blob_id])
+
+    def write_on_a_full_disk(self: object, offset: int, data: bytearray) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as full:
+        full.setattr(index_module._SpillFile, "write", write_on_a_full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            index.add(ids[-1], entries[ids[-1]])
+    assert len(index) == 16_384 and ids[-1] not in index
+    assert all(index.get(blob_id) == entries[blob_id] for blob_id in ids[:-1])
+    index.add(ids[-1], entries[ids[-1]])
+    assert dict(index.items()) == entries
