@@ -9,14 +9,15 @@ While a job runs, an entry is one 48-byte record (the whole id, the pack number 
 left by one with the type in bit 0, offset, length, raw length) in chunks of 2 **
 `_CHUNK_BITS` records. Only the chunk being filled stays in memory: a full one is written
 to an unlinked file beside the local cache (`_SpillFile`) and read back with `pread`, so
-the page cache holds the records and the process does not. In memory stays an
-open-addressing table of u64 slots, at most half full: four bytes of the id (which
-choose the slot) above the record's number. A lookup compares those four bytes first and
+the page cache holds the records and the process does not. In memory stay 256
+open-addressing tables of u64 slots: four bytes of the id (their top byte chooses the
+table, all four the slot) above the record's number. Each table grows alone, by half,
+once 60 % of its slots are taken, so no growth builds a copy of all of them at once. A lookup compares those four bytes first and
 reads a record only when they match, so an absent id (most of a first backup's lookups)
 costs no system call and a present one costs one `pread` of 48 bytes.
 
 Why: the records held in memory (46 to 63 bytes a blob) made a backup's or restore's
-peak grow by a third from 300,000 to a million files; the slots cost 16 to 32 bytes a
+peak grow by a third from 300,000 to a million files; the slots cost 13 to 20 bytes a
 blob. A dict of id → location objects costs some 300 bytes a blob, and no library offers
 a compact bytes → struct map that spills to disk, so it is written here.
 """
@@ -44,10 +45,14 @@ _COUNT = struct.Struct("<I")
 _ENTRY = struct.Struct("<B32sIIII")
 _RECORD = struct.Struct("<32sIIII")  # an entry: the whole id, pack number << 1 | type, offset, length, raw length
 _KIND = struct.Struct("<32xI12x")  # a record's pack number and type alone
-_ID_HASH = struct.Struct("<2xI")  # four of an id's bytes choose its slot (ids are uniformly random)
+_ID_HASH = struct.Struct("<2xI")  # four of an id's bytes choose its table and slot (ids are uniformly random)
 _NUMBER_BITS = 32  # a slot: the id's four bytes, then the record's number (from 1; 0 is an empty slot)
 _NUMBER_MASK = (1 << _NUMBER_BITS) - 1
-_FIRST_SLOTS = 1024
+_TABLE_BITS = 8  # 256 tables of slots, chosen by the four bytes' top byte, each grown alone
+_TABLE_SHIFT = 32 - _TABLE_BITS
+_FIRST_SLOTS = 8
+_FULL = 0.6  # a table grows past this share of its slots taken, by half
+_SPREAD = 1.15  # a table's share of a known count, with room for chance (1.6 % deviation at a million)
 _CHUNK_BITS = 14  # 16,384 records (768 KiB) a chunk
 _CHUNK_MASK = (1 << _CHUNK_BITS) - 1
 _CHUNK_BYTES = _RECORD.size << _CHUNK_BITS
@@ -174,20 +179,21 @@ class _EntryTable:
         self._chunks: list[bytearray | None] = [self._filling]
         self._spill: _SpillFile | None = None
         self.count = 0
-        self._slots = array("Q", bytes(8 * _FIRST_SLOTS))
+        self._tables = [array("Q", bytes(8 * _FIRST_SLOTS)) for _ in range(1 << _TABLE_BITS)]
+        self._held = [0] * (1 << _TABLE_BITS)  # entries in each table
 
     def find(self, blob_id: bytes) -> bytes | bytearray | None:
         """The id's record, or None."""
-        slots = self._slots  # one table throughout, even if it is replaced meanwhile
-        mask = len(slots) - 1
         hashed: int = _ID_HASH.unpack_from(blob_id)[0]
-        slot = hashed & mask
+        slots = self._tables[hashed >> _TABLE_SHIFT]  # one table throughout, even if it is replaced meanwhile
+        size = len(slots)
+        slot = hashed % size
         while value := slots[slot]:
             if value >> _NUMBER_BITS == hashed:
                 record = self._record(value & _NUMBER_MASK)
                 if record.startswith(blob_id):
                     return record
-            slot = (slot + 1) & mask
+            slot = slot + 1 if slot + 1 < size else 0
         return None
 
     def chunks(self) -> Iterator[bytes]:
@@ -201,7 +207,10 @@ class _EntryTable:
 
     def append(self, blob_id: bytes, kind: int, offset: int, length: int, raw_length: int) -> None:
         """Add an entry the table does not hold."""
-        self.reserve(self.count + 1)
+        hashed: int = _ID_HASH.unpack_from(blob_id)[0]
+        table = hashed >> _TABLE_SHIFT
+        if self._held[table] + 1 > _FULL * len(self._tables[table]):
+            self._grow(table, self._held[table] + 1)
         chunk, position = _chunk_position(self.count + 1)
         if chunk == len(self._chunks):  # spilled first: a failed write (a full disk) changes nothing
             self._spill_chunk(chunk - 1)
@@ -209,20 +218,28 @@ class _EntryTable:
             self._chunks.append(self._filling)
         _RECORD.pack_into(self._filling, position, blob_id, kind, offset, length, raw_length)
         self.count += 1
-        _place(self._slots, _ID_HASH.unpack_from(blob_id)[0] << _NUMBER_BITS | self.count)
+        _place(self._tables[table], hashed << _NUMBER_BITS | self.count)
+        self._held[table] += 1
 
     def reserve(self, count: int) -> None:
-        """Grow the slots, if needed, to hold `count` entries at most half full."""
-        size = len(self._slots)
-        if 2 * count <= size:
-            return
-        while 2 * count > size:
-            size *= 2
-        slots = array("Q", bytes(8 * size))  # built whole before it is used
-        for value in self._slots:
+        """Grow the tables, where needed, to hold their share of `count` entries (a load
+        merges a file's rows after one growth of each table, not after many)."""
+        share = int(count * _SPREAD) >> _TABLE_BITS
+        for table, slots in enumerate(self._tables):
+            if share > _FULL * len(slots):
+                self._grow(table, share)
+
+    def _grow(self, table: int, entries: int) -> None:
+        """Replace a table by one of at least half as many more slots, enough for `entries`
+        at most `_FULL` taken, built whole before it is used. One table at a time: one of
+        the whole index's size, built beside the last, was a spike of one and a half times
+        its memory."""
+        old = self._tables[table]
+        slots = array("Q", bytes(8 * max(len(old) * 3 // 2, int(entries / _FULL) + 1)))
+        for value in old:
             if value:
                 _place(slots, value)
-        self._slots = slots
+        self._tables[table] = slots
 
     def _record(self, number: int) -> bytes | bytearray:
         chunk, position = _chunk_position(number)
@@ -271,10 +288,10 @@ def _chunk_position(number: int) -> tuple[int, int]:
 
 def _place(slots: array[int], value: int) -> None:
     """Put `value` in the first free slot from the one its id's four bytes choose."""
-    mask = len(slots) - 1
-    slot = (value >> _NUMBER_BITS) & mask
+    size = len(slots)
+    slot = (value >> _NUMBER_BITS) % size
     while slots[slot]:
-        slot = (slot + 1) & mask
+        slot = slot + 1 if slot + 1 < size else 0
     slots[slot] = value
 
 
