@@ -12,9 +12,10 @@ to an unlinked file beside the local cache (`_SpillFile`) and read back with `pr
 the page cache holds the records and the process does not. In memory stay 256
 open-addressing tables of u64 slots: four bytes of the id (their top byte chooses the
 table, all four the slot) above the record's number. Each table grows alone, by half,
-once 60 % of its slots are taken, so no growth builds a copy of all of them at once. A lookup compares those four bytes first and
-reads a record only when they match, so an absent id (most of a first backup's lookups)
-costs no system call and a present one costs one `pread` of 48 bytes.
+once 60 % of its slots are taken, so no growth builds a copy of all of them at once. A
+lookup compares those four bytes first and reads a record only when they match, so an
+absent id (most of a first backup's lookups) costs no system call and a present one costs
+one `pread` of 48 bytes.
 
 Why: the records held in memory (46 to 63 bytes a blob) made a backup's or restore's
 peak grow by a third from 300,000 to a million files; the slots cost 13 to 20 bytes a
