@@ -32,10 +32,12 @@ import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
+from pathlib import Path
 from typing import NamedTuple
 
 import zstandard
 
+from controller.errors import StorageError
 from controller.repository.blobs import BlobType
 from controller.repository.crypto import MasterKey
 from controller.repository.object_cache import scratch_parent
@@ -214,7 +216,7 @@ class _EntryTable:
             self._grow(table, self._held[table] + 1)
         chunk, position = _chunk_position(self.count + 1)
         if chunk == len(self._chunks):  # spilled first: a failed write (a full disk) changes nothing
-            self._spill_chunk(chunk - 1)
+            self._spill_filling()
             self._filling = bytearray(_CHUNK_BYTES)
             self._chunks.append(self._filling)
         _RECORD.pack_into(self._filling, position, blob_id, kind, offset, length, raw_length)
@@ -249,13 +251,12 @@ class _EntryTable:
             return self._spilled().read(chunk * _CHUNK_BYTES + position, _RECORD.size)
         return records[position : position + _RECORD.size]
 
-    def _spill_chunk(self, number: int) -> None:
+    def _spill_filling(self) -> None:
+        """Write the full last chunk to the file, then let it go from memory."""
         if self._spill is None:
             self._spill = _SpillFile()
-        records = self._chunks[number]
-        assert records is not None  # a chunk is spilled once, when the next one starts
-        self._spill.write(number * _CHUNK_BYTES, records)
-        self._chunks[number] = None
+        self._spill.write((len(self._chunks) - 1) * _CHUNK_BYTES, self._filling)
+        self._chunks[-1] = None
 
     def _spilled(self) -> _SpillFile:
         assert self._spill is not None  # a chunk leaves memory only once it is in the file
@@ -264,22 +265,40 @@ class _EntryTable:
 
 class _SpillFile:
     """An unlinked file for the full chunks of records, beside the local cache (/tmp may be
-    memory: a tmpfs in the Compose deployment), gone when its table is."""
+    memory: a tmpfs in the Compose deployment), gone when its table is. Its failures are
+    StorageErrors naming the folder, not OSErrors: a backup reports an OSError raised while
+    it reads a file as that file being unreadable, and goes on."""
 
     def __init__(self) -> None:
-        # lives as long as its table, not a block: no context manager
-        self._file = tempfile.TemporaryFile(prefix="lifeboat-index-", dir=scratch_parent())  # noqa: SIM115
+        self._folder = scratch_parent() or Path(tempfile.gettempdir())
+        try:
+            # lives as long as its table, not a block: no context manager
+            self._file = tempfile.TemporaryFile(prefix="lifeboat-index-", dir=self._folder)  # noqa: SIM115
+        except OSError as err:
+            raise self._failed(err.strerror) from None
 
     def write(self, offset: int, data: bytearray) -> None:
         written = 0
-        while written < len(data):
-            written += os.pwrite(self._file.fileno(), memoryview(data)[written:], offset + written)
+        try:
+            while written < len(data):
+                written += os.pwrite(self._file.fileno(), memoryview(data)[written:], offset + written)
+        except OSError as err:
+            raise self._failed(err.strerror) from None
 
     def read(self, offset: int, size: int) -> bytes:
-        data = os.pread(self._file.fileno(), size, offset)
+        try:
+            data = os.pread(self._file.fileno(), size, offset)
+        except OSError as err:
+            raise self._failed(err.strerror) from None
         if len(data) != size:
-            raise OSError(f"the index's spill file ended early: {len(data)} of {size} bytes at {offset}")
+            raise self._failed(f"its file ended early ({len(data)} of {size} bytes at {offset})")
         return data
+
+    def _failed(self, reason: str | None) -> StorageError:
+        return StorageError(
+            f"the index's records (48 bytes a blob) cannot be kept in {self._folder}: {reason}; "
+            "free room there or set LIFEBOAT_CACHE_DIR to a folder on a disk with room"
+        )
 
 
 def _chunk_position(number: int) -> tuple[int, int]:

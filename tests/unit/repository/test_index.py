@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from controller.repository import index as index_module
+from controller.errors import StorageError
 from controller.repository.blobs import BlobType
 from controller.repository.crypto import MasterKey
 from controller.repository.index import INDEX_AAD, BlobLocation, Index, IndexDamaged, decode_index, encode_index
@@ -32,8 +32,8 @@ def _location(rng: random.Random) -> BlobLocation:
 def test_it_answers_like_a_dict_with_first_wins() -> None:
     rng = random.Random(7)
     index, expected, seen = Index(), {}, []
-    for _ in range(40_000):  # added entries are held in chunks of 16,384: this spans three
-        # few distinct prefixes, so buckets hold many records; some ids come twice
+    for _ in range(40_000):  # records are held in chunks of 16,384: this spans three, two in the spill file
+        # some ids come twice
         repeat = seen and rng.random() < 0.1
         blob_id = rng.choice(seen) if repeat else bytes([rng.randrange(3), 0]) + rng.randbytes(30)
         location = _location(rng)
@@ -169,8 +169,9 @@ def _open_files() -> list[str]:
 
 
 def test_a_lookup_while_another_thread_adds_finds_everything_added_before_it() -> None:
-    """The added entries' slot table is replaced as it grows: a reader must never see a
-    half-built one (an entry added before the lookup, reported missing)."""
+    """A table of slots is replaced as it grows, and a full chunk of records leaves memory
+    for the spill file: a reader must never see a half-built table or a chunk in neither
+    place (an entry added before the lookup, reported missing)."""
     rng = random.Random(11)
     ids = [rng.randbytes(32) for _ in range(40_000)]
     index, published = Index(), [0]
@@ -210,10 +211,14 @@ def test_a_backup_of_many_small_blobs_writes_index_files_of_bounded_size() -> No
     assert all(size < 100 + 20 for size in sizes)  # the bound, overshot by at most one pack
 
 
-def test_a_full_disk_fails_the_add_that_needed_room_and_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The spill file's write fails (fault injection: ENOSPC); the entry that needed the
-    room is refused with the error, every earlier one is still found, and once there is
-    room again the index goes on."""
+def test_a_full_disk_fails_the_add_that_needed_room_in_one_line_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spill file's write fails (fault injection: ENOSPC). The entry that needed the
+    room is refused with a StorageError naming the folder and what to do (an OSError would
+    pass, in a backup, for the file being read as unreadable); every earlier entry is still
+    found, and once there is room again the index goes on."""
+    monkeypatch.setenv("LIFEBOAT_CACHE_DIR", str(tmp_path))
     rng = random.Random(19)
     entries = {rng.randbytes(32): _location(rng) for _ in range(16_385)}  # the last one starts a second chunk
     ids = list(entries)
@@ -221,13 +226,17 @@ def test_a_full_disk_fails_the_add_that_needed_room_and_loses_nothing(monkeypatc
     for blob_id in ids[:-1]:
         index.add(blob_id, entries[blob_id])
 
-    def write_on_a_full_disk(self: object, offset: int, data: bytearray) -> None:
+    def pwrite_on_a_full_disk(fd: int, data: memoryview, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as full:
-        full.setattr(index_module._SpillFile, "write", write_on_a_full_disk)
-        with pytest.raises(OSError, match="No space left"):
+        full.setattr(os, "pwrite", pwrite_on_a_full_disk)
+        with pytest.raises(StorageError) as refused:
             index.add(ids[-1], entries[ids[-1]])
+    assert str(refused.value) == (
+        f"the index's records (48 bytes a blob) cannot be kept in {tmp_path}: No space left on device; "
+        "free room there or set LIFEBOAT_CACHE_DIR to a folder on a disk with room"
+    )
     assert len(index) == 16_384 and ids[-1] not in index
     assert all(index.get(blob_id) == entries[blob_id] for blob_id in ids[:-1])
     index.add(ids[-1], entries[ids[-1]])
