@@ -22,10 +22,10 @@ RUN apt-get update \
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/lifeboat
 # Dependencies first (a layer that survives source changes), then Lifeboat itself. The
-# walk's directory scanner is C (controller/repository/_dirscan.c): gcc and the Python
-# headers build it here, in this stage only.
+# walk's directory scanner and the restore's batch writer are C (controller/repository/
+# _dirscan.c, _filewrite.c): gcc and the Python headers build them here, in this stage only.
 COPY pyproject.toml README.md /src/
-COPY controller/repository/_dirscan.c /src/controller/repository/
+COPY controller/repository/_dirscan.c controller/repository/_filewrite.c /src/controller/repository/
 RUN touch /src/controller/__init__.py /src/controller/repository/__init__.py \
     && /opt/lifeboat/bin/pip install --no-cache-dir --quiet /src && rm -rf /src/build
 COPY controller /src/controller

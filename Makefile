@@ -5,8 +5,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# pip builds the walk's C scanner too: a change to its source installs again.
-NATIVE := controller/repository/_dirscan.c
+# pip builds the native helpers too (the walk's scanner, the restore's writer): a change
+# to their source installs again.
+NATIVE := controller/repository/_dirscan.c controller/repository/_filewrite.c
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(NATIVE) | sha1sum | cut -c1-12)
 
 .PHONY: run test lint typecheck unit crds docs bench clean

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A C compiler and the Python headers, which `pip install` needs to build the walk's
-# directory scanner (controller/repository/_dirscan.c): installed from Debian's packages
+# A C compiler and the Python headers, which `pip install` needs to build the native
+# helpers (controller/repository/_dirscan.c, _filewrite.c): installed from Debian's packages
 # when missing and run as root, else named in one line.
 set -euo pipefail
 

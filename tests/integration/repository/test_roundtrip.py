@@ -259,3 +259,24 @@ def test_a_pack_is_restored_in_bounded_regions_and_no_tree_stays_in_memory(
     assert len(storage.pack_reads) >= 2 * len(packs)  # ~420 KB of mail in each pack read
     assert max(length for _, length in storage.pack_reads) <= 64 * 1024
     assert repository.cache.get(bytes.fromhex(snapshot.tree)) is None
+
+
+def test_a_small_file_the_batch_writer_cannot_make_fails_the_restore_with_its_path(tmp_path: Path) -> None:
+    """One-blob files are written by one native call a batch; one that fails there (its
+    folder removed since the walk made it) is made again in Python, which raises with its
+    path, as any other file's failure does. The files before it are restored whole."""
+    files = {f"mail/{n:03}.eml": random_bytes(n, 500 + n) for n in range(6)}
+    write_tree(tmp_path / "src", files)
+    repository = small_repository(LocalStorage(tmp_path / "repo"))
+    snapshot = repository.load_snapshot(backup(repository, tmp_path / "src").id)
+    mail = tmp_path / "out" / "mail"
+
+    def remove_the_folder_after_the_third_file(progress: restorer.RestoreProgress) -> None:
+        if progress.files == 3:
+            shutil.rmtree(mail)
+
+    with pytest.raises(FileNotFoundError) as raised:
+        Restorer(repository, workers=1, batch_blobs=1, progress=remove_the_folder_after_the_third_file).restore(
+            snapshot, tmp_path / "out"
+        )
+    assert raised.value.filename == str(mail / "003.eml")

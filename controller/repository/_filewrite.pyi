@@ -1,0 +1,3 @@
+"""Typing for the native batch writer of restored files (_filewrite.c)."""
+
+def write_files(files: list[tuple[bytes, bytes, bool, int, int, int, int, int]], chown: bool, /) -> list[int]: ...
