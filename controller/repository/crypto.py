@@ -115,4 +115,9 @@ class KdfParams:
 
 def content_hash(data: bytes | memoryview) -> str:
     """Unkeyed BLAKE3 of stored bytes: the name of write-once objects (packs, indexes...)."""
-    return blake3.blake3(data, max_threads=1).hexdigest()
+    return content_hasher().update(data).hexdigest()
+
+
+def content_hasher() -> blake3.blake3:
+    """content_hash fed in parts: `update` each, then `hexdigest`."""
+    return blake3.blake3(max_threads=1)

@@ -227,7 +227,7 @@ class Repository:
         """A tree from the local copy of its pack (trees have packs of their own, so the
         pack a directory's tree is in holds its neighbours' too: one GET serves many)."""
         key = pack_key(location.pack)
-        sealed = objects.load_range(key, location.offset, location.length, lambda: self.storage.load(key))
+        sealed = objects.load_range(key, location.offset, location.length, self.storage)
         try:
             plaintext = open_blob(self.master, blob_id, sealed)
         except BlobDamaged:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.repository import object_cache
 from controller.repository.checker import Checker
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
@@ -145,3 +146,50 @@ def test_without_a_usable_cache_every_read_goes_to_the_storage(
     second = _open_and_read_latest(counted, tmp_path / "second")
     assert tree_state(tmp_path / "second") == tree_state(source)
     assert sum(k.startswith("snapshots/") for k in second) == 3
+
+
+class _RangeLoggingStorage(CountingStorage):
+    """Logs each load's offset and size; flips a byte of the first load that is a whole
+    copy part (fault injection: a part that comes back damaged)."""
+
+    def __init__(self, inner: LocalStorage, flip_a_part: bool = False) -> None:
+        super().__init__(inner)
+        self.ranges: list[tuple[str, int, int]] = []
+        self._flip = flip_a_part
+
+    def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = super().load(key, offset, length)
+        self.ranges.append((key, offset, len(data)))
+        if self._flip and key.startswith("data/") and length == object_cache._PART:
+            self._flip = False
+            return bytes([data[0] ^ 1]) + data[1:]
+        return data
+
+
+@pytest.mark.parametrize("damaged", [False, True], ids=["whole", "a-part-damaged"])
+def test_a_tree_pack_is_copied_in_bounded_parts_and_kept_only_when_it_matches_its_name(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damaged: bool
+) -> None:
+    """A tree pack is never held whole (16 MiB, while the tree LRU is full, was a re-backup's
+    peak): it goes to its copy in ranged parts. A part that comes back damaged leaves no
+    copy, and the trees are still read right, from the storage."""
+    monkeypatch.setattr(object_cache, "_PART", 1024)
+    local = LocalStorage(tmp_path / "repo")
+    files = {f"mail/{folder}/{n}.eml": random_bytes(n, 200) for folder in range(20) for n in range(30)}
+    write_tree(tmp_path / "source", files)
+    backup(small_repository(local), tmp_path / "source")
+    storage = _RangeLoggingStorage(local, flip_a_part=damaged)
+    repository = Repository.open(storage, PASSPHRASE)
+    storage.ranges.clear()
+
+    Restorer(repository).restore(repository.snapshots()[-1].snapshot, tmp_path / "out")
+
+    assert tree_state(tmp_path / "out") == tree_state(tmp_path / "source")
+    tree_packs = {key for key, offset, size in storage.ranges if key.startswith("data/") and size == 1024}
+    assert tree_packs, "no tree pack was copied in parts"
+    assert max(size for key, _, size in storage.ranges if key in tree_packs) <= 1024
+    copies = [path for path in cache_dir.rglob("*") if path.is_file() and path.parent.parent.name == "data"]
+    assert copies and all(local.load(f"data/{path.parent.name}/{path.name}") == path.read_bytes() for path in copies)
+    first_parts = Counter(key for key, *part in storage.ranges if key in tree_packs and part == [0, 1024])
+    assert max(first_parts.values()) == (2 if damaged else 1)  # a damaged copy is dropped, made again by the next read
+    assert not list(cache_dir.rglob(".tmp-*"))
