@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from controller.repository.crypto import content_hash, content_hasher
@@ -50,7 +50,7 @@ class ObjectCache:
                 return data
             path.unlink()
         data = fetch()
-        self._keep(key, data)
+        self._keep(key, [data])
         return data
 
     def load_range(self, key: str, offset: int, length: int, storage: Storage) -> bytes:
@@ -72,38 +72,21 @@ class ObjectCache:
         return found if len(found) == length else None
 
     def _copy_in_parts(self, key: str, storage: Storage) -> bool:
-        """Copy `key` from `storage` in ranged reads of `_PART` bytes, hashed as they come;
-        kept (renamed into place) only when the bytes match the name. Held whole, a 16 MiB
+        """Copy `key` from `storage` in ranged reads of `_PART` bytes. Held whole, a 16 MiB
         tree pack fetched while the tree LRU was full raised a million-file re-backup's
-        peak by 16 MiB. A copy that cannot be written is skipped (False)."""
+        peak by 16 MiB."""
         size = storage.stat(key).size  # no range past the end: S3 refuses one
-        path = self.directory / key
-        temp = path.with_name(f".tmp-{secrets.token_hex(8)}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = temp.open("wb")
-        except OSError:
-            return False
-        hasher, position, kept = content_hasher(), 0, False
-        try:
-            with handle:
-                while position < size:
-                    part = storage.load(key, position, min(_PART, size - position))
-                    if not part:
-                        break  # shorter than its listing: not kept
-                    hasher.update(part)
-                    handle.write(part)
-                    position += len(part)
-            if position == size and hasher.hexdigest() == _name(key):
-                os.replace(temp, path)
-                kept = True
-        except OSError:
-            return False
-        finally:
-            if not kept:
-                with contextlib.suppress(OSError):
-                    temp.unlink()
-        return kept
+
+        def parts() -> Iterator[bytes]:
+            position = 0
+            while position < size:
+                part = storage.load(key, position, min(_PART, size - position))
+                if not part:
+                    return  # shorter than its listing: its hash will not match its name
+                yield part
+                position += len(part)
+
+        return self._keep(key, parts())
 
     def discard(self, key: str) -> None:
         with contextlib.suppress(OSError):
@@ -118,20 +101,29 @@ class ObjectCache:
                 if path.is_file() and f"{prefix}{path.relative_to(folder)}" not in wanted:
                     path.unlink()
 
-    def _keep(self, key: str, data: bytes) -> None:
-        """Write the copy (temp file, then rename: readers never see half a copy), only when
-        the bytes match the name. Failure to write is not an error."""
-        if content_hash(data) != _name(key):
-            return
+    def _keep(self, key: str, parts: Iterable[bytes]) -> bool:
+        """Write the copy from `parts`, hashed as they come (temp file, then rename: readers
+        never see half a copy), kept only when its bytes match the name. Failure to write
+        is not an error: the copy is skipped (False)."""
         path = self.directory / key
         temp = path.with_name(f".tmp-{secrets.token_hex(8)}")
+        hasher, kept = content_hasher(), False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temp.write_bytes(data)
-            os.replace(temp, path)
+            with temp.open("wb") as handle:
+                for part in parts:
+                    hasher.update(part)
+                    handle.write(part)
+            if hasher.hexdigest() == _name(key):
+                os.replace(temp, path)
+                kept = True
         except OSError:
-            with contextlib.suppress(OSError):
-                temp.unlink()
+            pass
+        finally:
+            if not kept:
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+        return kept
 
 
 def configured_root() -> Path | None:
