@@ -129,6 +129,8 @@ class Pruner:
         stored = encode_index(repository.master, kept_entries + new_entries)
         new_key = f"index/{content_hash(stored)}"
         storage.save(new_key, stored)
+        if repository.objects is not None:
+            repository.objects.keep(new_key, stored)
         for info in index_files:
             if info.key != new_key:
                 storage.remove(info.key)
@@ -178,6 +180,7 @@ class Pruner:
             fresh,
             repository.config.pack_size,
             COMPRESSION_LEVELS[self.compression],
+            objects=repository.objects,
         )
         for pack in packs:
             for blob_id, location in per_pack[pack]:

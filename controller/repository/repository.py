@@ -192,6 +192,7 @@ class Repository:
             COMPRESSION_LEVELS[compression],
             uploads,
             before_commit=self.check_lease,
+            objects=self.objects,
         )
 
     # Blobs
@@ -285,6 +286,8 @@ class Repository:
         stored = self.master.seal(snapshot.to_bytes(), SNAPSHOT_AAD)
         snapshot_id = content_hash(stored)
         self.storage.save(f"snapshots/{snapshot_id}", stored)
+        if self.objects is not None:
+            self.objects.keep(f"snapshots/{snapshot_id}", stored)
         return snapshot_id
 
     def load_snapshot(self, snapshot_id: str) -> Snapshot:

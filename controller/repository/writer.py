@@ -16,6 +16,7 @@ from controller.repository.blobs import BlobType, frame_blob
 from controller.repository.crypto import MasterKey, content_hash
 from controller.repository.heap import release_free_heap
 from controller.repository.index import BlobLocation, Index, IndexRows
+from controller.repository.object_cache import ObjectCache
 from controller.repository.pack import PackBuilder
 from controller.storage.base import Storage
 
@@ -37,7 +38,10 @@ class BlobWriter:
         checkpoint_packs: int = 8,
         checkpoint_entries: int = 50_000,
         before_commit: Callable[[], None] = lambda: None,
+        objects: ObjectCache | None = None,
     ) -> None:
+        """`objects`: the local copy, given the tree packs and index files this writer stores."""
+        self._objects = objects
         self._before_commit = before_commit  # raises when this writer may no longer commit (lost lock)
         self._storage, self._master, self._index = storage, master, index
         # Every few packs the entries so far go into an index file of their own: a backup
@@ -114,6 +118,8 @@ class BlobWriter:
         def store() -> None:
             try:
                 self._storage.save(pack_key(pack_id), data)
+                if self._objects is not None and entries[0].type == BlobType.TREE:
+                    self._objects.keep(pack_key(pack_id), data)
                 data.release()
                 builder.reset()
                 release_free_heap()  # a pack's worth of chunks went through the threads' heaps
@@ -173,6 +179,8 @@ class BlobWriter:
         stored = entries.encode(self._master)
         key = f"index/{content_hash(stored)}"
         self._storage.save(key, stored)
+        if self._objects is not None:
+            self._objects.keep(key, stored)
         with self._lock:
             self.saved.append(key)
         return key

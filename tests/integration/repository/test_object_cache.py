@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from controller.repository import object_cache
+from controller.repository.blobs import BlobType
 from controller.repository.checker import Checker
 from controller.repository.pruner import Pruner
 from controller.repository.repository import Repository
 from controller.repository.restorer import Restorer
+from controller.repository.writer import pack_key
 from controller.storage.local import LocalStorage
 from tests.integration.repository.conftest import tamper
 from tests.support.repository import PASSPHRASE, T0, backup, random_bytes, small_repository, tree_state, write_tree
@@ -27,9 +29,12 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _three_backups(tmp_path: Path, storage: LocalStorage) -> Path:
+def _three_backups(tmp_path: Path, storage: LocalStorage, this_host: bool = False) -> Path:
+    """Backups made on another host (no local copy of what they store), unless `this_host`."""
     source = tmp_path / "source"
     repository = small_repository(storage)
+    if not this_host:
+        repository.objects = None
     for day in range(3):
         write_tree(source, {f"day{day}/notes.txt": random_bytes(day, 30_000), "shared/a.bin": random_bytes(9, 50_000)})
         backup(repository, source, when=T0 + timedelta(days=day))
@@ -59,6 +64,31 @@ def test_a_second_job_reads_snapshots_index_and_trees_from_the_copy(tmp_path: Pa
     tree_packs = {k for k in first if k.startswith("data/")} - {k for k in second if k.startswith("data/")}
     assert tree_packs, "the tree packs read by the first job are not read again"
     assert len(second) < len(first) / 2
+
+
+def _tree_packs(storage: LocalStorage) -> set[str]:
+    index = Repository.open(storage, PASSPHRASE).load_index()
+    return {pack_key(location.pack) for _, location in index.items() if location.type == BlobType.TREE}
+
+
+def test_a_job_after_this_hosts_backup_or_prune_fetches_nothing_they_stored(tmp_path: Path, cache_dir: Path) -> None:
+    """A backup and a prune keep a copy of the snapshot, index files and tree packs they
+    store, as restic does: the next job on the host reads them here, not from the storage."""
+    local = LocalStorage(tmp_path / "repo")
+    source = _three_backups(tmp_path, local, this_host=True)
+    counted = CountingStorage(local)
+    loaded = _open_and_read_latest(counted, tmp_path / "first")
+    assert tree_state(tmp_path / "first") == tree_state(source)
+    assert any(key.startswith("data/") for key in loaded)  # the files' contents come from the storage
+    assert [key for key in loaded if key.startswith(("snapshots/", "index/")) or key in _tree_packs(local)] == []
+
+    repository = Repository.open(local, PASSPHRASE)
+    repository.forget(repository.snapshots()[0].id)
+    report = Pruner(repository, now=T0 + timedelta(days=30)).prune()
+    assert report.index_files_replaced and report.packs_repacked
+    loaded = _open_and_read_latest(counted, tmp_path / "second")
+    assert tree_state(tmp_path / "second") == tree_state(source)
+    assert [key for key in loaded if key.startswith(("snapshots/", "index/")) or key in _tree_packs(local)] == []
 
 
 def test_a_copy_that_does_not_match_its_name_is_never_used(tmp_path: Path, cache_dir: Path) -> None:
@@ -177,7 +207,9 @@ def test_a_tree_pack_is_copied_in_bounded_parts_and_kept_only_when_it_matches_it
     local = LocalStorage(tmp_path / "repo")
     files = {f"mail/{folder}/{n}.eml": random_bytes(n, 200) for folder in range(20) for n in range(30)}
     write_tree(tmp_path / "source", files)
-    backup(small_repository(local), tmp_path / "source")
+    repository = small_repository(local)
+    repository.objects = None  # made on another host: this one has no copy yet
+    backup(repository, tmp_path / "source")
     storage = _RangeLoggingStorage(local, flip_a_part=damaged)
     repository = Repository.open(storage, PASSPHRASE)
     storage.ranges.clear()
