@@ -20,6 +20,12 @@ from controller.repository.object_cache import ObjectCache
 from controller.repository.pack import PackBuilder
 from controller.storage.base import Storage
 
+# A tree pack closes at 4 MiB (a data pack at the repository's pack size). A writer holds an
+# open pack of each type and two being stored: a million small files changed a little
+# still rewrite every directory's tree, 52 MB of them, and three 16 MiB tree packs at once
+# made that backup's peak grow by half from 300,000 files to a million.
+TREE_PACK_SIZE = 4 * 1024 * 1024
+
 
 def pack_key(pack_id: bytes) -> str:
     hex_id = pack_id.hex()
@@ -52,7 +58,8 @@ class BlobWriter:
         # incompressible ids) was the peak of a backup of many small files.
         self._checkpoint_packs, self._packs_since_checkpoint = checkpoint_packs, 0
         self._checkpoint_entries = checkpoint_entries
-        self._pack_size, self._level = pack_size, compression_level
+        self._level = compression_level
+        self._pack_sizes = {BlobType.DATA: pack_size, BlobType.TREE: min(pack_size, TREE_PACK_SIZE)}
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()  # sealed or packed, not yet indexed
         # One open pack per blob type: trees never share a pack with data, so damage to file
@@ -90,7 +97,7 @@ class BlobWriter:
             pack = self._packs[type_]
             self.bytes_added += pack.add(self._master, type_, blob_id, framed, len(plaintext))
             self.blobs_added += 1
-            if pack.size >= self._pack_size:
+            if pack.size >= self._pack_sizes[type_]:
                 full, self._packs[type_] = pack, self._new_pack()
         if full is not None:
             self._upload(full)
