@@ -65,7 +65,9 @@ class BlobWriter:
         # One open pack per blob type: trees never share a pack with data, so damage to file
         # content cannot take a snapshot's directory listings with it (as in restic).
         self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
-        self._spare_packs: list[PackBuilder] = []  # stored packs' builders, their buffers paged in
+        # Stored packs' builders, their buffers paged in, by type: a tree pack's builder that
+        # took a data pack would grow to the data pack's size.
+        self._spare_packs: dict[BlobType, list[PackBuilder]] = {BlobType.DATA: [], BlobType.TREE: []}
         self._new_entries = IndexRows()
         self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
         self._in_flight = threading.BoundedSemaphore(uploads)  # bounds memory held by finished packs
@@ -98,14 +100,15 @@ class BlobWriter:
             self.bytes_added += pack.add(self._master, type_, blob_id, framed, len(plaintext))
             self.blobs_added += 1
             if pack.size >= self._pack_sizes[type_]:
-                full, self._packs[type_] = pack, self._new_pack()
+                full, self._packs[type_] = pack, self._new_pack(type_)
         if full is not None:
             self._upload(full)
         return True
 
-    def _new_pack(self) -> PackBuilder:
+    def _new_pack(self, type_: BlobType) -> PackBuilder:
         """A stored pack's builder when there is one (call with the lock held)."""
-        return self._spare_packs.pop() if self._spare_packs else PackBuilder()
+        spares = self._spare_packs[type_]
+        return spares.pop() if spares else PackBuilder()
 
     def _raise_if_failed(self) -> None:
         """After an upload failed (retries exhausted or permanent), stop taking work at once
@@ -125,13 +128,14 @@ class BlobWriter:
         def store() -> None:
             try:
                 self._storage.save(pack_key(pack_id), data)
-                if self._objects is not None and entries[0].type == BlobType.TREE:
+                pack_type = entries[0].type  # a pack holds blobs of one type
+                if self._objects is not None and pack_type == BlobType.TREE:
                     self._objects.keep(pack_key(pack_id), data)
                 data.release()
                 builder.reset()
                 release_free_heap()  # a pack's worth of chunks went through the threads' heaps
                 with self._lock:
-                    self._spare_packs.append(builder)
+                    self._spare_packs[pack_type].append(builder)
                     self.saved.append(pack_key(pack_id))
                     for entry in entries:
                         location = BlobLocation(entry.type, pack_id, entry.offset, entry.length, entry.raw_length)
