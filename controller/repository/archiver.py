@@ -361,7 +361,7 @@ class Archiver:
                 continue  # a folder is walked below, after the folder's files
             if stat.S_ISREG(mode):
                 file_node = _node_from_stat(entry.name, NodeType.FILE, child, child_path, entry.maybe_xattrs)
-                reused = self._reuse(file_node, parent.get(entry.name) if parent else None)
+                reused = self._reuse(file_node, parent.pop(entry.name, None) if parent else None)
                 if reused:
                     nodes.append(file_node)
                 else:
@@ -427,7 +427,7 @@ class Archiver:
         )
         if not same or not all(bytes.fromhex(c) in self.repository.index for c in old.content):
             return False
-        node.content = list(old.content)
+        node.content = old.content  # `old` was taken out of the walk's own parent listing
         with self._lock:
             self._summary.files += 1
             self._summary.bytes += node.size
