@@ -133,6 +133,13 @@ class ObjectCache:
         return kept
 
 
+def save_and_keep(storage: Storage, objects: ObjectCache | None, key: str, data: bytes | memoryview) -> None:
+    """Store `key`, then keep a local copy of it when there are local copies."""
+    storage.save(key, data)
+    if objects is not None:
+        objects.keep(key, data)
+
+
 def configured_root() -> Path | None:
     """The folder the environment sets for local copies, or None when they are off."""
     configured = os.environ.get("LIFEBOAT_CACHE_DIR", "")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from controller.errors import BackupCorrupted, ObjectNotFound, RepositoryError
 from controller.repository.crypto import content_hash
 from controller.repository.index import BlobLocation, Index, IndexDamaged, decode_index, encode_index
+from controller.repository.object_cache import save_and_keep
 from controller.repository.records import NodeType
 from controller.repository.repository import COMPRESSION_LEVELS, Repository
 from controller.repository.writer import BlobWriter, pack_key
@@ -128,9 +129,7 @@ class Pruner:
         kept_entries = [(blob_id, location) for blob_id, location in index.items() if location.pack not in gone]
         stored = encode_index(repository.master, kept_entries + new_entries)
         new_key = f"index/{content_hash(stored)}"
-        storage.save(new_key, stored)
-        if repository.objects is not None:
-            repository.objects.keep(new_key, stored)
+        save_and_keep(storage, repository.objects, new_key, stored)
         for info in index_files:
             if info.key != new_key:
                 storage.remove(info.key)

@@ -23,7 +23,7 @@ from controller.repository.heap import release_free_heap
 from controller.repository.index import BlobLocation, Index, IndexDamaged
 from controller.repository.keys import open_master_key, write_key_file
 from controller.repository.locks import Lease, list_locks
-from controller.repository.object_cache import ObjectCache
+from controller.repository.object_cache import ObjectCache, save_and_keep
 from controller.repository.records import ChunkerParams, Node, RepositoryConfig, Snapshot, decode_tree
 from controller.repository.writer import BlobWriter, pack_key
 from controller.storage.base import Storage
@@ -285,9 +285,7 @@ class Repository:
         self.check_lease()
         stored = self.master.seal(snapshot.to_bytes(), SNAPSHOT_AAD)
         snapshot_id = content_hash(stored)
-        self.storage.save(f"snapshots/{snapshot_id}", stored)
-        if self.objects is not None:
-            self.objects.keep(f"snapshots/{snapshot_id}", stored)
+        save_and_keep(self.storage, self.objects, f"snapshots/{snapshot_id}", stored)
         return snapshot_id
 
     def load_snapshot(self, snapshot_id: str) -> Snapshot:

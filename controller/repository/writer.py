@@ -16,7 +16,7 @@ from controller.repository.blobs import BlobType, frame_blob
 from controller.repository.crypto import MasterKey, content_hash
 from controller.repository.heap import release_free_heap
 from controller.repository.index import BlobLocation, Index, IndexRows
-from controller.repository.object_cache import ObjectCache
+from controller.repository.object_cache import ObjectCache, save_and_keep
 from controller.repository.pack import PackBuilder
 from controller.storage.base import Storage
 
@@ -127,10 +127,9 @@ class BlobWriter:
 
         def store() -> None:
             try:
-                self._storage.save(pack_key(pack_id), data)
                 pack_type = entries[0].type  # a pack holds blobs of one type
-                if self._objects is not None and pack_type == BlobType.TREE:
-                    self._objects.keep(pack_key(pack_id), data)
+                copies = self._objects if pack_type == BlobType.TREE else None  # data packs are not copied
+                save_and_keep(self._storage, copies, pack_key(pack_id), data)
                 data.release()
                 builder.reset()
                 release_free_heap()  # a pack's worth of chunks went through the threads' heaps
@@ -189,9 +188,7 @@ class BlobWriter:
         self._before_commit()
         stored = entries.encode(self._master)
         key = f"index/{content_hash(stored)}"
-        self._storage.save(key, stored)
-        if self._objects is not None:
-            self._objects.keep(key, stored)
+        save_and_keep(self._storage, self._objects, key, stored)
         with self._lock:
             self.saved.append(key)
         return key
