@@ -8,7 +8,7 @@ u32); compressed with zstd, sealed with AAD b"lifeboat index v1", stored under
 While a job runs, an entry is one 48-byte record (the whole id, the pack number shifted
 left by one with the type in bit 0, offset, length, raw length) in chunks of 2 **
 `_CHUNK_BITS` records. Only the chunk being filled stays in memory: a full one is written
-to an unlinked file beside the local cache (`_SpillFile`) and read back with `pread`, so
+to an unlinked file beside the local cache (a ScratchFile) and read back with `pread`, so
 the page cache holds the records and the process does not. In memory stay u64 slots:
 four bytes of the id (their top byte chooses one of 256 tables) above the record's
 number. An entry added one at a time (a backup's) goes to an open-addressing table, which
@@ -30,22 +30,18 @@ disk, so it is written here.
 from __future__ import annotations
 
 import bisect
-import os
 import struct
-import tempfile
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from pathlib import Path
 from typing import NamedTuple
 
 import zstandard
 
-from controller.errors import StorageError
 from controller.repository.blobs import BlobType
 from controller.repository.crypto import MasterKey
-from controller.repository.object_cache import scratch_parent
+from controller.repository.scratch import ScratchFile
 
 INDEX_AAD = b"lifeboat index v1"
 _MAGIC = b"LBI1"
@@ -188,7 +184,7 @@ class _EntryTable:
     def __init__(self) -> None:
         self._filling = bytearray(_CHUNK_BYTES)  # the last chunk, the one appends go to
         self._chunks: list[bytearray | None] = [self._filling]
-        self._spill: _SpillFile | None = None
+        self._spill: ScratchFile | None = None
         self.count = 0
         self._tables = [_empty_table() for _ in range(1 << _TABLE_BITS)]
         self._held = [0] * (1 << _TABLE_BITS)  # entries in each open table
@@ -284,51 +280,13 @@ class _EntryTable:
     def _spill_filling(self) -> None:
         """Write the full last chunk to the file, then let it go from memory."""
         if self._spill is None:
-            self._spill = _SpillFile()
+            self._spill = ScratchFile("the index's records (48 bytes a blob)")
         self._spill.write((len(self._chunks) - 1) * _CHUNK_BYTES, self._filling)
         self._chunks[-1] = None
 
-    def _spilled(self) -> _SpillFile:
+    def _spilled(self) -> ScratchFile:
         assert self._spill is not None  # a chunk leaves memory only once it is in the file
         return self._spill
-
-
-class _SpillFile:
-    """An unlinked file for the full chunks of records, beside the local cache (/tmp may be
-    memory: a tmpfs in the Compose deployment), gone when its table is. Its failures are
-    StorageErrors naming the folder, not OSErrors: a backup reports an OSError raised while
-    it reads a file as that file being unreadable, and goes on."""
-
-    def __init__(self) -> None:
-        self._folder = scratch_parent() or Path(tempfile.gettempdir())
-        try:
-            # lives as long as its table, not a block: no context manager
-            self._file = tempfile.TemporaryFile(prefix="lifeboat-index-", dir=self._folder)  # noqa: SIM115
-        except OSError as err:
-            raise self._failed(err.strerror) from None
-
-    def write(self, offset: int, data: bytearray) -> None:
-        written = 0
-        try:
-            while written < len(data):
-                written += os.pwrite(self._file.fileno(), memoryview(data)[written:], offset + written)
-        except OSError as err:
-            raise self._failed(err.strerror) from None
-
-    def read(self, offset: int, size: int) -> bytes:
-        try:
-            data = os.pread(self._file.fileno(), size, offset)
-        except OSError as err:
-            raise self._failed(err.strerror) from None
-        if len(data) != size:
-            raise self._failed(f"its file ended early ({len(data)} of {size} bytes at {offset})")
-        return data
-
-    def _failed(self, reason: str | None) -> StorageError:
-        return StorageError(
-            f"the index's records (48 bytes a blob) cannot be kept in {self._folder}: {reason}; "
-            "free room there or set LIFEBOAT_CACHE_DIR to a folder on a disk with room"
-        )
 
 
 def _empty_table() -> array[int]:

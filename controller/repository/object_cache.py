@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from controller.repository.crypto import content_hash, content_hasher
-from controller.storage.base import Storage
+from controller.storage.base import Payload, Storage, payload_parts
 
 OFF = "off"
 _PART = 4 * 1024 * 1024  # a pack is copied in ranged reads of this size, never held whole
@@ -54,11 +54,11 @@ class ObjectCache:
         self._keep(key, [data])
         return data
 
-    def keep(self, key: str, data: bytes | memoryview) -> None:
+    def keep(self, key: str, data: Payload) -> None:
         """Copy an object this process has just stored, as restic does: the next job on
         this host then reads it here, instead of fetching it back (a cold copy raised a
         million-file re-backup's peak by a quarter, and costs a GET per object on S3)."""
-        self._keep(key, [data])
+        self._keep(key, payload_parts(data, _PART))
 
     def load_range(self, key: str, offset: int, length: int, storage: Storage) -> bytes:
         """`length` bytes at `offset` of `key`: from the copy, made first when there is none;
@@ -133,7 +133,7 @@ class ObjectCache:
         return kept
 
 
-def save_and_keep(storage: Storage, objects: ObjectCache | None, key: str, data: bytes | memoryview) -> None:
+def save_and_keep(storage: Storage, objects: ObjectCache | None, key: str, data: Payload) -> None:
     """Store `key`, then keep a local copy of it when there are local copies."""
     storage.save(key, data)
     if objects is not None:

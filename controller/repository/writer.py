@@ -1,7 +1,8 @@
 """BlobWriter: deduplicate, seal and pack blobs from many threads; upload packs behind.
 
 Workers call `add` concurrently; sealing (zstd + AES-GCM, which release the GIL) runs in
-the caller's thread, packing under a short lock, uploads on a small pool. A blob is only
+the caller's thread, packing under a short lock (packs fill unlinked files: see
+pack.PackBuilder), uploads on a small pool. A blob is only
 entered in the index once its pack is stored, and index files only name stored packs:
 checkpoints during the backup, the rest in `finish`, all before the snapshot.
 """
@@ -17,7 +18,7 @@ from controller.repository.crypto import MasterKey, content_hash
 from controller.repository.heap import release_free_heap
 from controller.repository.index import BlobLocation, Index, IndexRows
 from controller.repository.object_cache import ObjectCache, save_and_keep
-from controller.repository.pack import PackBuilder
+from controller.repository.pack import FinishedPack, PackBuilder
 from controller.storage.base import Storage
 
 # A tree pack closes at 4 MiB (a data pack at the repository's pack size). A writer holds an
@@ -65,9 +66,6 @@ class BlobWriter:
         # One open pack per blob type: trees never share a pack with data, so damage to file
         # content cannot take a snapshot's directory listings with it (as in restic).
         self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
-        # Stored packs' builders, their buffers paged in, by type: a tree pack's builder that
-        # took a data pack would grow to the data pack's size.
-        self._spare_packs: dict[BlobType, list[PackBuilder]] = {BlobType.DATA: [], BlobType.TREE: []}
         self._new_entries = IndexRows()
         self._uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="upload")
         self._in_flight = threading.BoundedSemaphore(uploads)  # bounds memory held by finished packs
@@ -81,9 +79,7 @@ class BlobWriter:
     def compression_level(self) -> int:
         return self._level
 
-    def add(
-        self, type_: BlobType, blob_id: bytes, plaintext: bytes | memoryview, framed: bytes | None = None
-    ) -> bool:
+    def add(self, type_: BlobType, blob_id: bytes, plaintext: bytes | memoryview, framed: bytes | None = None) -> bool:
         """Store the blob unless already known; True if it was new. `plaintext` is sealed
         (copied) before this returns, so a view into a buffer the caller reuses is fine.
         `framed`: its frame_blob at this writer's level, when made ahead."""
@@ -100,15 +96,10 @@ class BlobWriter:
             self.bytes_added += pack.add(self._master, type_, blob_id, framed, len(plaintext))
             self.blobs_added += 1
             if pack.size >= self._pack_sizes[type_]:
-                full, self._packs[type_] = pack, self._new_pack(type_)
+                full, self._packs[type_] = pack, PackBuilder()
         if full is not None:
-            self._upload(full)
+            self._upload(type_, full)
         return True
-
-    def _new_pack(self, type_: BlobType) -> PackBuilder:
-        """A stored pack's builder when there is one (call with the lock held)."""
-        spares = self._spare_packs[type_]
-        return spares.pop() if spares else PackBuilder()
 
     def _raise_if_failed(self) -> None:
         """After an upload failed (retries exhausted or permanent), stop taking work at once
@@ -117,55 +108,63 @@ class BlobWriter:
         if failure is not None:
             raise failure
 
-    def _upload(self, builder: PackBuilder) -> None:
+    def _upload(self, type_: BlobType, builder: PackBuilder) -> None:
         self._in_flight.acquire()
         if self._failure is not None:
             self._in_flight.release()
+            builder.close()
             self._raise_if_failed()
-        data, entries = builder.finish(self._master)
-        pack_id = bytes.fromhex(content_hash(data))
+        try:
+            pack = builder.finish(self._master)
+        except BaseException:
+            self._in_flight.release()
+            builder.close()
+            raise
 
         def store() -> None:
             try:
-                pack_type = entries[0].type  # a pack holds blobs of one type
-                copies = self._objects if pack_type == BlobType.TREE else None  # data packs are not copied
-                save_and_keep(self._storage, copies, pack_key(pack_id), data)
-                data.release()
-                builder.reset()
+                copies = self._objects if type_ == BlobType.TREE else None  # data packs are not copied
+                save_and_keep(self._storage, copies, pack_key(pack.id), pack.data)
                 release_free_heap()  # a pack's worth of chunks went through the threads' heaps
-                with self._lock:
-                    self._spare_packs[pack_type].append(builder)
-                    self.saved.append(pack_key(pack_id))
-                    for entry in entries:
-                        location = BlobLocation(entry.type, pack_id, entry.offset, entry.length, entry.raw_length)
-                        self._index.add(entry.id, location)
-                        self._new_entries.add(entry.id, location)
-                        self._pending.discard(entry.id)
-                    self._packs_since_checkpoint += 1
-                    due = (
-                        self._packs_since_checkpoint >= self._checkpoint_packs
-                        or len(self._new_entries) >= self._checkpoint_entries
-                    )
-                    checkpoint = self._take_entries() if due else None
-                if checkpoint:
-                    self._write_index(checkpoint)
+                self._indexed(pack)
             except BaseException as err:
                 with self._lock:
                     self._failure = self._failure or err
                 raise
             finally:
+                builder.close()
                 self._in_flight.release()
 
         self._uploads.append(self._uploader.submit(store))
 
+    def _indexed(self, pack: FinishedPack) -> None:
+        """Enter a stored pack's blobs in the index, then write a checkpoint if one is due."""
+        with self._lock:
+            self.saved.append(pack_key(pack.id))
+            for entry in pack.entries():
+                location = BlobLocation(entry.type, pack.id, entry.offset, entry.length, entry.raw_length)
+                self._index.add(entry.id, location)
+                self._new_entries.add(entry.id, location)
+                self._pending.discard(entry.id)
+            self._packs_since_checkpoint += 1
+            due = (
+                self._packs_since_checkpoint >= self._checkpoint_packs
+                or len(self._new_entries) >= self._checkpoint_entries
+            )
+            checkpoint = self._take_entries() if due else None
+        if checkpoint:
+            self._write_index(checkpoint)
+
     def flush(self) -> None:
         """Store the partial pack and wait for every upload; raises the first upload error."""
         with self._lock:
-            open_packs = list(self._packs.values())
+            open_packs = self._packs
             self._packs = {BlobType.DATA: PackBuilder(), BlobType.TREE: PackBuilder()}
-        for pack in open_packs:
+        for type_, pack in open_packs.items():
             if len(pack):
-                self._upload(pack)
+                self._upload(type_, pack)
+            else:
+                pack.close()
         for upload in self._uploads:
             upload.result()
         self._uploads.clear()
@@ -201,3 +200,5 @@ class BlobWriter:
         for upload in self._uploads:
             upload.cancel()
         self._uploader.shutdown(wait=True, cancel_futures=True)
+        for pack in self._packs.values():
+            pack.close()

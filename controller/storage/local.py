@@ -19,7 +19,7 @@ from pathlib import Path
 
 from controller.durable import fsync_directory
 from controller.errors import ObjectNotFound, StorageError, StorageFull, StorageUnavailable
-from controller.storage.base import ObjectInfo, check_key
+from controller.storage.base import ObjectInfo, Payload, SpooledObject, check_key
 
 _PERMANENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
 _TEMP_PREFIX = ".tmp-"
@@ -45,17 +45,14 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def save(self, key: str, data: bytes | memoryview) -> bool:
+    def save(self, key: str, data: Payload) -> bool:
         path = self._path(key)
         temp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                _write_all(fd, data)
                 os.fsync(fd)
             except OSError:
                 os.close(fd)
@@ -140,3 +137,12 @@ class LocalStorage:
             return
         except OSError as err:
             raise _translate(err, f"{self.root}: removing {key}") from None
+
+
+def _write_all(fd: int, data: Payload) -> None:
+    if isinstance(data, SpooledObject):
+        data.send_to(fd)
+        return
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

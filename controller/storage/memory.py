@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from controller.errors import ObjectNotFound
-from controller.storage.base import ObjectInfo, check_key
+from controller.storage.base import ObjectInfo, Payload, check_key, payload_bytes
 
 
 class MemoryStorage:
@@ -17,12 +17,12 @@ class MemoryStorage:
         self._lock = threading.Lock()
         self._clock = clock or (lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
-    def save(self, key: str, data: bytes | memoryview) -> bool:
+    def save(self, key: str, data: Payload) -> bool:
         check_key(key)
         with self._lock:
             if key in self._objects:
                 return False
-            self._objects[key] = (bytes(data), self._clock())
+            self._objects[key] = (payload_bytes(data), self._clock())
             return True
 
     def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:

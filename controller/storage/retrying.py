@@ -19,7 +19,7 @@ from tenacity import (
 )
 
 from controller.errors import StorageUnavailable
-from controller.storage.base import ObjectInfo, Storage
+from controller.storage.base import ObjectInfo, Payload, Storage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class RetryingStorage:
     def _call(self, what: str, function: Callable[[], T]) -> T:
         return self._retrying(what)(function)
 
-    def save(self, key: str, data: bytes | memoryview) -> bool:
+    def save(self, key: str, data: Payload) -> bool:
         return self._call(f"saving {key}", lambda: self.inner.save(key, data))
 
     def load(self, key: str, offset: int = 0, length: int | None = None) -> bytes:

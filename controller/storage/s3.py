@@ -22,7 +22,7 @@ from botocore.client import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
 
 from controller.errors import ObjectNotFound, StorageError, StorageUnavailable
-from controller.storage.base import ObjectInfo, check_key
+from controller.storage.base import ObjectInfo, Payload, SpooledObject, check_key, payload_bytes, payload_parts
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _TRANSIENT = {
@@ -46,6 +46,9 @@ _EXPLAINED = {
     "PermanentRedirect": "the bucket is in another region (set region)",
     "AuthorizationHeaderMalformed": "the region does not match the bucket's (set region)",
 }
+
+
+_MD5_PART = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,35 +109,41 @@ class S3Storage:
             return StorageUnavailable(f"{where}: endpoint unreachable ({self.settings.endpoint or 'AWS'})")
         return StorageUnavailable(f"{where}: {err.__class__.__name__}")
 
-    def save(self, key: str, data: bytes | memoryview) -> bool:
+    def save(self, key: str, data: Payload) -> bool:
         full = self._key(key)
         try:
             if self._exists(full):
                 return False
             if len(data) >= self.settings.multipart_threshold:
-                self._upload_multipart(full, bytes(data))
+                self._upload_multipart(full, data)
             else:
-                digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
-                body = _sendable(data)
-                self._client.put_object(Bucket=self.settings.bucket, Key=full, Body=body, ContentMD5=digest)
+                digest = _md5(data).digest()
+                body = data.reader() if isinstance(data, SpooledObject) else data  # sent from its file
+                self._client.put_object(
+                    Bucket=self.settings.bucket, Key=full, Body=body, ContentMD5=base64.b64encode(digest).decode()
+                )
             return True
         except (ClientError, BotoCoreError) as err:
             raise self._translate(err, f"saving {key}") from None
+        except OSError as err:  # reading a SpooledObject's file: not the endpoint's fault, not retried
+            raise StorageError(f"{self.describe()}: saving {key}: its local file could not be read: {err}") from None
 
-    def _upload_multipart(self, full: str, data: bytes) -> None:
+    def _upload_multipart(self, full: str, data: Payload) -> None:
         """Upload in parts, reusing the parts an interrupted upload of the same key left behind.
 
         Keys name their content, so an abandoned upload under this key carries the same
-        bytes: a stored part whose size and MD5 match is kept, the others are sent.
+        bytes: a stored part whose size and MD5 match is kept, the others are sent. A part is
+        read from a SpooledObject only when it is sent.
         """
         bucket, size = self.settings.bucket, self.settings.part_size
-        parts = {number: data[offset : offset + size] for number, offset in enumerate(range(0, len(data), size), 1)}
+        starts = dict(enumerate(range(0, len(data), size), 1))
         upload_id, stored = self._abandoned_upload(full)
         if upload_id is None:
             upload_id = self._client.create_multipart_upload(Bucket=bucket, Key=full)["UploadId"]
 
         def send(number: int) -> dict[str, Any]:
-            part = parts[number]
+            offset = starts[number]
+            part = payload_bytes(data, offset, min(size, len(data) - offset))
             digest = hashlib.md5(part, usedforsecurity=False)
             etag = f'"{digest.hexdigest()}"'
             if stored.get(number) != (etag, len(part)):
@@ -150,7 +159,7 @@ class S3Storage:
             return {"PartNumber": number, "ETag": etag}
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            completed = list(pool.map(send, sorted(parts)))
+            completed = list(pool.map(send, sorted(starts)))
         try:
             self._client.complete_multipart_upload(
                 Bucket=bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": completed}
@@ -237,12 +246,9 @@ class S3Storage:
                 raise translated from None
 
 
-def _sendable(data: bytes | memoryview) -> bytes | bytearray:
-    """botocore sends bytes and bytearrays, not views. A pack comes as a view of its
-    builder's whole buffer, a bytearray, and is sent as that: a copy would hold another
-    16 MiB for each upload in flight. Any other view is copied."""
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data.obj, bytearray) and data.c_contiguous and data.nbytes == len(data.obj):
-        return data.obj
-    return bytes(data)
+def _md5(data: Payload) -> Any:
+    """The MD5 S3 checks the body against, read a part at a time from a SpooledObject."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for part in payload_parts(data, _MD5_PART):
+        digest.update(part)
+    return digest

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from controller.errors import StorageError, StorageFull, StorageUnavailable
-from controller.storage.base import ObjectInfo, Storage
+from controller.storage.base import ObjectInfo, Payload, Storage
 
 
 @dataclass
@@ -72,14 +72,14 @@ class FaultInjectingStorage:
         with self._lock:
             self.in_flight -= 1
 
-    def save(self, key: str, data: bytes | memoryview) -> bool:
+    def save(self, key: str, data: Payload) -> bool:
         self._enter()
         try:
             return self._save(key, data)
         finally:
             self._leave()
 
-    def _save(self, key: str, data: bytes) -> bool:
+    def _save(self, key: str, data: Payload) -> bool:
         fault = self._fault_for("save", key)
         if fault is not None:
             if fault.kind == "cut":

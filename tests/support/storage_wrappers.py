@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 
-from controller.storage.base import ObjectInfo, Storage
+from controller.storage.base import ObjectInfo, Payload, Storage
 
 
 class RecordingStorage:
@@ -16,7 +16,7 @@ class RecordingStorage:
         self.inner = inner
         self.saved: list[str] = []
 
-    def save(self, key: str, data: bytes | memoryview) -> bool:
+    def save(self, key: str, data: Payload) -> bool:
         created = self.inner.save(key, data)
         self.saved.append(key)
         return created
@@ -48,7 +48,7 @@ class CountingStorage(RecordingStorage):
         self.requests: Counter[str] = Counter()
         self.loaded: list[str] = []
 
-    def save(self, key: str, data: bytes | memoryview) -> bool:
+    def save(self, key: str, data: Payload) -> bool:
         self.requests["save"] += 1
         return super().save(key, data)
 

@@ -9,6 +9,7 @@ import random
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from controller.errors import ObjectNotFound, StorageError, StorageFull, StorageUnavailable
-from controller.storage.base import Storage
+from controller.storage.base import SpooledObject, Storage
 from controller.storage.local import LocalStorage, _translate
 from controller.storage.memory import MemoryStorage
 from controller.storage.s3 import S3Settings, S3Storage
@@ -36,15 +37,26 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         yield endpoint.storage(prefix="repos/one")
 
 
-@pytest.mark.parametrize("part", [slice(1000, 2500), slice(None)], ids=["part", "whole"])
-def test_a_saved_view_is_kept_as_it_was_when_saved(storage: Storage, part: slice) -> None:
-    """Packs are saved as views of buffers the writer reuses for the next pack (a view of
-    a whole bytearray is what S3 sends without a copy)."""
-    buffer = bytearray(os.urandom(3000))
-    stored = bytes(buffer[part])
-    assert storage.save("data/cd/cdef", memoryview(buffer)[part]) is True
-    buffer[:] = bytes(len(buffer))  # the next pack is sealed into the same buffer
-    assert storage.load("data/cd/cdef") == stored
+def spooled(folder: Path, data: bytes, trailing: bytes = b"") -> SpooledObject:
+    """`data` as the first bytes of an unlinked file (a pack as its builder hands it over),
+    followed by `trailing` bytes that are not part of it."""
+    with tempfile.TemporaryFile(dir=folder) as handle:
+        handle.write(data + trailing)
+        handle.flush()
+        return SpooledObject(os.dup(handle.fileno()), len(data))
+
+
+def test_a_spooled_object_is_stored_as_its_first_bytes_and_read_only_during_the_call(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """Packs come as unlinked files: the stored object is exactly the `size` bytes, and the
+    storage keeps nothing of the file once the call returns (its owner closes it)."""
+    data = os.urandom(300_000)
+    payload = spooled(tmp_path, data, trailing=b"not the object")
+    assert storage.save("data/cd/cdef", payload) is True
+    os.close(payload.fd)
+    assert storage.load("data/cd/cdef") == data
+    assert storage.stat("data/cd/cdef").size == len(data)
 
 
 @pytest.mark.parametrize(("location", "imported"), [("{tmp}/repo", False), ("s3://bucket/prefix", True)])
@@ -202,11 +214,12 @@ def count_part_uploads(storage: S3Storage) -> list[int]:
     return sent
 
 
-def test_s3_large_objects_go_multipart_and_read_back(s3_endpoint: S3Endpoint) -> None:
-    storage = small_parts(s3_endpoint, "big")
+@pytest.mark.parametrize("in_a_file", [False, True], ids=["bytes", "spooled"])
+def test_s3_large_objects_go_multipart_and_read_back(s3_endpoint: S3Endpoint, tmp_path: Path, in_a_file: bool) -> None:
+    storage = small_parts(s3_endpoint, f"big-{in_a_file}")
     data = random.Random(7).randbytes(22 * MiB)
-    assert storage.save("data/ab/large", data) is True
-    head = s3_endpoint.client().head_object(Bucket=storage.settings.bucket, Key="big/data/ab/large")
+    assert storage.save("data/ab/large", spooled(tmp_path, data) if in_a_file else data) is True
+    head = s3_endpoint.client().head_object(Bucket=storage.settings.bucket, Key=f"big-{in_a_file}/data/ab/large")
     assert head["ETag"].strip('"').endswith("-5")  # four 5 MiB parts and a 2 MiB one
     assert storage.load("data/ab/large") == data
     assert storage.load("data/ab/large", 10 * MiB - 10, 1000) == data[10 * MiB - 10 : 10 * MiB + 990]

@@ -20,6 +20,7 @@ from controller.repository.crypto import MasterKey
 from controller.repository.index import INDEX_AAD, BlobLocation, Index, IndexDamaged, decode_index, encode_index
 from controller.repository.writer import BlobWriter
 from controller.storage.memory import MemoryStorage
+from tests.support.processes import open_files_under
 
 PACKS = [bytes([n]) * 32 for n in range(3)]
 
@@ -189,17 +190,13 @@ def test_full_chunks_of_records_leave_memory_for_a_file_beside_the_local_cache(
     index = Index()
     for blob_id, location in entries.items():
         index.add(blob_id, location)
-    spilled = [link for link in _open_files() if link.startswith(f"{tmp_path}/")]
+    spilled = open_files_under(tmp_path)
     assert len(spilled) == 1 and spilled[0].endswith(" (deleted)"), spilled
     assert list(tmp_path.iterdir()) == []
     assert all(index.get(blob_id) == location for blob_id, location in entries.items())
     assert dict(index.items()) == entries
     del index
-    assert not [link for link in _open_files() if link.startswith(f"{tmp_path}/")]
-
-
-def _open_files() -> list[str]:
-    return [os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink()]
+    assert not open_files_under(tmp_path)
 
 
 @pytest.mark.parametrize("by_file", [False, True], ids=["one-by-one", "loaded-and-settled"])
