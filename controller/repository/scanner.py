@@ -52,6 +52,14 @@ class Listing:
         """An entry's path, as os.scandir gives it."""
         return self.path + name if self.path.endswith("/") else f"{self.path}/{name}"
 
+    def drain(self) -> Iterator[Listed]:
+        """The entries in order, each dropped from the listing as it is given: held until
+        the walk left the folder, a folder of 20,000 new files kept 7 MiB of stat results."""
+        entries = self.entries
+        entries.reverse()
+        while entries:
+            yield entries.pop()
+
     def subdirectories(self, skip: frozenset[str]) -> Iterator[tuple[Listed, str]]:
         """The entries the walk descends into, in its order: the scan follows the same."""
         for entry in self.entries:
@@ -132,8 +140,9 @@ class Scanner:
         listing = list_directory(path, self._inline_limit, self._budget)
         if self._frame_level > 0:
             listing = replace(listing, framed=self._framed(listing.entries))
+        subdirectories = [path for _, path in listing.subdirectories(self._skip)]  # the walk drains the entries
         self._put(listing)
-        for _, subdirectory in listing.subdirectories(self._skip):
+        for subdirectory in subdirectories:
             self._scan(subdirectory)
 
     def _framed(self, entries: list[Listed]) -> dict[str, bytes]:

@@ -32,6 +32,21 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, storage: Storage) ->
     assert second.snapshot.tree == first.snapshot.tree
 
 
+def test_a_backup_keeps_none_of_its_parent_trees_in_memory(tmp_path: Path, storage: Storage) -> None:
+    """The walk reads each parent tree once: kept in the repository's LRU of blobs, a day's
+    changes to a million files filled its 32 MiB where 300,000 filled half of it."""
+    make_source(tmp_path / "src")
+    first = backup(small_repository(storage), tmp_path / "src")
+    job = Repository.open(storage, PASSPHRASE)  # a new job: nothing in its LRU yet
+    backup(job, tmp_path / "src", parent=entry(job, first.id))
+    trees, unvisited = [], [first.snapshot.tree]
+    while unvisited:
+        trees.append(unvisited.pop())
+        unvisited += [node.subtree for node in job.load_tree(trees[-1], remember=False) if node.subtree]
+    assert len(trees) == 4  # the root and three folders
+    assert [tree for tree in trees if job.cache.get(bytes.fromhex(tree)) is not None] == []
+
+
 def test_changed_files_are_read_and_every_snapshot_restores_alone(tmp_path: Path, storage: Storage) -> None:
     source = tmp_path / "src"
     make_source(source)
