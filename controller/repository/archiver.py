@@ -448,7 +448,7 @@ class Archiver:
         return True
 
     def _save_tree(self, nodes: list[Node], writer: BlobWriter) -> str:
-        raw = encode_tree(nodes)
+        raw = memoryview(encode_tree(nodes))  # no bytes copy of a big folder's text
         tree_id = self.repository.master.blob_id(raw)
         writer.add(BlobType.TREE, tree_id, raw)
         return tree_id.hex()

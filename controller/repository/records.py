@@ -66,10 +66,11 @@ _TREE_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _TREE_CHUNK = 1024  # nodes turned into dicts and JSON at once
 
 
-def encode_tree(nodes: list[Node]) -> bytes:
+def encode_tree(nodes: list[Node]) -> bytearray:
     """The bytes of json.dumps({"nodes": [...]}) (a tree's id is the hash of them), made
     `_TREE_CHUNK` nodes at a time: every node's dict and the whole text at once peaked at
-    105 MiB beside a folder of 100,000 files' nodes; in parts, 56 (the text and its copy)."""
+    105 MiB beside a folder of 100,000 files' nodes; in parts, 56 (the text and its copy).
+    Given as the bytearray it was made in: a bytes copy was 25 MB more at that peak."""
     ordered = sorted(nodes, key=lambda n: n.name)
     out = bytearray(b'{"nodes":[')
     for start in range(0, len(ordered), _TREE_CHUNK):
@@ -78,11 +79,43 @@ def encode_tree(nodes: list[Node]) -> bytes:
         chunk = _TREE_ENCODER.encode([n.to_json() for n in ordered[start : start + _TREE_CHUNK]])
         out += chunk[1:-1].encode()
     out += b"]}"
-    return bytes(out)
+    return out
+
+
+_TREE_DECODER = json.JSONDecoder()
+_TREE_START, _TREE_END = '{"nodes":[', "]}"
+_DECODE_WHOLE = 1024 * 1024  # a tree up to this size is decoded at once, a larger one a node at a time
 
 
 def decode_tree(raw: bytes) -> list[Node]:
-    return [Node.from_json(item) for item in json.loads(raw)["nodes"]]
+    """The nodes of a tree's JSON. A big one is read a node at a time: decoded at once, a
+    folder of 100,000 files gave 74 MiB of dicts before the first node was made (and the
+    scan of the same folder was listing beside it)."""
+    if len(raw) <= _DECODE_WHOLE:
+        return [Node.from_json(item) for item in json.loads(raw)["nodes"]]
+    text = raw.decode()
+    del raw  # the caller's plaintext: its last reference when the call was `decode_tree(load_blob(...))`
+    nodes = _decode_by_node(text)
+    return nodes if nodes is not None else [Node.from_json(item) for item in json.loads(text)["nodes"]]
+
+
+def _decode_by_node(text: str) -> list[Node] | None:
+    """The nodes of the compact JSON `encode_tree` writes; None for any other form of it
+    (whitespace, more keys), which is then decoded at once."""
+    if not text.startswith(_TREE_START) or not text.endswith(_TREE_END):
+        return None
+    nodes, position, end = [], len(_TREE_START), len(text) - len(_TREE_END)
+    try:
+        while position < end:
+            item, position = _TREE_DECODER.raw_decode(text, position)
+            nodes.append(Node.from_json(item))
+            if text[position] == ",":
+                position += 1
+            elif position != end:
+                return None
+    except (ValueError, TypeError):  # malformed JSON, or an item that is no node: json.loads says which
+        return None
+    return nodes
 
 
 @dataclass
