@@ -11,7 +11,7 @@ import pytest
 
 from controller.catalog.catalog import Catalog
 from controller.catalog.models import BackupStatus
-from controller.errors import StorageFull
+from controller.errors import StorageError, StorageFull
 from controller.reconciler.backup_run import BackupRequest
 from controller.storage.local import LocalStorage
 from tests.support.repository import random_bytes, small_repository, write_tree
@@ -48,4 +48,32 @@ def test_a_backup_that_fills_the_disk_gives_the_space_back_and_the_next_one_succ
     write_tree(source, {"config.yaml": b"small: true\n"})
     row = back_up(catalog, repository, request)
     assert row.status == BackupStatus.COMPLETED
+    catalog.close()
+
+
+def test_a_backup_whose_scratch_disk_fills_fails_naming_it_and_gives_the_space_back(
+    tmp_path: Path, tiny_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packs fill unlinked files beside the local cache. When that disk is full the backup
+    fails with one line naming the folder and what to do (an OSError there would have
+    passed for the files being read as unreadable, and the backup gone on), no snapshot
+    is made, and the space is back."""
+    monkeypatch.setenv("LIFEBOAT_CACHE_DIR", str(tiny_disk))
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    repository = small_repository(LocalStorage(tmp_path / "repo"), pack_size=4 * 1024 * 1024)  # more than the disk
+    source = tmp_path / "srv"
+    write_tree(source, {f"photo{i}.jpg": random_bytes(60 + i, 400_000) for i in range(10)})  # 4 MB, incompressible
+    request = BackupRequest(app=None, storage="tiny", policy="platform", paths=[str(source)])
+
+    with pytest.raises(StorageError) as caught:
+        back_up(catalog, repository, request)
+
+    assert str(caught.value) == (
+        f"packs being filled (a few pack sizes) cannot be kept in {tiny_disk}: No space left on device; "
+        "free room there or set LIFEBOAT_CACHE_DIR to a folder on a disk with room"
+    )
+    assert shutil.disk_usage(tiny_disk).used <= 64 * 1024
+    assert not list(repository.storage.list("snapshots/"))
+    (failed,) = catalog.list_backups()
+    assert failed.status == BackupStatus.FAILED
     catalog.close()
