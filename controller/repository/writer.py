@@ -21,10 +21,10 @@ from controller.repository.object_cache import ObjectCache, save_and_keep
 from controller.repository.pack import FinishedPack, PackBuilder
 from controller.storage.base import Storage
 
-# A tree pack closes at 4 MiB (a data pack at the repository's pack size). A writer holds an
-# open pack of each type and two being stored: a million small files changed a little
-# still rewrite every directory's tree, 52 MB of them, and three 16 MiB tree packs at once
-# made that backup's peak grow by half from 300,000 files to a million.
+# A tree pack closes at 4 MiB (a data pack at the repository's pack size): a job on a cold
+# cache copies a whole tree pack to read one tree of it. (Chosen when packs were filled in
+# memory, where three 16 MiB tree packs at once made a day's backup of a million small
+# files peak half again above 300,000's.)
 TREE_PACK_SIZE = 4 * 1024 * 1024
 
 
