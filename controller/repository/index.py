@@ -14,9 +14,9 @@ four bytes of the id (their top byte chooses one of 256 tables) above the record
 number. An entry added one at a time (a backup's) goes to an open-addressing table, which
 grows alone, by half, once 60 % of its slots are taken, so no growth builds a copy of all
 of them at once. The entries a load merges are settled after each file that leaves
-`_SETTLE_AT` or more in the open tables, and at its end: each table's slots move to a
-sorted array of exactly 8 bytes an entry, searched by bisection, and the table starts
-empty again. A lookup compares those four bytes first and reads a record only when
+`_SETTLE_AT` or more in the open tables, and a quarter as many as are settled, and at
+its end: each table's slots move to a sorted array of exactly 8 bytes an entry, searched
+by bisection, and the table starts empty again. A lookup compares those four bytes first and reads a record only when
 they match, so an absent id (most of a first backup's lookups) costs no system call and a
 present one costs one `pread` of 48 bytes.
 
@@ -60,7 +60,7 @@ _TABLE_SHIFT = 32 - _TABLE_BITS
 _FIRST_SLOTS = 8
 _FULL = 0.6  # a table grows past this share of its slots taken, by half
 _SPREAD = 1.15  # a table's share of a known count, with room for chance (1.6 % deviation at a million)
-_SETTLE_AT = 1 << 16  # entries a load leaves in the open tables before it settles them (1.4 MiB)
+_SETTLE_AT = 1 << 16  # entries a load leaves in the open tables before it settles them (1.4 MiB), at least
 _CHUNK_BITS = 14  # 16,384 records (768 KiB) a chunk
 _CHUNK_MASK = (1 << _CHUNK_BITS) - 1
 _CHUNK_BYTES = _RECORD.size << _CHUNK_BITS
@@ -133,7 +133,7 @@ class Index:
                 continue
             with self._lock:
                 self._merge(packs, rows)
-                if self._entries.open_count() >= _SETTLE_AT:
+                if self._entries.settling_due():
                     self._entries.settle()
         with self._lock:
             self._entries.settle()
@@ -244,9 +244,12 @@ class _EntryTable:
         _place(self._tables[table], hashed << _NUMBER_BITS | self.count)
         self._held[table] += 1
 
-    def open_count(self) -> int:
-        """Entries in the open tables (not settled)."""
-        return sum(self._held)
+    def settling_due(self) -> bool:
+        """True once the open tables hold `_SETTLE_AT` entries and a quarter as many as are
+        settled: a settle copies every settled slot, so a fixed step would make a load of
+        ten million entries settle 150 times (34 s); a growing one settles some 20 times."""
+        held = sum(self._held)
+        return held >= max(_SETTLE_AT, (self.count - held) // 4)
 
     def reserve(self, more: int) -> None:
         """Grow the open tables, where needed, to hold their share of `more` entries beside
