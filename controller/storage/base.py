@@ -7,6 +7,7 @@ ObjectNotFound, StorageUnavailable (transient, retried) or StorageError (permane
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -43,7 +44,7 @@ class SpooledObject:
         wanted = self.size - offset if length is None else length
         data = os.pread(self.fd, wanted, offset)
         if len(data) != wanted:
-            raise OSError(f"its file ended early ({len(data)} of {wanted} bytes at {offset})")
+            raise OSError(errno.EIO, f"its file ended early ({len(data)} of {wanted} bytes at {offset})")
         return data
 
     def parts(self, part_size: int) -> Iterator[bytes]:
@@ -60,7 +61,7 @@ class SpooledObject:
         while sent < self.size:
             copied = os.sendfile(fd, self.fd, sent, self.size - sent)
             if not copied:
-                raise OSError(f"its file ended early ({sent} of {self.size} bytes)")
+                raise OSError(errno.EIO, f"its file ended early ({sent} of {self.size} bytes)")
             sent += copied
 
 
