@@ -25,9 +25,11 @@ peak grow by a third from 300,000 to a million files. The open tables cost 16 to
 a loaded blob (a million: 21.6 MiB), the settled arrays 8, which kept a restore's peak
 within 11 % from 300,000 to a million files. Settled only at the load's end, the open
 tables held every loaded entry until then: the peak of a day's backup of a million
-files. Settled as the load goes, a million entries still load in 2.1 s. A dict of id →
-location objects costs some 300 bytes a blob, and no library offers a compact bytes →
-struct map that spills to disk, so it is written here.
+files. Settled as the load goes, a load peaks at half the memory (four million entries:
+41 against 89 MiB); a million entries load in the same 2.0 s, but ten million in 1,000
+files take 30 s against 23 (each of the load's lookups then bisects the settled slots).
+A dict of id → location objects costs some 300 bytes a blob, and no library offers a
+compact bytes → struct map that spills to disk, so it is written here.
 """
 
 from __future__ import annotations
