@@ -19,14 +19,23 @@ from controller.repository.object_cache import scratch_parent
 
 class ScratchFile:
     def __init__(self, holds: str) -> None:
-        """`holds`: what the file is for, as a message's subject ("packs being filled")."""
+        """`holds`: what the file is for, as a message's subject ("packs being filled").
+        A cache folder that refuses the file (read-only, another user's) leaves it to the
+        system's temporary folder: a backup must not fail where it can go on."""
         self._holds = holds
-        self._folder = scratch_parent() or Path(tempfile.gettempdir())
-        try:
-            # lives as long as its owner, not a block: no context manager
-            self._file = tempfile.TemporaryFile(prefix="lifeboat-", dir=self._folder)  # noqa: SIM115
-        except OSError as err:
-            raise self._failed(err.strerror) from None
+        system = Path(tempfile.gettempdir())
+        self._folder = scratch_parent() or system
+        refused: str | None = None
+        for folder in dict.fromkeys([self._folder, system]):
+            try:
+                # lives as long as its owner, not a block: no context manager
+                self._file = tempfile.TemporaryFile(prefix="lifeboat-", dir=folder)  # noqa: SIM115
+            except OSError as err:
+                refused = refused or err.strerror
+                continue
+            self._folder = folder
+            return
+        raise self._failed(refused)
 
     def fileno(self) -> int:
         return self._file.fileno()

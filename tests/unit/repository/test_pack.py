@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +94,29 @@ def test_a_full_scratch_disk_is_a_storage_error_naming_the_folder(
         f"packs being filled (a few pack sizes) cannot be kept in {tmp_path}: No space left on device; "
         "free room there or set LIFEBOAT_CACHE_DIR to a folder on a disk with room"
     )
+
+
+def test_a_cache_folder_that_refuses_the_file_leaves_it_to_the_system_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache folder that is read-only or another user's (root ignores modes, so the
+    refusal is injected) must not fail a backup that can go on in $TMPDIR."""
+    cache, system = tmp_path / "cache", tmp_path / "tmp"
+    system.mkdir()
+    monkeypatch.setenv("LIFEBOAT_CACHE_DIR", str(cache))
+    monkeypatch.setattr(tempfile, "tempdir", str(system))
+    made = tempfile.TemporaryFile
+
+    def refused_in_the_cache(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("dir") == cache:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused_in_the_cache)
+    master, builder = MasterKey.generate(), PackBuilder()
+    content = os.urandom(10_000)
+    blob_id = add(builder, master, content)
+    pack = builder.finish(master)
+    assert read_back(master, pack.data.read()) == {blob_id: content}
+    assert [link.endswith(" (deleted)") for link in open_files_under(system)] == [True]
+    builder.close()
