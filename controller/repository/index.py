@@ -16,9 +16,9 @@ grows alone, by half, once 60 % of its slots are taken, so no growth builds a co
 of them at once. The entries a load merges are settled after each file that leaves
 `_SETTLE_AT` or more in the open tables, and a quarter as many as are settled, and at
 its end: each table's slots move to a sorted array of exactly 8 bytes an entry, searched
-by bisection, and the table starts empty again. A lookup compares those four bytes first and reads a record only when
-they match, so an absent id (most of a first backup's lookups) costs no system call and a
-present one costs one `pread` of 48 bytes.
+by bisection, and the table starts empty again. A lookup compares those four bytes first
+and reads a record only when they match, so an absent id (most of a first backup's
+lookups) costs no system call and a present one costs one `pread` of 48 bytes.
 
 Why: the records held in memory (46 to 63 bytes a blob) made a backup's or restore's
 peak grow by a third from 300,000 to a million files. The open tables cost 16 to 21 bytes

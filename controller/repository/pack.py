@@ -55,7 +55,7 @@ class PackBuilder:
     one pack per builder, closed once stored."""
 
     def __init__(self) -> None:
-        self._staging = bytearray(_STAGING)
+        self._staging = bytearray()  # made at the first blob: a writer swaps in builders it may never fill
         self._staged = 0
         self._header = bytearray()
         self._hasher = content_hasher()
@@ -67,6 +67,8 @@ class PackBuilder:
         """Seal `framed` (see blobs.frame_blob) with the blob id as AAD at the pack's end;
         the sealed length. Raises StorageError when the pack's file cannot be written."""
         length = sealed_size(len(framed))
+        if not self._staging:
+            self._staging = bytearray(_STAGING)
         if self._staged + length > len(self._staging):
             self._flush()
         if length > len(self._staging):  # a big blob goes to the file alone

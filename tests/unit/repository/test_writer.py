@@ -17,8 +17,8 @@ from tests.support.repository import backup, random_bytes, small_repository, tre
 def test_tree_packs_close_at_their_own_smaller_size_and_never_hold_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A writer holds an open pack of each type and two being stored: tree packs close
-    small, so that a backup rewriting every directory's tree holds little of them."""
+    """Tree packs close at their own size (a job on a cold cache copies a whole tree pack
+    to read one tree of it), data packs at the pack size, and no pack mixes the two."""
     monkeypatch.setattr(writer, "TREE_PACK_SIZE", 8 * 1024)
     mail = {f"user{u}/cur/{random_bytes(n, 12).hex()}.mail": random_bytes(n, 300) for u in range(40) for n in range(25)}
     files = {**mail, "disk.img": random_bytes(7, 600_000)}
